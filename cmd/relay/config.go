@@ -1,0 +1,140 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/sfu"
+	"github.com/lianmai/relay/signaling"
+)
+
+// Config is every setting of the relay. Each comes from a flag, or from its
+// RELAY_* environment variable when the flag is not given, or else from
+// its default. docs/configuration.md lists them.
+type Config struct {
+	HTTPAddr        string
+	UDPAddr         string
+	AnnounceIPs     []string
+	Loopback        bool
+	Seats           int
+	Grace           time.Duration
+	QueueSize       int
+	GOGC            int
+	MemoryLimit     int64 // 0 automatic, <0 none
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+}
+
+// errHelp is returned for -h: usage was printed, exit 0.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads args, with getenv for the RELAY_* fallbacks. Usage and
+// errors go to out.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var announce, memLimit, logLevel string
+	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP listen address: the page at /, the WebSocket at /ws, /metrics, /healthz, /readyz")
+	fs.StringVar(&c.UDPAddr, "udp", ":50000", "UDP listen address for all WebRTC media (one port for every peer); an empty host listens on every interface")
+	fs.StringVar(&announce, "announce-ip", "", "comma-separated public IPs to announce instead of the host's own (1:1 NAT, e.g. a cloud instance's public IP)")
+	fs.BoolVar(&c.Loopback, "loopback", false, "use loopback addresses only (127.0.0.1), mDNS off: tests and demos on one machine")
+	fs.IntVar(&c.Seats, "seats", sfu.DefaultSeats, "publishers (hosts plus guests) per room")
+	fs.DurationVar(&c.Grace, "grace", sfu.DefaultGracePeriod, "how long a participant whose connection failed is kept before it is removed (reason timeout)")
+	fs.IntVar(&c.QueueSize, "queue", sfu.DefaultQueueSize, "packets queued per subscriber before the oldest is dropped")
+	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))
+	fs.StringVar(&memLimit, "gomemlimit", "", "soft memory limit, e.g. 1GiB; empty: GOMEMLIMIT, else 90% of the cgroup limit, else none; \"none\" for none")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "on SIGINT/SIGTERM, how long clients get to be closed before the relay exits")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+
+	// Environment first, so that command-line flags override it.
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "RELAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(envErrs...); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q; see relay -h", fs.Arg(0))
+	}
+
+	for _, ip := range strings.Split(announce, ",") {
+		if ip = strings.TrimSpace(ip); ip == "" {
+			continue
+		}
+		if net.ParseIP(ip) == nil {
+			return c, fmt.Errorf("-announce-ip: %q is not an IP address", ip)
+		}
+		c.AnnounceIPs = append(c.AnnounceIPs, ip)
+	}
+	switch strings.ToLower(memLimit) {
+	case "":
+	case "none", "off":
+		c.MemoryLimit = -1
+	default:
+		n, err := gctune.ParseBytes(memLimit)
+		if err != nil {
+			return c, fmt.Errorf("-gomemlimit: %w", err)
+		}
+		c.MemoryLimit = n
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return c, fmt.Errorf("-log-level: %q: want debug, info, warn or error", logLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("-log-format: %q: want text or json", c.LogFormat)
+	}
+	if c.Seats < 1 {
+		return c, fmt.Errorf("-seats: %d: a room needs at least one seat", c.Seats)
+	}
+	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 {
+		return c, errors.New("-grace, -queue and -shutdown-timeout must be positive")
+	}
+	if c.GOGC < -1 {
+		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
+	}
+	return c, nil
+}
+
+func (c Config) sfuConfig() sfu.Config {
+	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace, QueueSize: c.QueueSize}
+}
+
+func (c Config) signalingConfig(log *slog.Logger) signaling.Config {
+	return signaling.Config{Logger: log}
+}
+
+func (c Config) gcConfig() gctune.Config {
+	return gctune.Config{GOGC: c.GOGC, MemoryLimit: c.MemoryLimit}
+}
+
+func (c Config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+

@@ -1,0 +1,151 @@
+// Command relay is Lianmai Relay: WebSocket signaling and a WebRTC SFU for
+// live co-streaming audio. Run `relay -h` for its settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/sfu"
+	"github.com/lianmai/relay/signaling"
+	"github.com/lianmai/relay/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, nil))
+}
+
+// run is the whole relay. It returns the exit code once a signal (or, in
+// tests, ready's context) ends it. ready, if not nil, receives the HTTP
+// address once the relay serves.
+func run(args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "relay: %v\n", err)
+		return 2
+	}
+	log := cfg.logger(stderr)
+
+	if _, err := gctune.Apply(cfg.gcConfig(), log); err != nil {
+		log.Error("GC settings refused; fix -gogc / -gomemlimit or the GOGC / GOMEMLIMIT environment", "err", err)
+		return 2
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gctune.NewCollector(),
+	)
+
+	udp, err := sfu.ListenUDP(cfg.UDPAddr, cfg.Loopback)
+	if err != nil {
+		log.Error("cannot open the media port; choose another with -udp", "err", err)
+		return 1
+	}
+	sc := cfg.sfuConfig()
+	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
+	sc.Metrics = sfu.NewMetrics(reg)
+	sc.Logger = log
+	media, err := sfu.New(sc)
+	if err != nil {
+		_ = udp.Close()
+		log.Error("cannot start the media server", "err", err)
+		return 1
+	}
+	sig := signaling.NewServer(signaling.Params{Config: cfg.signalingConfig(log), SFU: media, Registry: reg})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = media.Close()
+		log.Error("cannot listen for HTTP; choose another address with -http", "err", err)
+		return 1
+	}
+	var shuttingDown atomic.Bool
+	srv := &http.Server{
+		Handler:           routes(sig, reg, &shuttingDown),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("relay serving", "http", addr, "page", pageURL(addr), "udp", cfg.UDPAddr, "loopback", cfg.Loopback, "announce_ips", cfg.AnnounceIPs)
+	if ready != nil {
+		ready <- addr
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	select {
+	case s := <-signals:
+		log.Info("shutting down", "signal", s.String(), "timeout", cfg.ShutdownTimeout)
+	case err := <-served:
+		log.Error("HTTP server failed", "err", err)
+		_ = sig.Shutdown(context.Background())
+		return 1
+	}
+
+	// A second signal exits at once.
+	go func() {
+		s := <-signals
+		log.Warn("second signal; exiting now", "signal", s.String())
+		os.Exit(1)
+	}()
+	shuttingDown.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	if err := sig.Shutdown(ctx); err != nil {
+		log.Warn("some sessions did not close in time", "err", err)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// routes is the relay's HTTP surface.
+func routes(sig *signaling.Server, reg *prometheus.Registry, shuttingDown *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", sig)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if shuttingDown.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/", web.Handler())
+	return mux
+}
+
+// pageURL is where a person on this machine opens the page.
+func pageURL(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	return "http://localhost:" + port
+}
+

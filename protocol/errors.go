@@ -1,0 +1,23 @@
+package protocol
+
+// Error codes (docs/protocol.md, "Errors").
+const (
+	CodeBadRequest   = "bad_request"  // not JSON, not an object, unknown type, missing or malformed field, bad SDP
+	CodeUnauthorized = "unauthorized" // missing, expired or bad token; the connection is then closed with 1008
+	CodeForbidden    = "forbidden"    // the participant's role may not do this
+	CodeNotFound     = "not_found"    // the named participant is not in the room
+	CodeRoomFull     = "room_full"    // the room's participant limit or its seats are exhausted
+	CodeConflict     = "conflict"     // join sent twice, a second outstanding request
+	CodeInternal     = "internal"     // anything else; the server keeps running
+	CodeShuttingDown = "shutting_down"
+)
+
+// WebSocket close codes the relay uses.
+const (
+	CloseNormal        = 1000 // after leave
+	CloseUnsupported   = 1003 // a binary frame
+	ClosePolicy        = 1008 // a message other than join or ping before join; unauthorized
+	CloseTooBig        = 1009 // a frame over MaxMessageSize
+	CloseGoingAway     = 1001 // the relay is shutting down
+	CloseInternalError = 1011
+)

@@ -1,0 +1,201 @@
+package protocol
+
+// Version is the protocol version the relay speaks.
+const Version = 1
+
+// MaxMessageSize is the largest text frame either side may send.
+const MaxMessageSize = 64 << 10
+
+// Message types, client to server.
+const (
+	TypeJoin       = "join"
+	TypeOffer      = "offer"
+	TypeAnswer     = "answer"
+	TypeCandidate  = "candidate"
+	TypeMicRequest = "mic_request"
+	TypeMicInvite  = "mic_invite"
+	TypeMicAccept  = "mic_accept"
+	TypeMicReject  = "mic_reject"
+	TypeMicRelease = "mic_release"
+	TypeMute       = "mute"
+	TypeKick       = "kick"
+	TypeLeave      = "leave"
+	TypePing       = "ping"
+)
+
+// Message types, server to client (offer, answer and candidate go both ways).
+const (
+	TypeJoined            = "joined"
+	TypeParticipantJoined = "participant_joined"
+	TypeParticipantLeft   = "participant_left"
+	TypeTrackPublished    = "track_published"
+	TypeTrackUnpublished  = "track_unpublished"
+	TypeRoleChanged       = "role_changed"
+	TypeMicRequested      = "mic_requested"
+	TypeMicInvited        = "mic_invited"
+	TypeMicRejected       = "mic_rejected"
+	TypeMuted             = "muted"
+	TypeKicked            = "kicked"
+	TypeSpeakers          = "speakers"
+	TypeAudience          = "audience"
+	TypePong              = "pong"
+	TypeError             = "error"
+)
+
+// Peer connection names.
+const (
+	PCSub = "sub" // offered by the server; carries what the participant receives
+	PCPub = "pub" // offered by the client; carries what the participant sends
+)
+
+// Roles.
+const (
+	RoleHost     = "host"
+	RoleGuest    = "guest"
+	RoleAudience = "audience"
+)
+
+// Reasons in participant_left.
+const (
+	ReasonLeft     = "left"
+	ReasonKicked   = "kicked"
+	ReasonTimeout  = "timeout"
+	ReasonReplaced = "replaced"
+)
+
+// Header is the part every message has. ID is set on client messages that
+// want their reply or error matched, and echoed on that reply or error.
+type Header struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Join is the first message of a session.
+type Join struct {
+	Header
+	Room    string `json:"room"`
+	Name    string `json:"name"`
+	Role    string `json:"role,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Version *int   `json:"version,omitempty"`
+}
+
+// SessionDescription is an offer or an answer, on pc "pub" or "sub".
+// Header.Type says which.
+type SessionDescription struct {
+	Header
+	PC  string `json:"pc"`
+	SDP string `json:"sdp"`
+}
+
+// ICECandidate is a trickled ICE candidate, as the browser's
+// RTCIceCandidateInit has it.
+type ICECandidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// Candidate carries one ICE candidate, or nil for the end of candidates.
+type Candidate struct {
+	Header
+	PC        string        `json:"pc"`
+	Candidate *ICECandidate `json:"candidate"`
+}
+
+// Targeted is a client message that names a participant: mic_invite,
+// mic_accept, mic_reject, mic_release and kick.
+type Targeted struct {
+	Header
+	Participant string `json:"participant,omitempty"`
+}
+
+// Mute asks the server to stop (or resume) forwarding a participant's audio.
+type Mute struct {
+	Header
+	Participant string `json:"participant"`
+	Muted       *bool  `json:"muted"`
+}
+
+// Participant describes a participant in joined and participant_joined.
+type Participant struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// Track describes a published track.
+type Track struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+}
+
+// ParticipantState is a participant as joined.participants lists it.
+type ParticipantState struct {
+	Participant
+	Muted  bool    `json:"muted"`
+	Tracks []Track `json:"tracks"`
+}
+
+// Joined answers join.
+type Joined struct {
+	Header
+	Version      int                `json:"version"`
+	Room         string             `json:"room"`
+	Participant  Participant        `json:"participant"`
+	Participants []ParticipantState `json:"participants"`
+	Audience     int                `json:"audience"`
+}
+
+// ParticipantJoined announces a participant.
+type ParticipantJoined struct {
+	Header
+	Participant Participant `json:"participant"`
+}
+
+// ParticipantLeft announces that a participant is gone, and why.
+type ParticipantLeft struct {
+	Header
+	Participant string `json:"participant"`
+	Reason      string `json:"reason"`
+}
+
+// TrackPublished announces a track, to everyone in the room.
+type TrackPublished struct {
+	Header
+	Participant string `json:"participant"`
+	Track       Track  `json:"track"`
+}
+
+// TrackUnpublished announces that a track ended.
+type TrackUnpublished struct {
+	Header
+	Participant string `json:"participant"`
+	Track       string `json:"track"`
+}
+
+// RoleChanged announces a participant's new role.
+type RoleChanged struct {
+	Header
+	Participant string `json:"participant"`
+	Role        string `json:"role"`
+}
+
+// Audience is the number of audience members in the room.
+type Audience struct {
+	Header
+	Count int `json:"count"`
+}
+
+// Error reports a failed client message. ID is the ID of the message that
+// caused it, when it had one.
+type Error struct {
+	Header
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// MessageHeader returns the header; every message type has it through
+// embedding, so code can read any message's type and id.
+func (h Header) MessageHeader() Header { return h }

@@ -1,0 +1,123 @@
+package sfu
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/webrtc/v4"
+)
+
+// opusCodec is the only codec the relay negotiates: Opus at 48 kHz, asking
+// for 10 ms frames with in-band FEC, and NACK so that lost packets can be
+// repaired from the relay's history.
+var opusCodec = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType:     webrtc.MimeTypeOpus,
+		ClockRate:    48000,
+		Channels:     2,
+		SDPFmtpLine:  "minptime=10;useinbandfec=1",
+		RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}},
+	},
+	PayloadType: 111,
+}
+
+// newAPI builds the pion API every peer connection of the relay shares.
+func newAPI(cfg ICEConfig) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("register opus: %w", err)
+	}
+
+	// Interceptors: NACK generation toward publishers and receiver reports
+	// on pub; sender reports on sub. NACKs from subscribers are served by
+	// the relay's own per-track history (history.go), not by pion's
+	// per-sender responder, which would copy every packet once per
+	// subscriber.
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("nack generator: %w", err)
+	}
+	ir.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("receiver reports: %w", err)
+	}
+	ir.Add(rr)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("sender reports: %w", err)
+	}
+	ir.Add(sr)
+
+	se := webrtc.SettingEngine{}
+	if cfg.UDPMux != nil {
+		se.SetICEUDPMux(cfg.UDPMux)
+	}
+	if cfg.Loopback {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if len(cfg.AnnounceIPs) > 0 {
+		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        cfg.AnnounceIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("announce IPs %v: %w", cfg.AnnounceIPs, err)
+		}
+	}
+	return webrtc.NewAPI(
+		webrtc.WithMediaEngine(me),
+		webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se),
+	), nil
+}
+
+// ListenUDP opens the one UDP port all peers' media goes through. addr is
+// host:port; an empty or unspecified host listens on every interface (on
+// the same port), a specific host on that address only. With loopback,
+// loopback interfaces are included.
+func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("UDP address %q: want host:port, e.g. :50000 or 127.0.0.1:0: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("UDP address %q: bad port %q", addr, portStr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if port == 0 {
+			return nil, fmt.Errorf("UDP address %q: listening on every interface needs a fixed port", addr)
+		}
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6)}
+		if loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("listen UDP on port %d: %w", port, err)
+		}
+		return mux, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil, fmt.Errorf("UDP address %q: host must be an IP address: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
+	if err != nil {
+		return nil, fmt.Errorf("listen UDP on %s: %w", addr, err)
+	}
+	return ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}), nil
+}

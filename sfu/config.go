@@ -1,0 +1,64 @@
+package sfu
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pion/ice/v4"
+)
+
+// Config is what the sfu needs from the relay's configuration.
+type Config struct {
+	// Seats is how many publishers (hosts plus guests) a room holds.
+	Seats int
+	// GracePeriod is how long a participant whose WebSocket or ICE
+	// transport failed is kept before it is removed with reason timeout.
+	GracePeriod time.Duration
+	// QueueSize is the length, in packets, of each subscriber's send
+	// queue; a full queue drops its oldest packet.
+	QueueSize int
+	// ICE says how peers reach the relay.
+	ICE ICEConfig
+	// Metrics, nil for a private set nobody scrapes (tests).
+	Metrics *Metrics
+	// Logger, nil for slog.Default().
+	Logger *slog.Logger
+}
+
+// ICEConfig says how peers reach the relay.
+type ICEConfig struct {
+	// UDPMux carries every peer's media on one UDP port (see ListenUDP).
+	// The sfu closes it on Close.
+	UDPMux ice.UDPMux
+	// AnnounceIPs replaces the relay's host candidates' addresses (1:1
+	// NAT: a cloud instance's public IP).
+	AnnounceIPs []string
+	// Loopback gathers loopback candidates only, with mDNS off: tests and
+	// demos on one machine.
+	Loopback bool
+}
+
+// Defaults for zero Config fields.
+const (
+	DefaultSeats       = 9
+	DefaultGracePeriod = 10 * time.Second
+	DefaultQueueSize   = 128 // 1.28 s of one 10 ms track; a burst of several tracks
+)
+
+func (c *Config) setDefaults() {
+	if c.Seats <= 0 {
+		c.Seats = DefaultSeats
+	}
+	if c.GracePeriod <= 0 {
+		c.GracePeriod = DefaultGracePeriod
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

@@ -1,0 +1,177 @@
+package sfu
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// downTrack is one published track as one subscriber receives it: the
+// relay's own webrtc.TrackLocal, written by the subscriber's writer
+// goroutine with a header rewritten for this subscriber.
+type downTrack struct {
+	up     *upTrack
+	sub    *subscriber
+	owner  *Participant // the subscriber, for its join latency
+	sender *webrtc.RTPSender
+
+	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
+
+	// seqOffset maps the publisher's sequence numbers to this subscriber's
+	// (out = in + seqOffset). Written by the writer, read by the RTCP loop
+	// to map NACKs back.
+	seqOffset atomic.Uint32
+
+	// Owned by the writer goroutine.
+	hdr        rtp.Header
+	started    bool
+	inSSRC     uint32
+	tsOffset   uint32
+	lastOutSeq uint16
+	lastOutTS  uint32
+	lastWrite  int64 // nanotime of the last live write
+	sampled    uint32
+}
+
+// binding is what pion negotiated for this track on the subscriber's
+// connection.
+type binding struct {
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+var errNoCodec = errors.New("no common codec")
+
+// resumeGap is how long a track may pause before its sequence numbers are
+// rebased on resume, so that the subscriber sees a continuous stream
+// rather than a burst of loss.
+const resumeGap = 200e6 // ns
+
+func newDownTrack(up *upTrack, owner *Participant) *downTrack {
+	return &downTrack{up: up, sub: owner.sub, owner: owner}
+}
+
+// ID, StreamID, RID and Kind implement webrtc.TrackLocal: the track id is
+// the one in track_published, the stream id the publisher's participant id.
+func (d *downTrack) ID() string                { return d.up.id }
+func (d *downTrack) StreamID() string          { return d.up.owner.id }
+func (d *downTrack) RID() string               { return "" }
+func (d *downTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// Bind implements webrtc.TrackLocal.
+func (d *downTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if c.MimeType == opusCodec.MimeType {
+			d.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, errNoCodec
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(nil)
+	return nil
+}
+
+// write sends q's packet to the subscriber. Called by the writer only.
+func (d *downTrack) write(q queued) {
+	m := d.sub.m
+	b := d.bound.Load()
+	if b == nil {
+		m.dropNotNegotiated.Inc()
+		return
+	}
+	raw := q.pkt.Bytes()
+	f, ok := parseRTP(raw)
+	if !ok {
+		m.dropMalformed.Inc()
+		return
+	}
+	now := nanotime()
+	seq := f.seq + uint16(d.seqOffset.Load())
+	if q.rtxSeq < 0 {
+		switch {
+		case !d.started:
+			d.started, d.inSSRC = true, f.ssrc
+		case f.ssrc != d.inSSRC:
+			// A new stream from the publisher (it reconnected): continue
+			// this subscriber's numbering where it stopped.
+			d.inSSRC = f.ssrc
+			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
+			elapsed := uint32((now - d.lastWrite) * int64(opusCodec.ClockRate) / 1e9)
+			d.tsOffset = d.lastOutTS + elapsed - f.ts
+		case now-d.lastWrite > resumeGap && seq != d.lastOutSeq+1 && seq-d.lastOutSeq < 0x8000:
+			// The stream paused and resumed: hide the gap in sequence
+			// numbers (timestamps keep the real time elapsed).
+			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
+		}
+		seq = f.seq + uint16(d.seqOffset.Load())
+	} else {
+		seq = uint16(q.rtxSeq)
+	}
+	h := &d.hdr
+	h.Version = 2
+	h.Padding = f.padding
+	h.Marker = f.marker
+	h.PayloadType = b.pt
+	h.SequenceNumber = seq
+	h.Timestamp = f.ts + d.tsOffset
+	h.SSRC = b.ssrc
+	payload := raw[f.payloadOffset:]
+	if _, err := b.w.WriteRTP(h, payload); err != nil {
+		m.dropWriteFailed.Inc()
+		return
+	}
+	m.PacketsOut.Inc()
+	m.BytesOut.Add(float64(len(payload)))
+	if q.rtxSeq >= 0 {
+		return
+	}
+	d.lastOutSeq, d.lastOutTS, d.lastWrite = seq, h.Timestamp, now
+	if d.sampled++; d.sampled%16 == 1 && q.pkt.ReadAt != 0 {
+		m.ForwardLatency.Observe(float64(now-q.pkt.ReadAt) / 1e9)
+	}
+	d.owner.firstMediaWritten()
+}
+
+// rtcpLoop reads what the subscriber sends about this track and serves its
+// NACKs from the publisher's history. It ends when the sender closes.
+func (d *downTrack) rtcpLoop() {
+	for {
+		pkts, _, err := d.sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if n, ok := p.(*rtcp.TransportLayerNack); ok {
+				for _, pair := range n.Nacks {
+					pair.Range(func(seq uint16) bool {
+						d.serveNACK(seq)
+						return true
+					})
+				}
+			}
+		}
+	}
+}
+
+// serveNACK queues a retransmission of the packet the subscriber knows as
+// seq, if the history still has it.
+func (d *downTrack) serveNACK(seq uint16) {
+	m := d.sub.m
+	m.NACKsReceived.Inc()
+	pkt := d.up.hist.get(seq - uint16(d.seqOffset.Load()))
+	if pkt == nil {
+		m.NACKsMissed.Inc()
+		return
+	}
+	d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: int32(seq)})
+	pkt.Release()
+	m.NACKsServed.Inc()
+}

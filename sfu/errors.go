@@ -1,0 +1,23 @@
+package sfu
+
+import "errors"
+
+// Errors returned by Join and the Participant methods. Signaling maps each
+// to a protocol error code; wrapped errors add context with %w.
+var (
+	// ErrRoomFull: the room has no free seat for a publisher, or has
+	// reached its participant limit, or the relay its room limit.
+	ErrRoomFull = errors.New("room is full")
+	// ErrForbidden: the participant's role may not do this.
+	ErrForbidden = errors.New("forbidden for this role")
+	// ErrBadDescription: an SDP offer or answer the relay cannot use.
+	ErrBadDescription = errors.New("bad session description")
+	// ErrBadCandidate: an ICE candidate the relay cannot parse or add.
+	ErrBadCandidate = errors.New("bad ICE candidate")
+	// ErrNoOffer: an answer on sub when the relay has no offer outstanding.
+	ErrNoOffer = errors.New("no offer is outstanding on this connection")
+	// ErrShuttingDown: the relay is shutting down and takes no new joins.
+	ErrShuttingDown = errors.New("relay is shutting down")
+	// ErrClosed: the participant has left.
+	ErrClosed = errors.New("participant has left")
+)

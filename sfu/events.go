@@ -1,0 +1,131 @@
+package sfu
+
+import "github.com/pion/webrtc/v4"
+
+// Sink receives what the sfu must tell one participant's client. The
+// signaling session implements it.
+type Sink interface {
+	// Send queues ev for the client. It must not block and must not call
+	// back into the sfu: the sfu calls it with a room lock held, which is
+	// what keeps each client's events in order.
+	Send(ev Event)
+	// Close ends the client's connection: the participant was removed by
+	// the relay (timeout, shutdown). reason is one of the Reason constants.
+	Close(reason Reason)
+}
+
+// Event is one of the *Event types below.
+type Event interface{ isEvent() }
+
+// Role is what a participant may do in a room.
+type Role string
+
+// Roles.
+const (
+	RoleHost     Role = "host"     // publishes and moderates
+	RoleGuest    Role = "guest"    // publishes: a co-streamer on the mic
+	RoleAudience Role = "audience" // receives only
+)
+
+// publishes reports whether the role takes a seat and may publish.
+func (r Role) publishes() bool { return r == RoleHost || r == RoleGuest }
+
+// Reason says why a participant left.
+type Reason string
+
+// Reasons for leaving.
+const (
+	ReasonLeft     Reason = "left"
+	ReasonKicked   Reason = "kicked"
+	ReasonTimeout  Reason = "timeout"
+	ReasonReplaced Reason = "replaced"
+	// ReasonShutdown is not sent as participant_left (the whole room goes);
+	// it tells Sink.Close why the connection ends.
+	ReasonShutdown Reason = "shutdown"
+)
+
+// PC names a participant's peer connection.
+type PC string
+
+// Peer connections.
+const (
+	Sub PC = "sub" // offered by the relay; what the participant receives
+	Pub PC = "pub" // offered by the client; what the participant sends
+)
+
+// Info is a participant as others see it.
+type Info struct {
+	ID   string
+	Name string
+	Role Role
+}
+
+// TrackInfo is a published track.
+type TrackInfo struct {
+	ID   string
+	Kind string // "audio" (later "video")
+}
+
+// State is a participant with what it publishes, for JoinedEvent.
+type State struct {
+	Info
+	Muted  bool
+	Tracks []TrackInfo
+}
+
+// JoinedEvent is the first event of every participant.
+type JoinedEvent struct {
+	RequestID string // the join message's id
+	Room      string
+	Self      Info
+	Others    []State // the participants this one may see (see Presence)
+	Audience  int
+}
+
+// ParticipantJoinedEvent announces a participant now visible to the receiver.
+type ParticipantJoinedEvent struct{ Participant Info }
+
+// ParticipantLeftEvent announces that a visible participant is gone.
+type ParticipantLeftEvent struct {
+	ID     string
+	Reason Reason
+}
+
+// TrackPublishedEvent announces a track; everyone gets it.
+type TrackPublishedEvent struct {
+	Participant string
+	Track       TrackInfo
+}
+
+// TrackUnpublishedEvent announces that a track ended.
+type TrackUnpublishedEvent struct {
+	Participant string
+	Track       string
+}
+
+// AudienceEvent carries the room's audience count, at most once a second.
+type AudienceEvent struct{ Count int }
+
+// DescriptionEvent is an SDP offer (on sub) or answer (on pub) for the
+// client. RequestID is the id of the offer an answer replies to.
+type DescriptionEvent struct {
+	RequestID string
+	PC        PC
+	Type      webrtc.SDPType // offer or answer
+	SDP       string
+}
+
+// CandidateEvent is one of the relay's ICE candidates; nil marks the end.
+type CandidateEvent struct {
+	PC        PC
+	Candidate *webrtc.ICECandidateInit
+}
+
+func (JoinedEvent) isEvent()            {}
+func (ParticipantJoinedEvent) isEvent() {}
+func (ParticipantLeftEvent) isEvent()   {}
+func (TrackPublishedEvent) isEvent()    {}
+func (TrackUnpublishedEvent) isEvent()  {}
+func (AudienceEvent) isEvent()          {}
+func (DescriptionEvent) isEvent()       {}
+func (CandidateEvent) isEvent()         {}

@@ -1,0 +1,254 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Participant is one client in a room. Signaling calls its exported methods
+// from the client's session; they are safe for concurrent use.
+type Participant struct {
+	id, name string
+	room     *Room
+	sfu      *SFU
+	sink     Sink
+	log      *slog.Logger
+	sub      *subscriber
+
+	joinedAt   time.Time // when the join arrived, for the join latency
+	joinReqID  string    // the join message's id
+	firstMedia atomic.Bool
+
+	// Guarded by room.mu.
+	role   Role
+	tracks []*upTrack // published, live
+	gone   bool       // removed from the room; never set back
+	grace  *time.Timer
+
+	// The sub connection. Lock order: negMu before room.mu.
+	negMu            sync.Mutex
+	subPC            *webrtc.PeerConnection
+	down             map[*upTrack]*downTrack // guarded by negMu
+	offerOutstanding bool                    // guarded by negMu
+	needOffer        bool                    // guarded by negMu: changes wait for the next offer
+	syncQueued       atomic.Bool
+
+	pubMu sync.Mutex
+	pubPC *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
+
+	subGate, pubGate candidateGate
+	closeOnce        sync.Once
+}
+
+// ID is the participant's id.
+func (p *Participant) ID() string { return p.id }
+
+// Role is the participant's current role.
+func (p *Participant) Role() Role {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.role
+}
+
+func (p *Participant) info() Info { return Info{ID: p.id, Name: p.name, Role: p.role} }
+
+func (p *Participant) isGone() bool {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.gone
+}
+
+func (p *Participant) gate(pc PC) *candidateGate {
+	if pc == Pub {
+		return &p.pubGate
+	}
+	return &p.subGate
+}
+
+// newPeerConnection creates one of p's connections with the handlers both
+// share.
+func (p *Participant) newPeerConnection(pc PC) (*webrtc.PeerConnection, error) {
+	conn, err := p.sfu.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
+	}
+	conn.OnICECandidate(p.gate(pc).onLocal)
+	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateFailed {
+			p.log.Info("ICE transport failed", "pc", pc)
+			p.Disconnected()
+		}
+	})
+	return conn, nil
+}
+
+// Offer handles the client's offer on pub: the answer goes to the sink as
+// a DescriptionEvent carrying reqID, then the relay's pub candidates.
+func (p *Participant) Offer(reqID, sdp string) error {
+	p.room.mu.Lock()
+	role, gone := p.role, p.gone
+	p.room.mu.Unlock()
+	if gone {
+		return ErrClosed
+	}
+	if !role.publishes() {
+		return fmt.Errorf("%w: %s may not publish; only hosts and guests do", ErrForbidden, role)
+	}
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if p.pubPC == nil {
+		conn, err := p.newPeerConnection(Pub)
+		if err != nil {
+			return err
+		}
+		conn.OnTrack(p.onTrack)
+		p.pubPC = conn
+	}
+	err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadDescription, err)
+	}
+	answer, err := p.pubPC.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("%w: cannot answer: %v", ErrBadDescription, err)
+	}
+	if err := p.pubPC.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("set pub answer: %w", err)
+	}
+	p.sink.Send(DescriptionEvent{RequestID: reqID, PC: Pub, Type: webrtc.SDPTypeAnswer, SDP: withPtime(answer.SDP)})
+	p.pubGate.setLocalReady()
+	p.pubGate.setRemoteReady(p.pubPC)
+	return nil
+}
+
+// Answer completes the relay's outstanding offer on sub.
+func (p *Participant) Answer(sdp string) error {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.isGone() {
+		return ErrClosed
+	}
+	if !p.offerOutstanding {
+		return ErrNoOffer
+	}
+	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadDescription, err)
+	}
+	p.offerOutstanding = false
+	p.subGate.setRemoteReady(p.subPC)
+	if p.needOffer {
+		p.offerLocked()
+	}
+	return nil
+}
+
+// AddCandidate adds one of the client's ICE candidates; nil (the end of
+// candidates) is accepted and needs nothing.
+func (p *Participant) AddCandidate(pc PC, c *webrtc.ICECandidateInit) error {
+	if c == nil {
+		return nil
+	}
+	if pc == Pub {
+		p.pubMu.Lock()
+		conn := p.pubPC
+		p.pubMu.Unlock()
+		return p.pubGate.addRemote(conn, *c)
+	}
+	return p.subGate.addRemote(p.subPC, *c)
+}
+
+// Leave removes the participant at its own request.
+func (p *Participant) Leave() { p.remove(ReasonLeft) }
+
+// Disconnected starts the grace period after the client's WebSocket or ICE
+// transport failed: unless it is removed otherwise first, the participant
+// is removed with reason timeout when the period ends.
+func (p *Participant) Disconnected() {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	if p.gone || p.grace != nil {
+		return
+	}
+	p.grace = time.AfterFunc(p.sfu.cfg.GracePeriod, func() { p.remove(ReasonTimeout) })
+}
+
+// remove takes p out of its room, tells the others, and closes its
+// connections. Only the first call does anything.
+func (p *Participant) remove(reason Reason) {
+	if !p.room.remove(p, reason) {
+		return
+	}
+	p.close()
+	if reason != ReasonLeft {
+		p.sink.Close(reason)
+	}
+}
+
+// close stops forwarding to p and closes its peer connections.
+func (p *Participant) close() {
+	p.closeOnce.Do(func() {
+		p.negMu.Lock()
+		for up, d := range p.down {
+			up.removeSubscriber(d)
+		}
+		clear(p.down)
+		p.negMu.Unlock()
+		p.sub.stop()
+
+		p.pubMu.Lock()
+		pub := p.pubPC
+		p.pubMu.Unlock()
+		if pub != nil {
+			if err := pub.Close(); err != nil {
+				p.log.Debug("close pub", "err", err)
+			}
+		}
+		if err := p.subPC.Close(); err != nil {
+			p.log.Debug("close sub", "err", err)
+		}
+	})
+}
+
+// firstMediaWritten records the join latency at the first media packet
+// written to p. Called by the writer for every packet: the common case is
+// one atomic load.
+func (p *Participant) firstMediaWritten() {
+	if !p.firstMedia.Load() && p.firstMedia.CompareAndSwap(false, true) {
+		p.sfu.cfg.Metrics.JoinLatency.Observe(time.Since(p.joinedAt).Seconds())
+	}
+}
+
+// onTrack is the pub connection's OnTrack handler: it publishes the track
+// and forwards it until it ends. pion runs it in a goroutine of its own.
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	if remote.Kind() != webrtc.RTPCodecTypeAudio {
+		p.log.Info("ignoring a non-audio track", "kind", remote.Kind())
+		_ = receiver.Stop()
+		return
+	}
+	t := newUpTrack(p, "audio")
+	if !p.room.publish(p, t) {
+		_ = receiver.Stop()
+		return
+	}
+	go drainRTCP(receiver)
+	t.readLoop(remote, p.sfu.cfg.Metrics)
+	p.room.unpublish(p, t)
+}
+
+// drainRTCP reads the publisher's RTCP (sender reports) so that pion's
+// interceptors see it and its buffer never fills. It ends with the
+// receiver.
+func drainRTCP(r *webrtc.RTPReceiver) {
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
+		}
+	}
+}

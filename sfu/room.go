@@ -1,0 +1,216 @@
+package sfu
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// Room is a set of participants who hear each other. It exists from its
+// first join until its last participant leaves.
+type Room struct {
+	name string
+	sfu  *SFU
+
+	mu           sync.Mutex
+	participants []*Participant // in join order
+	seats        int            // publishers (hosts and guests)
+	audience     int
+	gone         bool // removed from the relay; a join must find or make another
+
+	audienceSent  int // the count last sent
+	audienceAt    time.Time
+	audienceTimer *time.Timer
+}
+
+// audienceInterval is the least time between two audience events.
+const audienceInterval = time.Second
+
+// visible reports whether viewer is told about subject (Presence): hosts
+// and guests are visible to all, audience members to hosts only.
+func visible(subject, viewer *Participant) bool {
+	return subject.role.publishes() || viewer.role == RoleHost
+}
+
+// join adds p, sends it JoinedEvent and tells those who may see it. false
+// if the room is gone (try another).
+func (r *Room) join(p *Participant) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
+		return false, nil
+	}
+	if p.role.publishes() && r.seats >= r.sfu.cfg.Seats {
+		return true, ErrRoomFull
+	}
+	r.participants = append(r.participants, p)
+	r.countLocked(p.role, +1)
+
+	ev := JoinedEvent{RequestID: p.joinReqID, Room: r.name, Self: p.info(), Audience: r.audience}
+	for _, q := range r.participants {
+		if q == p || !visible(q, p) {
+			continue
+		}
+		st := State{Info: q.info(), Tracks: []TrackInfo{}}
+		for _, t := range q.tracks {
+			st.Tracks = append(st.Tracks, t.info())
+		}
+		ev.Others = append(ev.Others, st)
+	}
+	p.sink.Send(ev)
+	for _, q := range r.participants {
+		if q != p && visible(p, q) {
+			q.sink.Send(ParticipantJoinedEvent{Participant: p.info()})
+		}
+	}
+	r.audienceChangedLocked()
+	return true, nil
+}
+
+// countLocked updates seats, audience and the participant gauges.
+func (r *Room) countLocked(role Role, delta int) {
+	if role.publishes() {
+		r.seats += delta
+	} else {
+		r.audience += delta
+	}
+	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(role)).Add(float64(delta))
+}
+
+// remove takes p out of the room and tells the others; false if it was
+// already gone. The last one out removes the room.
+func (r *Room) remove(p *Participant, reason Reason) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.gone {
+		return false
+	}
+	p.gone = true
+	if p.grace != nil {
+		p.grace.Stop()
+	}
+	r.participants = slices.DeleteFunc(r.participants, func(q *Participant) bool { return q == p })
+	r.countLocked(p.role, -1)
+	tell := reason != ReasonShutdown
+	for _, t := range p.tracks {
+		t.close()
+		r.sfu.cfg.Metrics.Tracks.Dec()
+		if tell {
+			r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
+		}
+	}
+	hadTracks := len(p.tracks) > 0
+	p.tracks = nil
+	for _, q := range r.participants {
+		if tell && visible(p, q) {
+			q.sink.Send(ParticipantLeftEvent{ID: p.id, Reason: reason})
+		}
+		if hadTracks {
+			q.requestSync()
+		}
+	}
+	if len(r.participants) == 0 {
+		r.gone = true
+		if r.audienceTimer != nil {
+			r.audienceTimer.Stop()
+		}
+		r.sfu.removeRoom(r)
+		return true
+	}
+	if tell {
+		r.audienceChangedLocked()
+	}
+	return true
+}
+
+// publish adds t to p's tracks and tells everyone; false if p may not
+// publish (any more).
+func (r *Room) publish(p *Participant, t *upTrack) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.gone || !p.role.publishes() {
+		return false
+	}
+	p.tracks = append(p.tracks, t)
+	r.sfu.cfg.Metrics.Tracks.Inc()
+	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: t.info()})
+	for _, q := range r.participants {
+		if q != p {
+			q.requestSync()
+		}
+	}
+	return true
+}
+
+// unpublish ends t, if p still has it, and tells everyone.
+func (r *Room) unpublish(p *Participant, t *upTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.Index(p.tracks, t)
+	if i < 0 {
+		return
+	}
+	p.tracks = slices.Delete(p.tracks, i, i+1)
+	t.close()
+	r.sfu.cfg.Metrics.Tracks.Dec()
+	r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
+	for _, q := range r.participants {
+		if q != p {
+			q.requestSync()
+		}
+	}
+}
+
+// tracksFor is the set of live tracks p should receive: everyone else's.
+// ok is false once p is gone.
+func (r *Room) tracksFor(p *Participant) (map[*upTrack]struct{}, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.gone {
+		return nil, false
+	}
+	want := make(map[*upTrack]struct{})
+	for _, q := range r.participants {
+		if q == p {
+			continue
+		}
+		for _, t := range q.tracks {
+			want[t] = struct{}{}
+		}
+	}
+	return want, true
+}
+
+func (r *Room) sendAllLocked(ev Event) {
+	for _, q := range r.participants {
+		q.sink.Send(ev)
+	}
+}
+
+// audienceChangedLocked sends the audience count to everyone if it
+// changed, at most once per audienceInterval.
+func (r *Room) audienceChangedLocked() {
+	if r.audience == r.audienceSent || r.audienceTimer != nil {
+		return
+	}
+	if wait := audienceInterval - time.Since(r.audienceAt); wait > 0 {
+		r.audienceTimer = time.AfterFunc(wait, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.audienceTimer = nil
+			if !r.gone {
+				r.audienceChangedLocked()
+			}
+		})
+		return
+	}
+	r.audienceSent, r.audienceAt = r.audience, time.Now()
+	r.sendAllLocked(AudienceEvent{Count: r.audience})
+}
+
+// snapshot lists the room's participants.
+func (r *Room) snapshot() []*Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.participants)
+}

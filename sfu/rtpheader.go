@@ -1,0 +1,45 @@
+package sfu
+
+import "encoding/binary"
+
+// rtpFields are what the writer needs from a packet's fixed header, parsed
+// without allocating (rtp.Header.Unmarshal allocates for extensions).
+type rtpFields struct {
+	marker  bool
+	padding bool
+	seq     uint16
+	ts      uint32
+	ssrc    uint32
+	// payloadOffset is where the payload (and any padding) starts: after
+	// the CSRCs and the header extension, which the relay does not forward
+	// because their ids are negotiated per connection.
+	payloadOffset int
+}
+
+// parseRTP reads b's RTP header. ok is false for anything that is not a
+// well-formed RTP version 2 packet.
+func parseRTP(b []byte) (f rtpFields, ok bool) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return f, false
+	}
+	off := 12 + 4*int(b[0]&0x0f)
+	if b[0]&0x10 != 0 {
+		if len(b) < off+4 {
+			return f, false
+		}
+		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
+	}
+	if off > len(b) {
+		return f, false
+	}
+	f.padding = b[0]&0x20 != 0
+	if f.padding && (off == len(b) || int(b[len(b)-1]) > len(b)-off) {
+		return f, false
+	}
+	f.marker = b[1]&0x80 != 0
+	f.seq = binary.BigEndian.Uint16(b[2:])
+	f.ts = binary.BigEndian.Uint32(b[4:])
+	f.ssrc = binary.BigEndian.Uint32(b[8:])
+	f.payloadOffset = off
+	return f, true
+}

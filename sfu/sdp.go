@@ -1,0 +1,35 @@
+package sfu
+
+import "strings"
+
+// withPtime adds a=ptime:10 to every audio m-section of sdp that lacks a
+// ptime. Chromium sends 10 ms Opus frames only when the description it
+// receives asks for them; pion does not write ptime itself, so the relay
+// adds it to the text it sends (pion's own copy needs no ptime).
+func withPtime(sdp string) string {
+	lines := strings.SplitAfter(sdp, "\n")
+	var b strings.Builder
+	b.Grow(len(sdp) + 64)
+	inAudio, hasPtime := false, false
+	flush := func() {
+		if inAudio && !hasPtime {
+			b.WriteString("a=ptime:10\r\n")
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "m=") {
+			flush()
+			inAudio, hasPtime = strings.HasPrefix(l, "m=audio "), false
+		} else if strings.HasPrefix(l, "a=ptime:") {
+			hasPtime = true
+		}
+		if l != "" {
+			b.WriteString(l)
+		}
+	}
+	if len(lines) > 0 && !strings.HasSuffix(sdp, "\n") && sdp != "" {
+		b.WriteString("\r\n")
+	}
+	flush()
+	return b.String()
+}

@@ -1,0 +1,148 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// SFU holds the relay's rooms.
+type SFU struct {
+	cfg Config
+	api *webrtc.API
+	log *slog.Logger
+
+	mu      sync.Mutex
+	rooms   map[string]*Room
+	closing bool
+}
+
+// New creates the SFU. It owns cfg.ICE.UDPMux from now on.
+func New(cfg Config) (*SFU, error) {
+	cfg.setDefaults()
+	api, err := newAPI(cfg.ICE)
+	if err != nil {
+		return nil, err
+	}
+	return &SFU{cfg: cfg, api: api, log: cfg.Logger, rooms: make(map[string]*Room)}, nil
+}
+
+// JoinParams describes a join.
+type JoinParams struct {
+	Room, Name string
+	Role       Role
+	Sink       Sink
+	RequestID  string    // the join message's id, echoed in JoinedEvent
+	ReceivedAt time.Time // when the join arrived; zero for now
+}
+
+// Join adds a participant to a room (creating the room if needed). The
+// sink gets JoinedEvent, then the first sub offer, before Join returns.
+func (s *SFU) Join(jp JoinParams) (*Participant, error) {
+	if jp.ReceivedAt.IsZero() {
+		jp.ReceivedAt = time.Now()
+	}
+	p := &Participant{
+		id:        newID("p_"),
+		name:      jp.Name,
+		role:      jp.Role,
+		sfu:       s,
+		sink:      jp.Sink,
+		sub:       newSubscriber(s.cfg.QueueSize, s.cfg.Metrics),
+		joinedAt:  jp.ReceivedAt,
+		joinReqID: jp.RequestID,
+		down:      make(map[*upTrack]*downTrack),
+		needOffer: true,
+	}
+	p.log = s.log.With("room", jp.Room, "participant", p.id)
+	p.subGate = candidateGate{pc: Sub, sink: jp.Sink, log: p.log}
+	p.pubGate = candidateGate{pc: Pub, sink: jp.Sink, log: p.log}
+	sub, err := p.newPeerConnection(Sub)
+	if err != nil {
+		return nil, err
+	}
+	// A data channel gives the first offer an m-section, so that ICE and
+	// DTLS complete at join time rather than when the first track appears.
+	if _, err := sub.CreateDataChannel("relay", nil); err != nil {
+		_ = sub.Close()
+		return nil, fmt.Errorf("create data channel: %w", err)
+	}
+	p.subPC = sub
+
+	for {
+		r, err := s.room(jp.Room)
+		if err != nil {
+			_ = sub.Close()
+			return nil, err
+		}
+		p.room = r
+		ok, err := r.join(p)
+		if err != nil {
+			_ = sub.Close()
+			return nil, fmt.Errorf("join room %s: %w", jp.Room, err)
+		}
+		if ok {
+			break
+		}
+	}
+	go p.sub.writeLoop()
+	p.runSync()
+	return p, nil
+}
+
+// room finds or creates the named room.
+func (s *SFU) room(name string) (*Room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, ErrShuttingDown
+	}
+	r := s.rooms[name]
+	if r == nil {
+		r = &Room{name: name, sfu: s}
+		s.rooms[name] = r
+		s.cfg.Metrics.Rooms.Inc()
+	}
+	return r, nil
+}
+
+// removeRoom forgets r; called with r.mu held (lock order: room, then sfu).
+func (s *SFU) removeRoom(r *Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+		s.cfg.Metrics.Rooms.Dec()
+	}
+}
+
+// Close refuses new joins, removes every participant (their sinks are
+// closed with ReasonShutdown) and releases the UDP port.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, r := range rooms {
+		for _, p := range r.snapshot() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p.remove(ReasonShutdown)
+			}()
+		}
+	}
+	wg.Wait()
+	if s.cfg.ICE.UDPMux != nil {
+		return s.cfg.ICE.UDPMux.Close()
+	}
+	return nil
+}

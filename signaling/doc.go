@@ -1,0 +1,11 @@
+// Package signaling serves the relay's WebSocket signaling API, protocol
+// version 1 (docs/protocol.md): one session per WebSocket, which decodes
+// client messages (package protocol), drives the sfu, and sends the sfu's
+// events back as protocol messages.
+//
+// Each session has two goroutines: the reader, which handles messages one
+// at a time in order, and the writer, which owns the connection's writes
+// (messages from a bounded queue, pings, the closing frame). A client that
+// does not read fast enough overflows its queue and is disconnected; it
+// never blocks its room.
+package signaling

@@ -1,0 +1,124 @@
+package signaling
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lianmai/relay/protocol"
+	"github.com/lianmai/relay/sfu"
+)
+
+// handle handles one client message; false ends the session.
+func (s *session) handle(data []byte) bool {
+	received := time.Now()
+	msg, err := protocol.Decode(data)
+	if err != nil {
+		var de *protocol.DecodeError
+		errors.As(err, &de)
+		s.sendError(de.ID, protocol.CodeBadRequest, de.Reason)
+		if s.p == nil {
+			s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
+			return false
+		}
+		return true
+	}
+	if s.p == nil {
+		return s.handleBeforeJoin(msg, received)
+	}
+	switch m := msg.(type) {
+	case *protocol.Ping:
+		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
+	case *protocol.Join:
+		s.sendError(m.ID, protocol.CodeConflict, "already joined; send leave and open a new connection to join another room")
+	case *protocol.SessionDescription:
+		if m.Type == protocol.TypeOffer {
+			s.reply(m.ID, s.p.Offer(m.ID, m.SDP))
+		} else {
+			s.reply(m.ID, s.p.Answer(m.SDP))
+		}
+	case *protocol.Candidate:
+		s.reply(m.ID, s.p.AddCandidate(sfu.PC(m.PC), fromProtocol(m.Candidate)))
+	case *protocol.Leave:
+		s.p.Leave()
+		s.closeWith(protocol.CloseNormal, "left")
+		return false
+	case *protocol.MicRequest:
+		s.notYet(m.ID, m.Type)
+	case *protocol.Targeted:
+		s.notYet(m.ID, m.Type)
+	case *protocol.Mute:
+		s.notYet(m.ID, m.Type)
+	}
+	return true
+}
+
+func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
+	switch m := msg.(type) {
+	case *protocol.Ping:
+		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
+		return true
+	case *protocol.Join:
+		p, err := s.srv.sfu.Join(sfu.JoinParams{
+			Room:       m.Room,
+			Name:       m.Name,
+			Role:       sfu.Role(m.Role),
+			Sink:       s,
+			RequestID:  m.ID,
+			ReceivedAt: received,
+		})
+		if err != nil {
+			s.reply(m.ID, err)
+			return true // the client may try again, e.g. as audience
+		}
+		s.p = p
+		s.log = s.log.With("room", m.Room, "participant", p.ID())
+		return true
+	}
+	s.sendError(idOf(msg), protocol.CodeBadRequest, "the first message must be join (or ping)")
+	s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
+	return false
+}
+
+// notYet answers the co-streaming messages this version does not handle.
+func (s *session) notYet(id, typ string) {
+	s.sendError(id, protocol.CodeBadRequest, fmt.Sprintf("%s is not supported by this relay yet (the mic workflow, mute and kick come in a later version)", typ))
+}
+
+// reply sends the error err maps to, if any.
+func (s *session) reply(id string, err error) {
+	if err == nil {
+		return
+	}
+	code, text := errorCode(err)
+	if code == protocol.CodeInternal {
+		s.log.Error("request failed", "err", err)
+	}
+	s.sendError(id, code, text)
+}
+
+// errorCode maps an sfu error to its protocol code and the message shown to
+// the client.
+func errorCode(err error) (code, text string) {
+	switch {
+	case errors.Is(err, sfu.ErrRoomFull):
+		return protocol.CodeRoomFull, "the room is full: every seat (publisher slot) is taken; join as audience or try later"
+	case errors.Is(err, sfu.ErrForbidden):
+		return protocol.CodeForbidden, err.Error()
+	case errors.Is(err, sfu.ErrBadDescription), errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, sfu.ErrNoOffer):
+		return protocol.CodeBadRequest, err.Error()
+	case errors.Is(err, sfu.ErrShuttingDown):
+		return protocol.CodeShuttingDown, "the relay is shutting down; reconnect (to another relay) in a moment"
+	case errors.Is(err, sfu.ErrClosed):
+		return protocol.CodeInternal, "the participant has already been removed; rejoin"
+	}
+	return protocol.CodeInternal, "internal error; the relay keeps running, try again"
+}
+
+// idOf is a decoded message's id.
+func idOf(msg any) string {
+	if h, ok := msg.(interface{ MessageHeader() protocol.Header }); ok {
+		return h.MessageHeader().ID
+	}
+	return ""
+}

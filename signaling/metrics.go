@@ -1,0 +1,23 @@
+package signaling
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	sessions prometheus.Gauge
+	errors   *prometheus.CounterVec // by code
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_signaling_sessions", Help: "Open WebSocket signaling sessions.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_signaling_errors_total", Help: "error messages sent to clients, by code.",
+		}, []string{"code"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.errors)
+	}
+	return m
+}

@@ -1,0 +1,194 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lianmai/relay/protocol"
+	"github.com/lianmai/relay/sfu"
+)
+
+// session is one client's WebSocket. It implements sfu.Sink.
+type session struct {
+	srv  *Server
+	conn *websocket.Conn
+	log  *slog.Logger
+
+	out  chan []byte   // owned by writeLoop; never closed; Send adds without blocking
+	done chan struct{} // closed by closeWith: the writer sends the close frame and ends
+
+	closeOnce sync.Once
+	closeCode int    // set once by closeWith, before done is closed
+	closeText string // likewise
+
+	// Owned by the reader goroutine.
+	p *sfu.Participant // nil until joined
+}
+
+func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
+	return &session{
+		srv:  srv,
+		conn: conn,
+		log:  srv.log.With("remote", remote),
+		out:  make(chan []byte, srv.cfg.SendQueue),
+		done: make(chan struct{}),
+	}
+}
+
+// run serves the session until the connection ends.
+func (s *session) run() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	s.readLoop()
+	s.closeWith(protocol.CloseNormal, "")
+	<-writerDone
+	if s.p != nil {
+		// The WebSocket is gone without a leave: keep the participant for
+		// the grace period (a no-op if it was already removed).
+		s.p.Disconnected()
+	}
+}
+
+func (s *session) readLoop() {
+	s.conn.SetReadLimit(protocol.MaxMessageSize)
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.SilenceTimeout))
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.SilenceTimeout))
+	})
+	for {
+		typ, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.closeWith(protocol.CloseTooBig, "message larger than 64 KiB")
+			}
+			return
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.SilenceTimeout))
+		if typ != websocket.TextMessage {
+			s.closeWith(protocol.CloseUnsupported, "binary frames are not part of the protocol; send JSON text frames")
+			return
+		}
+		if !s.handleSafely(data) {
+			return
+		}
+	}
+}
+
+// handleSafely handles one message; false ends the session. A panic in a
+// handler is a bug: it is logged with the session and ends this session
+// only.
+func (s *session) handleSafely(data []byte) (keep bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in session handler; closing the session", "participant", s.participantID(), "panic", r, "stack", string(debug.Stack()))
+			s.sendError("", protocol.CodeInternal, "internal error; the session is closed, please rejoin")
+			if s.p != nil {
+				s.p.Leave()
+			}
+			s.closeWith(protocol.CloseInternalError, "internal error")
+			keep = false
+		}
+	}()
+	return s.handle(data)
+}
+
+func (s *session) participantID() string {
+	if s.p == nil {
+		return ""
+	}
+	return s.p.ID()
+}
+
+// writeLoop owns the connection's writes. It ends after sending the close
+// frame, and closes the connection, which ends the reader.
+func (s *session) writeLoop() {
+	defer s.conn.Close()
+	ping := time.NewTicker(s.srv.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case msg := <-s.out:
+			if !s.write(msg) {
+				return
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				return
+			}
+		case <-s.done:
+			for { // what was queued before the close goes first
+				select {
+				case msg := <-s.out:
+					if !s.write(msg) {
+						return
+					}
+					continue
+				default:
+				}
+				break
+			}
+			frame := websocket.FormatCloseMessage(s.closeCode, s.closeText)
+			_ = s.conn.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+func (s *session) write(msg []byte) bool {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return s.conn.WriteMessage(websocket.TextMessage, msg) == nil
+}
+
+// closeWith ends the session with a close frame; the first call wins.
+func (s *session) closeWith(code int, text string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeText = code, text
+		close(s.done)
+	})
+}
+
+// send queues a message for the client without blocking. A client too slow
+// to take its messages is disconnected.
+func (s *session) send(msg any) {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		s.log.Error("encode message", "err", err)
+		return
+	}
+	select {
+	case s.out <- data:
+	default:
+		s.log.Warn("client does not read its messages; disconnecting", "participant", s.participantID(), "queued", len(s.out))
+		s.closeWith(protocol.ClosePolicy, "send queue overflow: the client did not read its messages")
+	}
+}
+
+func (s *session) sendError(id, code, text string) {
+	s.srv.m.errors.WithLabelValues(code).Inc()
+	s.send(protocol.Error{Header: protocol.Header{Type: protocol.TypeError, ID: id}, Code: code, Message: text})
+}
+
+// Send implements sfu.Sink.
+func (s *session) Send(ev sfu.Event) {
+	if msg := message(ev); msg != nil {
+		s.send(msg)
+	}
+}
+
+// Close implements sfu.Sink: the relay removed the participant.
+func (s *session) Close(reason sfu.Reason) {
+	switch reason {
+	case sfu.ReasonShutdown:
+		s.closeWith(protocol.CloseGoingAway, "relay is shutting down")
+	default:
+		s.closeWith(protocol.CloseNormal, string(reason))
+	}
+}
