@@ -27,7 +27,9 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Config says how to join. URL, Room and Name are required.
+// Config says how to join. Only URL is required; Room, Name, Role and
+// Token are sent as given (the relay validates them), so tests can send bad
+// ones.
 type Config struct {
 	URL   string // ws://127.0.0.1:port/ws
 	Room  string

@@ -41,7 +41,8 @@ func opusCapability(withNACK bool) webrtc.RTPCodecCapability {
 // newAPI builds the pion API for one peer connection. forSub adds
 // cfg.ReceiveInterceptor first in the chain, so that it sits between the
 // network and the NACK generator and receiver reports: packets it drops
-// look lost to them.
+// look lost to them. It also turns off SRTP replay protection then, which
+// would otherwise refuse the retransmission of a packet SRTP already saw.
 func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
@@ -79,6 +80,12 @@ func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.
 
 	se := webrtc.SettingEngine{}
 	se.SetNet(knet)
+	if forSub && cfg.ReceiveInterceptor != nil {
+		// A packet the interceptor drops has already passed SRTP, so its
+		// retransmission (same SSRC and sequence number) would be refused
+		// as a replay and the simulated loss could never be repaired.
+		se.DisableSRTPReplayProtection(true)
+	}
 	se.LoggerFactory = pionLoggerFactory{log: log}
 	if cfg.Loopback {
 		se.SetIncludeLoopbackCandidate(true)

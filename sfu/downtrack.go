@@ -51,6 +51,11 @@ var errNoCodec = errors.New("no common codec")
 // rather than a burst of loss.
 const resumeGap = 200e6 // ns
 
+// minFrameTicks is the least a restarted stream's timestamps advance: one
+// 2.5 ms Opus frame, the shortest there is, so that the first packet of
+// the new stream never repeats the last timestamp of the old.
+const minFrameTicks = 120
+
 func newDownTrack(up *upTrack, owner *Participant) *downTrack {
 	return &downTrack{up: up, sub: owner.sub, owner: owner}
 }
@@ -98,13 +103,13 @@ func (d *downTrack) write(q queued) {
 	if q.rtxSeq < 0 {
 		switch {
 		case !d.started:
-			d.started, d.inSSRC = true, f.ssrc
+			d.started, d.inSSRC, d.lastWrite = true, f.ssrc, now
 		case f.ssrc != d.inSSRC:
 			// A new stream from the publisher (it reconnected): continue
 			// this subscriber's numbering where it stopped.
 			d.inSSRC = f.ssrc
 			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
-			elapsed := uint32((now - d.lastWrite) * int64(opusCodec.ClockRate) / 1e9)
+			elapsed := max(uint32((now-d.lastWrite)*int64(opusCodec.ClockRate)/1e9), minFrameTicks)
 			d.tsOffset = d.lastOutTS + elapsed - f.ts
 		case now-d.lastWrite > resumeGap && seq != d.lastOutSeq+1 && seq-d.lastOutSeq < 0x8000:
 			// The stream paused and resumed: hide the gap in sequence
@@ -117,13 +122,15 @@ func (d *downTrack) write(q queued) {
 	}
 	h := &d.hdr
 	h.Version = 2
-	h.Padding = f.padding
+	// pion writes the padding itself from PaddingSize: pass the payload
+	// without it.
+	h.Padding, h.PaddingSize = f.padding, f.paddingSize
 	h.Marker = f.marker
 	h.PayloadType = b.pt
 	h.SequenceNumber = seq
 	h.Timestamp = f.ts + d.tsOffset
 	h.SSRC = b.ssrc
-	payload := raw[f.payloadOffset:]
+	payload := raw[f.payloadOffset : len(raw)-int(f.paddingSize)]
 	if _, err := b.w.WriteRTP(h, payload); err != nil {
 		m.dropWriteFailed.Inc()
 		return

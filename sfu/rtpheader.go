@@ -10,10 +10,13 @@ type rtpFields struct {
 	seq     uint16
 	ts      uint32
 	ssrc    uint32
-	// payloadOffset is where the payload (and any padding) starts: after
-	// the CSRCs and the header extension, which the relay does not forward
-	// because their ids are negotiated per connection.
+	// payloadOffset is where the payload starts: after the CSRCs and the
+	// header extension, which the relay does not forward because their ids
+	// are negotiated per connection.
 	payloadOffset int
+	// paddingSize is the number of padding bytes at the end (the last
+	// byte says how many), 0 without padding.
+	paddingSize byte
 }
 
 // parseRTP reads b's RTP header. ok is false for anything that is not a
@@ -33,8 +36,12 @@ func parseRTP(b []byte) (f rtpFields, ok bool) {
 		return f, false
 	}
 	f.padding = b[0]&0x20 != 0
-	if f.padding && (off == len(b) || int(b[len(b)-1]) > len(b)-off) {
-		return f, false
+	if f.padding {
+		// RFC 3550 5.1: the count includes itself, so it is at least 1.
+		if off == len(b) || b[len(b)-1] == 0 || int(b[len(b)-1]) > len(b)-off {
+			return f, false
+		}
+		f.paddingSize = b[len(b)-1]
 	}
 	f.marker = b[1]&0x80 != 0
 	f.seq = binary.BigEndian.Uint16(b[2:])

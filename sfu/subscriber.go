@@ -54,8 +54,7 @@ func (s *subscriber) writeLoop() {
 	for {
 		select {
 		case q := <-s.queue:
-			q.dt.write(q)
-			q.pkt.Release()
+			q.send()
 		case <-s.done:
 			for {
 				select {
@@ -67,6 +66,12 @@ func (s *subscriber) writeLoop() {
 			}
 		}
 	}
+}
+
+// send writes q to its down track and releases its packet.
+func (q queued) send() {
+	q.dt.write(q)
+	q.pkt.Release()
 }
 
 // stop ends writeLoop; call once.

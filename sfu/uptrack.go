@@ -77,19 +77,26 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote, m *Metrics) {
 			pkt.Release()
 			return
 		}
-		if n < 12 {
-			pkt.Release()
-			m.dropMalformed.Inc()
-			continue
-		}
-		pkt.SetLen(n)
-		pkt.ReadAt = nanotime()
-		m.PacketsIn.Inc()
-		m.BytesIn.Add(float64(n))
-		t.hist.put(binary.BigEndian.Uint16(pkt.Bytes()[2:]), pkt)
-		for _, d := range *t.subs.Load() {
-			d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: -1})
-		}
-		pkt.Release()
+		t.forward(pkt, n, m)
 	}
+}
+
+// forward hands the packet just read into pkt (n bytes) to every
+// subscriber's queue and keeps it in the history. It takes over the
+// caller's reference.
+func (t *upTrack) forward(pkt *bufpool.Packet, n int, m *Metrics) {
+	if n < 12 {
+		pkt.Release()
+		m.dropMalformed.Inc()
+		return
+	}
+	pkt.SetLen(n)
+	pkt.ReadAt = nanotime()
+	m.PacketsIn.Inc()
+	m.BytesIn.Add(float64(n))
+	t.hist.put(binary.BigEndian.Uint16(pkt.Bytes()[2:]), pkt)
+	for _, d := range *t.subs.Load() {
+		d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: -1})
+	}
+	pkt.Release()
 }

@@ -29,6 +29,7 @@ func TestHandler(t *testing.T) {
 		{name: "app.js", path: "/app.js", status: 200, typ: "text/javascript", contains: "RelayClient"},
 		{name: "client.js", path: "/client.js", status: 200, typ: "text/javascript", contains: "export class RelayClient"},
 		{name: "style.css", path: "/style.css", status: 200, typ: "text/css"},
+		{name: "favicon.svg", path: "/favicon.svg", status: 200, typ: "image/svg+xml"},
 		{name: "HEAD", method: http.MethodHead, path: "/app.js", status: 200, typ: "text/javascript"},
 		{name: "missing file", path: "/nope.js", status: 404},
 		{name: "no directory under static", path: "/static/", status: 404},

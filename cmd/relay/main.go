@@ -1,5 +1,6 @@
 // Command relay is Lianmai Relay: WebSocket signaling and a WebRTC SFU for
-// live co-streaming audio. Run `relay -h` for its settings.
+// live co-streaming audio. Run `relay -h` for its settings; `relay health`
+// checks a running relay (the container's HEALTHCHECK).
 package main
 
 import (
@@ -25,13 +26,19 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, nil))
+	if len(os.Args) > 1 && os.Args[1] == "health" {
+		os.Exit(health(os.Args[2:], os.Getenv, os.Stderr))
+	}
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, signals, nil))
 }
 
-// run is the whole relay. It returns the exit code once a signal (or, in
-// tests, ready's context) ends it. ready, if not nil, receives the HTTP
-// address once the relay serves.
-func run(args []string, getenv func(string) string, stderr io.Writer, ready chan<- string) int {
+// run is the whole relay: it serves until the first signal, then shuts
+// down gracefully; a second signal exits at once. It returns the exit
+// code. ready, if not nil, receives the HTTP address once the relay
+// serves.
+func run(args []string, getenv func(string) string, stderr io.Writer, signals <-chan os.Signal, ready chan<- string) int {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, errHelp) {
 		return 0
@@ -90,9 +97,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer, ready chan
 		ready <- addr
 	}
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	select {
 	case s := <-signals:
 		log.Info("shutting down", "signal", s.String(), "timeout", cfg.ShutdownTimeout)
@@ -103,10 +107,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer, ready chan
 	}
 
 	// A second signal exits at once.
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
-		s := <-signals
-		log.Warn("second signal; exiting now", "signal", s.String())
-		os.Exit(1)
+		select {
+		case s := <-signals:
+			log.Warn("second signal; exiting now", "signal", s.String())
+			os.Exit(1)
+		case <-stopped:
+		}
 	}()
 	shuttingDown.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -148,4 +157,3 @@ func pageURL(addr string) string {
 	}
 	return "http://localhost:" + port
 }
-

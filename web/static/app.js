@@ -136,14 +136,16 @@ async function stop() {
 ui.leave.addEventListener("click", () => stop());
 
 function wire(c) {
-  c.addEventListener("statechange", (e) => renderStatus(e.detail));
-  c.addEventListener("error", (e) => {
+  // Events from a client we already let go of (after Leave) change nothing.
+  const on = (type, fn) => c.addEventListener(type, (e) => c === client && fn(e));
+  on("statechange", (e) => renderStatus(e.detail));
+  on("error", (e) => {
     const { code, message } = e.detail;
     showError(code, message);
   });
-  c.addEventListener("close", (e) => {
+  on("close", (e) => {
     // Before joined, the submit handler reports the failure and cleans up.
-    if (c !== client || !room.self) return;
+    if (!room.self) return;
     if (!expectClose) {
       const { code, reason } = e.detail;
       const why = reason ? `: ${reason}` : "";
@@ -154,14 +156,14 @@ function wire(c) {
     showView("join");
   });
 
-  c.addEventListener("joined", (e) => onJoined(e.detail));
-  c.addEventListener("participant_joined", (e) => {
+  on("joined", (e) => onJoined(e.detail));
+  on("participant_joined", (e) => {
     const p = e.detail.participant;
     upsert(p);
     logLine(`${p.name} joined as ${p.role}.`);
     renderRoom();
   });
-  c.addEventListener("participant_left", (e) => {
+  on("participant_left", (e) => {
     const { participant, reason } = e.detail;
     const p = room.participants.get(participant);
     room.participants.delete(participant);
@@ -170,17 +172,17 @@ function wire(c) {
     logLine(`${nameOf(participant, p)} left${reason && reason !== "left" ? ` (${reason})` : ""}.`);
     renderRoom();
   });
-  c.addEventListener("track_published", (e) => {
+  on("track_published", (e) => {
     const { participant, track } = e.detail;
     room.participants.get(participant)?.tracks.set(track.id, track);
     renderRoom();
   });
-  c.addEventListener("track_unpublished", (e) => {
+  on("track_unpublished", (e) => {
     const { participant, track } = e.detail;
     room.participants.get(participant)?.tracks.delete(track);
     renderRoom();
   });
-  c.addEventListener("role_changed", (e) => {
+  on("role_changed", (e) => {
     const { participant, role } = e.detail;
     const p = room.participants.get(participant);
     if (participant === room.self?.id) {
@@ -199,7 +201,7 @@ function wire(c) {
     }
     renderRoom();
   });
-  c.addEventListener("muted", (e) => {
+  on("muted", (e) => {
     const { participant, muted, by } = e.detail;
     const p = room.participants.get(participant);
     if (p) p.muted = muted;
@@ -213,37 +215,37 @@ function wire(c) {
     logLine(`${nameOf(participant, p)} ${muted ? "muted" : "unmuted"}${who}.`);
     renderRoom();
   });
-  c.addEventListener("speakers", (e) => {
+  on("speakers", (e) => {
     room.speaking = new Map((e.detail.speakers || []).map((s) => [s.participant, s.level]));
     renderSpeaking();
   });
-  c.addEventListener("audience", (e) => {
+  on("audience", (e) => {
     room.audience = e.detail.count;
     renderAudience();
   });
-  c.addEventListener("mic_requested", (e) => logLine(`${nameOf(e.detail.participant)} asks for the mic.`));
-  c.addEventListener("mic_invited", (e) => logLine(`${nameOf(e.detail.by)} invites you to the mic.`));
-  c.addEventListener("mic_rejected", (e) => logLine(`${nameOf(e.detail.by)} declined.`));
-  c.addEventListener("kicked", (e) => {
+  on("mic_requested", (e) => logLine(`${nameOf(e.detail.participant)} asks for the mic.`));
+  on("mic_invited", (e) => logLine(`${nameOf(e.detail.by)} invites you to the mic.`));
+  on("mic_rejected", (e) => logLine(`${nameOf(e.detail.by)} declined.`));
+  on("kicked", (e) => {
     expectClose = true; // the close that follows is explained here
     showError("kicked", `You were removed from the room${e.detail.reason ? `: ${e.detail.reason}` : ""}.`);
   });
 
-  c.addEventListener("track", (e) => addRemote(e.detail));
-  c.addEventListener("trackended", (e) => removeRemote(e.detail.participant, e.detail.track));
-  c.addEventListener("localtrack", (e) => {
+  on("track", (e) => addRemote(e.detail));
+  on("trackended", (e) => removeRemote(e.detail.participant, e.detail.track));
+  on("localtrack", (e) => {
     hideMicError();
     local = { track: e.detail.track, meter: makeMeter(e.detail.stream) };
     local.track.enabled = !room.selfMuted;
     renderRoom();
   });
-  c.addEventListener("localtrackended", () => {
+  on("localtrackended", () => {
     local?.meter?.close();
     local = null;
     renderRoom();
   });
-  c.addEventListener("publisherror", (e) => showMicError(e.detail.error));
-  c.addEventListener("warning", (e) => console.warn("relay client:", e.detail));
+  on("publisherror", (e) => showMicError(e.detail.error));
+  on("warning", (e) => console.warn("relay client:", e.detail));
 }
 
 function onJoined(msg) {
@@ -479,11 +481,16 @@ function showView(which) {
 }
 
 function renderStatus({ ws, sub, pub, rtt }) {
+  ui.status.dataset.ws = ws;
+  if (ws === "closed" && !room.self) {
+    ui.status.textContent = "Not connected";
+    ui.status.classList.remove("warn");
+    return;
+  }
   const parts = [`WebSocket ${ws}`, `sub ${sub}`];
   if (pub !== "none" || canPublish(room.self?.role)) parts.push(`pub ${pub}`);
   if (rtt !== null && rtt !== undefined && ws === "open") parts.push(`${rtt} ms`);
   ui.status.textContent = parts.join(" · ");
-  ui.status.dataset.ws = ws;
   const bad = (s) => s === "failed" || s === "disconnected";
   ui.status.classList.toggle("warn", bad(sub) || bad(pub));
 }

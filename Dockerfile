@@ -1,0 +1,20 @@
+# Lianmai Relay: a static relay binary (no cgo) on a distroless base.
+#   docker build -t lianmai-relay .
+#   docker run --rm -p 8080:8080 -p 50000:50000/udp lianmai-relay -announce-ip <public IP>
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN scripts/build-relay.sh /out/relay
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/relay /relay
+USER nonroot:nonroot
+# HTTP: the page, the WebSocket at /ws, /metrics, /healthz, /readyz.
+EXPOSE 8080/tcp
+# UDP: all WebRTC media, one port for every peer.
+EXPOSE 50000/udp
+ENV RELAY_HTTP=:8080 RELAY_UDP=:50000
+HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 CMD ["/relay", "health"]
+ENTRYPOINT ["/relay"]

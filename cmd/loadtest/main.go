@@ -1,0 +1,124 @@
+// Command loadtest drives synthetic co-streaming participants against a
+// Lianmai relay and reports what listeners would feel and what the relay
+// spent. Run `loadtest -h` for its flags; docs/loadtest.md has the rest.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/lianmai/relay/loadtest"
+)
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the run could not take place or was cut short
+	exitUsage    = 2 // bad flags or scenario
+	exitDegraded = 3 // the run finished but joins failed or streams never flowed
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
+	if isHelp(err) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	o.cfg.Logger = log
+	if o.logLevel <= slog.LevelDebug {
+		o.cfg.ClientLog = log
+	}
+	if !o.quiet {
+		o.cfg.Progress = stderr
+	}
+	if o.cpuProf != "" {
+		stopProfile, err := startProfile(o.cpuProf)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return exitUsage
+		}
+		defer stopProfile()
+	}
+	rep, err := loadtest.Run(ctx, o.sc, o.cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		if errors.Is(err, loadtest.ErrBadScenario) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	if err := rep.WriteSummary(stdout); err != nil {
+		fmt.Fprintf(stderr, "loadtest: writing the summary: %v\n", err)
+		return exitFailed
+	}
+	if err := writeReports(rep, o.jsonOut, o.htmlOut); err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return exitFailed
+	}
+	if rep.Joins.Failed > 0 || rep.Audio.MissingPublishers > 0 {
+		fmt.Fprintf(stderr, "loadtest: %d joins failed and %d (receiver, publisher) pairs never flowed; see the summary\n",
+			rep.Joins.Failed, rep.Audio.MissingPublishers)
+		return exitDegraded
+	}
+	return exitOK
+}
+
+// writeReports writes the JSON and HTML reports, where asked.
+func writeReports(rep *loadtest.Report, jsonPath, htmlPath string) error {
+	if jsonPath != "" {
+		data, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encoding the JSON report: %w", err)
+		}
+		if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the JSON report: %w", err)
+		}
+	}
+	if htmlPath != "" {
+		f, err := os.Create(htmlPath)
+		if err != nil {
+			return fmt.Errorf("writing the HTML report: %w", err)
+		}
+		werr := rep.WriteHTML(f)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("writing the HTML report %s: %w", htmlPath, werr)
+		}
+	}
+	return nil
+}
+
+// startProfile starts CPU profiling into path; the returned func stops it.
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}

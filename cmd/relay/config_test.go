@@ -1,0 +1,81 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{name: "defaults", check: func(t *testing.T, c Config) {
+			if c.HTTPAddr != ":8080" || c.UDPAddr != ":50000" || c.Seats != 9 || c.Grace != 10*time.Second || c.Loopback {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "env fallback", env: map[string]string{"RELAY_HTTP": ":9000", "RELAY_SEATS": "4", "RELAY_LOOPBACK": "true", "RELAY_ANNOUNCE_IP": "203.0.113.7, 2001:db8::1"},
+			check: func(t *testing.T, c Config) {
+				if c.HTTPAddr != ":9000" || c.Seats != 4 || !c.Loopback || len(c.AnnounceIPs) != 2 || c.AnnounceIPs[0] != "203.0.113.7" {
+					t.Errorf("env not applied: %+v", c)
+				}
+			}},
+		{name: "flag beats env", args: []string{"-seats", "2"}, env: map[string]string{"RELAY_SEATS": "4"},
+			check: func(t *testing.T, c Config) {
+				if c.Seats != 2 {
+					t.Errorf("seats %d, want 2", c.Seats)
+				}
+			}},
+		{name: "memory limit", args: []string{"-gomemlimit", "512MiB"}, check: func(t *testing.T, c Config) {
+			if c.MemoryLimit != 512<<20 {
+				t.Errorf("memory limit %d", c.MemoryLimit)
+			}
+		}},
+		{name: "no memory limit", args: []string{"-gomemlimit", "none"}, check: func(t *testing.T, c Config) {
+			if c.MemoryLimit != -1 {
+				t.Errorf("memory limit %d, want -1", c.MemoryLimit)
+			}
+		}},
+		{name: "bad env value names the variable", env: map[string]string{"RELAY_SEATS": "many"}, wantErr: "RELAY_SEATS"},
+		{name: "unknown flag", args: []string{"-colour"}, wantErr: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected argument"},
+		{name: "bad announce IP", args: []string{"-announce-ip", "relay.example"}, wantErr: "not an IP address"},
+		{name: "bad memory limit", args: []string{"-gomemlimit", "lots"}, wantErr: "-gomemlimit"},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "-log-level"},
+		{name: "zero seats", args: []string{"-seats", "0"}, wantErr: "at least one seat"},
+		{name: "bad gogc", args: []string{"-gogc", "-5"}, wantErr: "-gogc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
+	var out strings.Builder
+	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-grace", "-queue", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "RELAY_<FLAG>"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/client"
+	"go.uber.org/goleak"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRun starts the whole relay on loopback, checks its HTTP surface and a
+// join, then stops it with SIGTERM: the client is closed with 1001 and run
+// returns 0 within the shutdown timeout.
+func TestRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	signals := make(chan os.Signal, 1)
+	ready := make(chan string, 1)
+	exit := make(chan int, 1)
+	var logs syncBuffer
+	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s"}
+	go func() { exit <- run(args, func(string) string { return "" }, &logs, signals, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case code := <-exit:
+		t.Fatalf("relay exited with %d:\n%s", code, logs.String())
+	case <-ctx.Done():
+		t.Fatal("relay did not start")
+	}
+	base := "http://" + addr
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, tt := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/healthz", 200, "ok"},
+		{"/readyz", 200, "ready"},
+		{"/", 200, "<html"},
+		{"/metrics", 200, "relay_gc_pause_seconds_bucket"},
+		{"/metrics", 200, "relay_packets_in_total"},
+		{"/metrics", 200, "relay_join_latency_seconds_bucket"},
+		{"/metrics", 200, "relay_signaling_sessions"},
+		{"/metrics", 200, "go_goroutines"},
+	} {
+		t.Run(tt.path+" "+tt.want, func(t *testing.T) {
+			code, body := get(tt.path)
+			if code != tt.code || !strings.Contains(body, tt.want) {
+				t.Errorf("GET %s = %d, want %d with %q", tt.path, code, tt.code, tt.want)
+			}
+		})
+	}
+
+	t.Run("relay health", func(t *testing.T) {
+		var out strings.Builder
+		if code := health(nil, func(k string) string { return map[string]string{"RELAY_HTTP": addr}[k] }, &out); code != 0 {
+			t.Errorf("health = %d: %s", code, out.String())
+		}
+		if code := health([]string{"-url", base + "/nothing-here"}, func(string) string { return "" }, &out); code != 1 {
+			t.Errorf("health of a 404 = %d, want 1", code)
+		}
+	})
+
+	c, err := client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Room: "r", Name: "n", Role: "host", Loopback: true})
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	defer c.Close()
+	if err := c.SubConnected(ctx); err != nil {
+		t.Fatalf("sub connection: %v", err)
+	}
+
+	start := time.Now()
+	signals <- syscall.SIGTERM
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit code %d, want 0:\n%s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("relay still running 10 s after SIGTERM")
+	}
+	t.Logf("shut down in %v", time.Since(start))
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("client not disconnected")
+	}
+	if code := c.CloseCode(); code != 1001 {
+		t.Errorf("client close code %d, want 1001 (going away)", code)
+	}
+	for _, want := range []string{"gc tuning applied", "relay serving", "shutting down", "stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}

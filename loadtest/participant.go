@@ -1,0 +1,178 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/opusgen"
+)
+
+// participant is one synthetic peer: a client that receives every track
+// the relay forwards it and, for hosts and guests, publishes a voice.
+type participant struct {
+	r      *runner
+	room   int
+	name   string
+	role   string
+	decode bool // decode and conceal (the stutter sample)
+
+	c        *client.Client
+	dialNs   int64   // when the WebSocket dial started
+	joinedNs int64   // when joined arrived
+	own      *window // its own measurement window; churn and mic end it early
+
+	pub *publisher // nil unless publishing; set before any receiver can see its track
+
+	mu      sync.Mutex     // guards streams
+	streams []*streamStats // one per track received; each owned by its reader until wg is done
+
+	wg      sync.WaitGroup // the track acceptor and the readers
+	done    chan struct{}  // closed by close; ends the track acceptor
+	closing atomic.Bool    // set by whoever takes the participant down (churn, mic, teardown)
+}
+
+// markClosing claims the participant for closing; false if someone else
+// already has.
+func (p *participant) markClosing() bool { return p.closing.CompareAndSwap(false, true) }
+
+// dial joins the participant's room. On success the client runs and
+// tracks are accepted until close.
+func (p *participant) dial(ctx context.Context) error {
+	cfg := client.Config{
+		URL:         p.r.cfg.URL,
+		Room:        p.r.roomName(p.room),
+		Name:        p.name,
+		Role:        p.role,
+		Token:       p.r.cfg.Token,
+		Loopback:    p.r.cfg.Loopback,
+		DisableNACK: !*p.r.sc.NACK,
+		Logger:      p.r.clientLog,
+	}
+	if len(p.r.cfg.TokenSecret) > 0 {
+		tok, err := mintToken([]byte(p.r.cfg.TokenSecret), cfg.Room, p.name, p.role, p.r.deadline+time.Hour)
+		if err != nil {
+			return err
+		}
+		cfg.Token = tok
+	}
+	p.dialNs = nanotime()
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	p.joinedNs = nanotime()
+	p.c = c
+	p.done = make(chan struct{})
+	p.wg.Add(1)
+	go p.acceptTracks()
+	return nil
+}
+
+// acceptTracks starts a reader for every track the relay forwards.
+func (p *participant) acceptTracks() {
+	defer p.wg.Done()
+	for {
+		select {
+		case rt := <-p.c.Tracks():
+			p.wg.Add(1)
+			go p.read(rt)
+		case <-p.done:
+			return
+		}
+	}
+}
+
+// read is a track's reader: the lean receive path. One Read into a reused
+// buffer and a few header bytes parsed per packet; nothing decoded unless
+// this participant is in the stutter sample.
+func (p *participant) read(rt *client.RemoteTrack) {
+	defer p.wg.Done()
+	buf := make([]byte, maxPayload) // owned by this reader; reused for every packet
+	log := p.r.frameLog(rt.StreamID)
+	if log == nil {
+		// Not one of ours (another load generator's, or a publisher that
+		// left): drain it so pion does not buffer it.
+		p.r.foreignTracks.Add(1)
+		for {
+			if _, _, err := rt.Track.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	var play *playout
+	if p.decode {
+		dec, err := opusgen.NewDecoder(1)
+		if err != nil {
+			p.r.log.Warn("no decoder; this receiver is left out of the decoded sample", "err", err)
+		} else {
+			play = newPlayout(log, dec, p.r.win, p.own)
+		}
+	}
+	st := newStreamStats(log, p.r.win, p.own, p.dialNs, play, &p.r.packets)
+	p.mu.Lock()
+	p.streams = append(p.streams, st)
+	p.mu.Unlock()
+	for {
+		n, _, err := rt.Track.Read(buf)
+		if err != nil {
+			return
+		}
+		st.onPacket(nanotime(), buf[:n])
+	}
+}
+
+// startPublishing opens the pub peer connection, waits for it to connect
+// and starts the pacer.
+func (p *participant) startPublishing(ctx context.Context, seed int64) error {
+	v, err := encodeVoice(seed, int(p.r.sc.AudioLoop.D()/time.Duration(frameInterval)))
+	if err != nil {
+		return err
+	}
+	pub, err := p.c.Publish(ctx)
+	if err != nil {
+		return err
+	}
+	if err := pub.Connected(ctx); err != nil {
+		return err
+	}
+	pk, ts0, seq0 := newPacketizer(uint32(seed))
+	log := newFrameLog(p.c.ID(), p.room, ts0, seq0, p.r.maxFrames)
+	p.r.addFrameLog(log)
+	p.pub = newPublisher(pub, log, v, pk, newImpairment(p.r.sc, uint64(seed)))
+	go p.pub.run()
+	return nil
+}
+
+// endWindow closes the participant's measurement window now; packets
+// for frames sent later no longer count.
+func (p *participant) endWindow() { p.own.end.CompareAndSwap(never, nanotime()) }
+
+// close stops publishing, leaves (or, past ctx, drops) and waits for
+// every goroutine the participant started.
+func (p *participant) close(ctx context.Context) error {
+	if p.c == nil {
+		return nil
+	}
+	if p.pub != nil {
+		p.pub.halt()
+	}
+	close(p.done)
+	err := p.c.Leave(ctx)
+	_ = p.c.Close()
+	p.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("%s leaving: %w", p.name, err)
+	}
+	return nil
+}
+
+// snapshotStreams returns the streams; call after close.
+func (p *participant) snapshotStreams() []*streamStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.streams
+}

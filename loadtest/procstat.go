@@ -1,0 +1,72 @@
+package loadtest
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times. It is
+// 100 on every Linux architecture Go supports (it is part of the ABI).
+const clockTicks = 100
+
+// procStat is what /proc/<pid>/stat and statm say about a process.
+type procStat struct {
+	cpu     time.Duration // user + system CPU time
+	rss     int64         // resident set, bytes
+	threads int
+}
+
+// readProcStat reads /proc/<pid>/stat and /proc/<pid>/statm.
+func readProcStat(pid int) (procStat, error) {
+	var ps procStat
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ps, fmt.Errorf("relay process %d: %w (is -relay-pid right and the relay still running?)", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// the fields after the last ')' start at field 3.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ps, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	const utime, stime, threads, rss = 14 - 3, 15 - 3, 20 - 3, 24 - 3 // field numbers of proc(5), from field 3
+	if len(f) <= rss {
+		return ps, fmt.Errorf("/proc/%d/stat: %d fields, want more than %d", pid, len(f)+2, rss+3)
+	}
+	u, err1 := strconv.ParseInt(f[utime], 10, 64)
+	st, err2 := strconv.ParseInt(f[stime], 10, 64)
+	th, err3 := strconv.Atoi(f[threads])
+	pages, err4 := strconv.ParseInt(f[rss], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return ps, fmt.Errorf("/proc/%d/stat: unparsable CPU or RSS fields", pid)
+	}
+	ps.cpu = time.Duration(u+st) * time.Second / clockTicks
+	ps.rss = pages * int64(os.Getpagesize())
+	ps.threads = th
+	return ps, nil
+}
+
+// selfCPU returns this process's user + system CPU time from getrusage,
+// at microsecond resolution.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// selfRSS returns this process's resident set in bytes, 0 if unknown.
+func selfRSS() int64 {
+	ps, err := readProcStat(os.Getpid())
+	if err != nil {
+		return 0
+	}
+	return ps.rss
+}

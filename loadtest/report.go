@@ -1,0 +1,174 @@
+package loadtest
+
+import "time"
+
+// Report is everything a run measured. docs/loadtest.md describes every
+// field; its JSON form is what -json writes. Durations are in
+// milliseconds unless a name says otherwise; percentages are 0..100.
+type Report struct {
+	Version    int       `json:"version"` // of this report's layout
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Scenario   Scenario  `json:"scenario"`
+	Machine    Machine   `json:"machine"`
+	Target     Target    `json:"target"`
+
+	WindowSeconds float64 `json:"window_seconds"` // length of the measurement window
+
+	Joins    JoinReport    `json:"joins"`
+	Audio    AudioReport   `json:"audio"`
+	Relay    RelayReport   `json:"relay"`
+	Loadgen  LoadgenReport `json:"loadgen"`
+	Churn    ChurnReport   `json:"churn"`
+	Mic      MicReport     `json:"mic"`
+	Series   []Sample      `json:"series"`
+	Charts   Charts        `json:"charts"`
+	Warnings []string      `json:"warnings"`
+}
+
+// ReportVersion is Report.Version.
+const ReportVersion = 1
+
+// Machine is where the load generator ran.
+type Machine struct {
+	Hostname  string `json:"hostname"`
+	NumCPU    int    `json:"num_cpu"`
+	CPUModel  string `json:"cpu_model"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+}
+
+// Target is the relay under test.
+type Target struct {
+	URL        string `json:"url"`
+	MetricsURL string `json:"metrics_url"`
+	PID        int    `json:"pid"` // 0 when not given
+}
+
+// JoinReport covers every join: the ramp's, churn's and mic cycling's.
+type JoinReport struct {
+	Planned     int      `json:"planned"`   // joins the ramp planned
+	Attempted   int      `json:"attempted"` // joins started, all causes
+	Succeeded   int      `json:"succeeded"`
+	Failed      int      `json:"failed"`
+	Failures    []string `json:"failures"`     // the first few, with the relay's or the network's reason
+	JoinedMs    Dist     `json:"joined_ms"`    // WebSocket dial to the joined message
+	ConnectedMs Dist     `json:"connected_ms"` // dial to sub (and pub) peer connection connected
+	// FirstPacketMs is the join latency: dial to the first packet of each
+	// publisher that was already sending when the dial started, one value
+	// per (receiver, publisher).
+	FirstPacketMs Dist `json:"first_packet_ms"`
+}
+
+// AudioReport is what listeners got during the window, over every
+// (receiver, publisher) stream.
+type AudioReport struct {
+	Publishers        int           `json:"publishers"`         // publishers that sent during the run
+	Receivers         int           `json:"receivers"`          // participants that received at least one stream
+	Streams           int           `json:"streams"`            // (receiver, publisher) pairs with packets
+	FramesSent        uint64        `json:"frames_sent"`        // frames every publisher wrote, whole run
+	FramesDropped     uint64        `json:"frames_dropped"`     // frames publishers dropped by injected loss, whole run
+	PacketsReceived   uint64        `json:"packets_received"`   // RTP packets read by receivers in the window, duplicates included
+	ExpectedFrames    int64         `json:"expected_frames"`    // frames sent in the window, summed over streams (sender-dropped included)
+	LostFrames        int64         `json:"lost_frames"`        // sent, never received
+	LossPct           float64       `json:"loss_pct"`           // lost / (expected - sender-dropped)
+	LateFrames        uint64        `json:"late_frames"`        // received more than 40 ms after their send time
+	LatePct           float64       `json:"late_pct"`           // late / received
+	StutterFrames     int64         `json:"stutter_frames"`     // frames a 40 ms playout deadline had to conceal
+	StutterPct        float64       `json:"stutter_pct"`        // stutter / expected
+	Duplicates        uint64        `json:"duplicates"`         // packets for a frame already received
+	SeqMismatches     uint64        `json:"seq_mismatches"`     // packets whose sequence number differs from the one sent (the relay rebased it)
+	UnknownPackets    uint64        `json:"unknown_packets"`    // packets whose timestamp matches no frame sent
+	MissingPublishers int           `json:"missing_publishers"` // (receiver, publisher) pairs that should have flowed and never did
+	Missing           []string      `json:"missing"`            // the first few of those
+	OneWayMs          Dist          `json:"one_way_ms"`         // publisher send to receiver read, every in-window packet
+	PacerLateMs       Dist          `json:"pacer_late_ms"`      // how late publishers woke for each frame (load generator health)
+	Decoded           DecodedReport `json:"decoded"`
+}
+
+// DecodedReport is the stutter sample: receivers that decode every frame
+// and conceal missing ones with the Opus decoder.
+type DecodedReport struct {
+	Receivers       int     `json:"receivers"`
+	Streams         int     `json:"streams"`
+	FramesDecoded   uint64  `json:"frames_decoded"`
+	FramesConcealed uint64  `json:"frames_concealed"`
+	DecodeErrors    uint64  `json:"decode_errors"`
+	StutterPct      float64 `json:"stutter_pct"` // concealed / (decoded + concealed)
+}
+
+// RelayReport is what the relay spent during the window, from its
+// /metrics and, with -relay-pid, /proc.
+type RelayReport struct {
+	MetricsOK          bool    `json:"metrics_ok"`  // /metrics answered at both ends of the window
+	CPUSource          string  `json:"cpu_source"`  // "proc" or "metrics" or "" (none)
+	CPUSeconds         float64 `json:"cpu_seconds"` // user + system CPU in the window
+	CPUPct             float64 `json:"cpu_pct"`     // of one core
+	PacketsIn          float64 `json:"packets_in"`  // relay_packets_in_total delta
+	PacketsOut         float64 `json:"packets_out"` // relay_packets_out_total delta
+	PacketsOutPerSec   float64 `json:"packets_out_per_sec"`
+	CPUMicrosPerPacket float64 `json:"cpu_us_per_packet_out"` // cpu_seconds / packets_out, µs
+	PacketsDropped     float64 `json:"packets_dropped"`       // relay_packets_dropped_total delta, all reasons
+	NACKsRequested     float64 `json:"nacks_requested"`       // relay_nack_requested_total delta
+	GCPauses           float64 `json:"gc_pauses"`             // stop-the-world pauses in the window
+	GCPauseP99Ms       float64 `json:"gc_pause_p99_ms"`       // bucket upper bound
+	GCPauseMaxMs       float64 `json:"gc_pause_max_ms"`       // upper bound of the highest non-empty bucket
+	GCCPUPct           float64 `json:"gc_cpu_pct"`            // relay_gc_cpu_seconds_total / relay_cpu_seconds_total deltas
+	RSSBytes           float64 `json:"rss_bytes"`             // at the end of the window
+	RSSMaxBytes        float64 `json:"rss_max_bytes"`         // the most seen by any sample of the run
+	Goroutines         float64 `json:"goroutines"`            // at the end of the window
+	GOGC               float64 `json:"gogc"`                  // relay_gogc; -1 off
+	GOMemLimitBytes    float64 `json:"gomemlimit_bytes"`      // relay_gomemlimit_bytes; 9.2e18 means none
+	JoinP50Ms          float64 `json:"join_p50_ms"`           // relay_join_latency_seconds over the run, bucket bound
+	JoinP99Ms          float64 `json:"join_p99_ms"`
+}
+
+// LoadgenReport is the load generator's own cost during the window.
+type LoadgenReport struct {
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	CPUPct             float64 `json:"cpu_pct"` // of one core
+	CPUMicrosPerPacket float64 `json:"cpu_us_per_packet_received"`
+	PacketsPerSec      float64 `json:"packets_per_sec"` // received
+	RSSBytes           int64   `json:"rss_bytes"`
+	Goroutines         int     `json:"goroutines"`
+	GOMAXPROCS         int     `json:"gomaxprocs"`
+}
+
+// ChurnReport counts audience leave-and-rejoin events.
+type ChurnReport struct {
+	Leaves      int `json:"leaves"`
+	Rejoins     int `json:"rejoins"`
+	LeaveErrors int `json:"leave_errors"`
+}
+
+// MicReport counts mic cycles: audience -> guest (publishing) -> audience.
+type MicReport struct {
+	Enabled     bool     `json:"enabled"`
+	Unsupported bool     `json:"unsupported"` // the relay answered bad_request to mic_request
+	Attempts    int      `json:"attempts"`
+	Granted     int      `json:"granted"`  // became guest and published
+	Released    int      `json:"released"` // back to audience
+	Failures    []string `json:"failures"`
+	GrantMs     Dist     `json:"grant_ms"`   // mic_request to role_changed guest
+	ReleaseMs   Dist     `json:"release_ms"` // mic_release to role_changed audience
+}
+
+// Sample is one point of the time series, taken every second.
+type Sample struct {
+	T             float64 `json:"t"`     // seconds since the run started
+	Phase         string  `json:"phase"` // ramp, settle, measure, teardown
+	Up            int64   `json:"up"`    // participants joined and connected
+	RecvPPS       float64 `json:"recv_pps"`
+	RelayInPPS    float64 `json:"relay_in_pps"`
+	RelayOutPPS   float64 `json:"relay_out_pps"`
+	RelayCPUPct   float64 `json:"relay_cpu_pct"`
+	LoadgenCPUPct float64 `json:"loadgen_cpu_pct"`
+	RelayRSSBytes float64 `json:"relay_rss_bytes"`
+}
+
+// Charts are the CDFs the HTML report draws: [value ms, fraction] pairs.
+type Charts struct {
+	JoinCDF   [][2]float64 `json:"join_cdf"`
+	OneWayCDF [][2]float64 `json:"one_way_cdf"`
+}

@@ -1,0 +1,228 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/lianmai/relay/client"
+)
+
+// Run runs sc against the relay cfg names and returns the report. It
+// returns an error, and no report, when the run could not take place: a
+// bad scenario (ErrBadScenario), a relay that does not answer
+// (ErrRelayUnreachable) or refuses the load generator (ErrRefused), a run
+// past its deadline. Everything it starts has ended when it returns.
+func Run(ctx context.Context, sc Scenario, cfg Config) (*Report, error) {
+	sc = sc.WithDefaults()
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r, err := newRunner(sc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.hc.CloseIdleConnections()
+	ctx, cancel := context.WithTimeoutCause(ctx, r.deadline,
+		fmt.Errorf("the run passed its deadline of %s (-deadline)", r.deadline.Round(time.Second)))
+	defer cancel()
+	return r.run(ctx)
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	r.startNs, r.startedAt = nanotime(), time.Now()
+	if err := r.preflight(ctx); err != nil {
+		return nil, err
+	}
+	before := r.snap(ctx) // baseline for the relay's join latency histogram
+	if before.prom == nil && r.metricsURL != "" {
+		r.warn("relay /metrics at %s did not answer (%v); relay figures will be missing", r.metricsURL, before.promErr)
+	}
+
+	samplerCtx, stopSampler := context.WithCancel(ctx)
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); r.sample(samplerCtx) }()
+	defer func() { stopSampler(); <-samplerDone }()
+
+	// Everything joined is torn down whatever happens below.
+	defer r.teardown()
+
+	r.phase.Store(phaseRamp)
+	pubs, audience := r.plan()
+	if err := r.ramp(ctx, pubs); err != nil {
+		return nil, fmt.Errorf("joining publishers: %w", err)
+	}
+	if n := r.countPublishers(); n == 0 {
+		return nil, fmt.Errorf("%w: no publisher could join; see the failures above", ErrRefused)
+	}
+	if err := r.ramp(ctx, audience); err != nil {
+		return nil, fmt.Errorf("joining audience: %w", err)
+	}
+
+	r.phase.Store(phaseSettle)
+	if err := sleepCtx(ctx, r.sc.Settle.D()); err != nil {
+		return nil, fmt.Errorf("settling: %w", context.Cause(ctx))
+	}
+
+	r.phase.Store(phaseMeasure)
+	r.win.start.Store(nanotime())
+	start := r.snap(ctx)
+	actorsCtx, stopActors := context.WithCancel(ctx)
+	var actors sync.WaitGroup
+	r.startActors(actorsCtx, &actors)
+	err := sleepCtx(ctx, r.sc.Duration.D())
+	r.win.end.Store(nanotime())
+	end := r.snap(ctx)
+	stopActors()
+	actors.Wait()
+	if err != nil {
+		return nil, fmt.Errorf("measuring: %w", context.Cause(ctx))
+	}
+	_ = sleepCtx(ctx, tail) // let the window's last frames arrive
+
+	r.phase.Store(phaseTeardown)
+	r.teardown()
+	stopSampler()
+	<-samplerDone
+	return r.report(before, start, end), nil
+}
+
+// preflight waits for the relay to accept TCP connections (up to
+// WaitReady) and makes one probe join, so that an unreachable relay or a
+// refused token ends the run at once with a clear message.
+func (r *runner) preflight(ctx context.Context) error {
+	u, err := url.Parse(r.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadScenario, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
+	}
+	wait := max(r.cfg.WaitReady, time.Second)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(wctx, "tcp", host)
+		if err == nil {
+			_ = conn.Close()
+			break
+		}
+		if wctx.Err() != nil {
+			return fmt.Errorf("%w: nothing answers at %s after %s (%v): is the relay running there? start it, or pass its address with -url",
+				ErrRelayUnreachable, host, wait, err)
+		}
+		if err := sleepCtx(wctx, 100*time.Millisecond); err != nil {
+			continue
+		}
+	}
+	pctx, pcancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
+	defer pcancel()
+	p := &participant{r: r, room: 0, name: "probe", role: roleAudience, own: newWindow(0, never)}
+	if err := p.dial(pctx); err != nil {
+		var se *client.ServerError
+		if errors.As(err, &se) {
+			return fmt.Errorf("%w: probe join: %w; check -token / -token-secret and the relay's limits", ErrRefused, err)
+		}
+		return fmt.Errorf("%w: probe join at %s: %w; is it a Lianmai relay (protocol v1) at that path?", ErrRelayUnreachable, r.cfg.URL, err)
+	}
+	if err := p.close(pctx); err != nil {
+		r.log.Debug("probe leave", "err", err)
+	}
+	return nil
+}
+
+// startActors starts churn and mic cycling for the measurement window.
+func (r *runner) startActors(ctx context.Context, wg *sync.WaitGroup) {
+	for room := 0; room < r.sc.Rooms; room++ {
+		if r.sc.ChurnPerMin > 0 {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.churnRoom(ctx, room) }()
+		}
+		if r.sc.MicCycleEvery > 0 {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.micRoom(ctx, room) }()
+		}
+	}
+}
+
+// teardown closes every participant still joined, a few at a time, each
+// bounded by a deadline. It is idempotent.
+func (r *runner) teardown() {
+	r.mu.Lock()
+	parts := r.parts
+	r.mu.Unlock()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		if !p.markClosing() {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p.endWindow()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := p.close(ctx); err != nil {
+				r.log.Debug("leave at teardown", "err", err)
+			}
+			r.up.Add(-1)
+		}()
+	}
+	wg.Wait()
+}
+
+func (r *runner) countPublishers() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.logs)
+}
+
+// snapshot is the relay's and the load generator's counters at one
+// instant.
+type snapshot struct {
+	ns         int64
+	prom       *promSnapshot
+	promErr    error
+	proc       procStat
+	procOK     bool
+	selfCPU    time.Duration
+	packets    uint64
+	goroutines int
+}
+
+func (r *runner) snap(ctx context.Context) snapshot {
+	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.packets.Load(), goroutines: runtime.NumGoroutine()}
+	if r.cfg.RelayPID > 0 {
+		ps, err := readProcStat(r.cfg.RelayPID)
+		s.proc, s.procOK = ps, err == nil
+	}
+	if r.metricsURL != "" {
+		s.prom, s.promErr = scrape(ctx, r.hc, r.metricsURL)
+	}
+	return s
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

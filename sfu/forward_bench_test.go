@@ -1,0 +1,36 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/lianmai/relay/bufpool"
+	"github.com/pion/webrtc/v4"
+)
+
+// BenchmarkForward: one publisher packet in, fanned out to N down tracks
+// through their subscribers' queues and written by a discarding writer;
+// per input packet, and per delivered packet (ns/delivery).
+func BenchmarkForward(b *testing.B) {
+	for _, subs := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			f := newForwardFixture(b, subs, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+			raw := inPacket(b, testInSSRC, 0, 0)
+			seq, ts := uint16(0), uint32(0)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				pkt := bufpool.Get()
+				buf := pkt.Buf()
+				n := copy(buf, raw)
+				binary.BigEndian.PutUint16(buf[2:], seq)
+				binary.BigEndian.PutUint32(buf[4:], ts)
+				seq, ts = seq+1, ts+testFrameTS
+				f.forward(pkt, n)
+				f.drain()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
+		})
+	}
+}

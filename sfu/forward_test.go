@@ -1,0 +1,619 @@
+package sfu
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/bufpool"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The forward path without pion peer connections: an upTrack fanning out
+// to down tracks whose binding writes to a test writer.
+
+// written is one packet as a test writer received it.
+type written struct {
+	hdr     rtp.Header
+	payload []byte
+}
+
+// recordWriter is a webrtc.TrackLocalWriter that keeps a copy of what it
+// is given.
+type recordWriter struct {
+	mu   sync.Mutex
+	pkts []written
+	err  error // returned by WriteRTP when set
+}
+
+func (w *recordWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.pkts = append(w.pkts, written{hdr: h.Clone(), payload: bytes.Clone(payload)})
+	return h.MarshalSize() + len(payload), nil
+}
+
+func (w *recordWriter) Write([]byte) (int, error) {
+	return 0, errors.New("recordWriter: the relay writes headers and payloads, not whole packets")
+}
+
+func (w *recordWriter) take() []written {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.pkts
+	w.pkts = nil
+	return p
+}
+
+// discardWriter accepts everything, allocating nothing.
+type discardWriter struct{}
+
+func (discardWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	return 12 + len(payload), nil
+}
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+var (
+	_ webrtc.TrackLocalWriter = (*recordWriter)(nil)
+	_ webrtc.TrackLocalWriter = discardWriter{}
+)
+
+// Negotiated values on the subscribers' side, different from the
+// publisher's so that the rewrite shows.
+const (
+	testOutPT     = 96
+	testOutSSRC   = 0x50b0000
+	testInPT      = 111
+	testInSSRC    = 0xaaaa0001
+	testFrameTS   = 480 // 10 ms at 48 kHz
+	testQueueSize = 64
+)
+
+// forwardFixture is one published track and its down tracks, each with a
+// subscriber (queue) of its own, built directly from the structs.
+type forwardFixture struct {
+	m     *Metrics
+	up    *upTrack
+	downs []*downTrack
+}
+
+func newForwardFixture(tb testing.TB, subs, queueSize int, writer func(i int) webrtc.TrackLocalWriter) *forwardFixture {
+	tb.Helper()
+	m := NewMetrics(nil)
+	s := &SFU{cfg: Config{Metrics: m}}
+	pub := &Participant{id: "p_pub", sfu: s}
+	f := &forwardFixture{m: m, up: newUpTrack(pub, "audio")}
+	for i := range subs {
+		owner := &Participant{
+			id:       fmt.Sprintf("p_sub%d", i),
+			sfu:      s,
+			sub:      newSubscriber(queueSize, m),
+			joinedAt: time.Now(),
+		}
+		d := newDownTrack(f.up, owner)
+		d.bound.Store(&binding{ssrc: testOutSSRC + uint32(i), pt: testOutPT, w: writer(i)})
+		if !f.up.addSubscriber(d) {
+			tb.Fatal("addSubscriber refused on a live track")
+		}
+		f.downs = append(f.downs, d)
+	}
+	tb.Cleanup(f.up.hist.clear)
+	return f
+}
+
+// forward is upTrack.forward, with the fixture's metrics.
+func (f *forwardFixture) forward(pkt *bufpool.Packet, n int) {
+	f.up.forward(pkt, n, f.m)
+}
+
+// drain does what each subscriber's writeLoop does with what is queued,
+// synchronously; it returns how many packets it wrote.
+func (f *forwardFixture) drain() int {
+	n := 0
+	for _, d := range f.downs {
+		n += drainSub(d.sub)
+	}
+	return n
+}
+
+func drainSub(s *subscriber) int {
+	for n := 0; ; n++ {
+		select {
+		case q := <-s.queue:
+			q.send()
+		default:
+			return n
+		}
+	}
+}
+
+// send forwards raw as if read from the publisher, and drains the queues.
+func (f *forwardFixture) send(raw []byte) {
+	pkt := bufpool.Get()
+	n := copy(pkt.Buf(), raw)
+	f.forward(pkt, n)
+	f.drain()
+}
+
+// sendHeld is send keeping a reference for the test, so that the packet
+// does not go back to the pool and can be checked by checkReleased.
+func (f *forwardFixture) sendHeld(raw []byte) *bufpool.Packet {
+	pkt := bufpool.Get()
+	pkt.Retain()
+	n := copy(pkt.Buf(), raw)
+	f.forward(pkt, n)
+	f.drain()
+	return pkt
+}
+
+// checkReleased drains the queues and clears the history, then checks that
+// the test's reference to each of held was the last one.
+func (f *forwardFixture) checkReleased(tb testing.TB, held []*bufpool.Packet) {
+	tb.Helper()
+	f.drain()
+	f.up.hist.clear()
+	for i, p := range held {
+		p.Release()
+		assertFreed(tb, p, fmt.Sprintf("packet %d", i))
+	}
+}
+
+// inPacket is a publisher packet: Opus-like payload with a one-byte
+// header extension (audio level), as browsers send.
+func inPacket(tb testing.TB, ssrc uint32, seq uint16, ts uint32, mutate ...func(*rtp.Packet)) []byte {
+	tb.Helper()
+	p := &rtp.Packet{
+		Header:  rtp.Header{Version: 2, PayloadType: testInPT, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc},
+		Payload: bytes.Repeat([]byte{byte(seq), byte(seq >> 8), 0xfc}, 27),
+	}
+	if err := p.Header.SetExtension(1, []byte{0x80 | 30}); err != nil {
+		tb.Fatal(err)
+	}
+	for _, f := range mutate {
+		f(p)
+	}
+	b, err := p.Marshal()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// counterValue reads a counter (testutil.ToFloat64 would need a module
+// the relay's go.sum does not list).
+func counterValue(tb testing.TB, c prometheus.Counter) float64 {
+	tb.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func TestDownTrackHeaderRewrite(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*rtp.Packet)
+	}{
+		{name: "extension stripped", mutate: func(*rtp.Packet) {}},
+		{name: "no extension", mutate: func(p *rtp.Packet) { p.Extension, p.Extensions = false, nil }},
+		{name: "marker", mutate: func(p *rtp.Packet) { p.Marker = true }},
+		{name: "CSRCs stripped", mutate: func(p *rtp.Packet) { p.CSRC = []uint32{7, 8} }},
+		// The payload goes without its padding, and the header says how
+		// much padding pion is to write (it writes the bytes itself).
+		{name: "padding", mutate: func(p *rtp.Packet) { p.Padding, p.Header.PaddingSize = true, 4 }},
+		{name: "padding only", mutate: func(p *rtp.Packet) { p.Padding, p.Header.PaddingSize, p.Payload = true, 4, nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const subs = 3
+			ws := make([]*recordWriter, subs)
+			f := newForwardFixture(t, subs, testQueueSize, func(i int) webrtc.TrackLocalWriter {
+				ws[i] = &recordWriter{}
+				return ws[i]
+			})
+			const firstSeq, firstTS = 0xfffe, 0xffffff00 // both wrap
+			var sent []*rtp.Packet
+			var held []*bufpool.Packet
+			for i := range 4 {
+				raw := inPacket(t, testInSSRC, firstSeq+uint16(i), firstTS+uint32(i*testFrameTS), tt.mutate)
+				var p rtp.Packet
+				if err := p.Unmarshal(raw); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, &p)
+				held = append(held, f.sendHeld(raw))
+			}
+			f.checkReleased(t, held)
+			for i, w := range ws {
+				got := w.take()
+				if len(got) != len(sent) {
+					t.Fatalf("subscriber %d got %d packets, want %d", i, len(got), len(sent))
+				}
+				for j, g := range got {
+					in := sent[j]
+					h := g.hdr
+					if h.Version != 2 || h.SSRC != testOutSSRC+uint32(i) || h.PayloadType != testOutPT {
+						t.Errorf("sub %d pkt %d: version %d ssrc %#x pt %d, want 2 %#x %d",
+							i, j, h.Version, h.SSRC, h.PayloadType, testOutSSRC+uint32(i), testOutPT)
+					}
+					if h.Extension || len(h.Extensions) != 0 || len(h.CSRC) != 0 {
+						t.Errorf("sub %d pkt %d: extension %v %v, CSRC %v; want none", i, j, h.Extension, h.Extensions, h.CSRC)
+					}
+					if h.Marker != in.Marker || h.Padding != in.Padding || h.PaddingSize != in.Header.PaddingSize {
+						t.Errorf("sub %d pkt %d: marker %v padding %v (%d bytes), want %v %v (%d)", i, j,
+							h.Marker, h.Padding, h.PaddingSize, in.Marker, in.Padding, in.Header.PaddingSize)
+					}
+					if want := got[0].hdr.SequenceNumber + uint16(j); h.SequenceNumber != want {
+						t.Errorf("sub %d pkt %d: seq %d, want %d", i, j, h.SequenceNumber, want)
+					}
+					if want := got[0].hdr.Timestamp + uint32(j*testFrameTS); h.Timestamp != want {
+						t.Errorf("sub %d pkt %d: ts %d, want %d", i, j, h.Timestamp, want)
+					}
+					if !bytes.Equal(g.payload, in.Payload) {
+						t.Errorf("sub %d pkt %d: payload % x, want % x", i, j, g.payload, in.Payload)
+					}
+				}
+			}
+			if got, want := counterValue(t, f.m.PacketsOut), float64(subs*len(sent)); got != want {
+				t.Errorf("PacketsOut = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestDownTrackNotNegotiated: a down track not (or no longer) bound drops
+// and counts, and holds no reference.
+func TestDownTrackNotNegotiated(t *testing.T) {
+	f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	f.downs[0].bound.Store(nil)
+	f.send(inPacket(t, testInSSRC, 1, 1))
+	if got := counterValue(t, f.m.dropNotNegotiated); got != 1 {
+		t.Errorf("dropNotNegotiated = %v, want 1", got)
+	}
+	if got := counterValue(t, f.m.PacketsOut); got != 0 {
+		t.Errorf("PacketsOut = %v, want 0", got)
+	}
+}
+
+// TestDownTrackWriteFailed: a failing write is counted and does not move
+// the subscriber's numbering.
+func TestDownTrackWriteFailed(t *testing.T) {
+	w := &recordWriter{}
+	f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+	f.send(inPacket(t, testInSSRC, 10, 4800))
+	w.err = errors.New("closed")
+	f.send(inPacket(t, testInSSRC, 11, 4800+testFrameTS))
+	w.err = nil
+	f.send(inPacket(t, testInSSRC, 12, 4800+2*testFrameTS))
+	got := w.take()
+	if len(got) != 2 || got[1].hdr.SequenceNumber != got[0].hdr.SequenceNumber+2 {
+		t.Errorf("got %d packets %v, want seq 10 and 12 (the loss of 11 visible)", len(got), got)
+	}
+	if v := counterValue(t, f.m.dropWriteFailed); v != 1 {
+		t.Errorf("dropWriteFailed = %v, want 1", v)
+	}
+}
+
+func TestDownTrackSSRCChange(t *testing.T) {
+	tests := []struct {
+		name    string
+		elapsed int64 // ns between the last packet of the old stream and the first of the new
+		newSeq  uint16
+		newTS   uint32
+	}{
+		{name: "reconnect after 20ms", elapsed: 20e6, newSeq: 5000, newTS: 900000},
+		{name: "reconnect after 2s, seq below", elapsed: 2e9, newSeq: 3, newTS: 17},
+		{name: "reconnect after 500ms, wrapping", elapsed: 500e6, newSeq: 0xffff, newTS: 0xffffffff},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &recordWriter{}
+			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			d := f.downs[0]
+			for i := range 3 {
+				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
+			}
+			d.lastWrite -= tt.elapsed
+			for i := range 3 {
+				f.send(inPacket(t, testInSSRC+1, tt.newSeq+uint16(i), tt.newTS+uint32(i*testFrameTS)))
+			}
+			got := w.take()
+			if len(got) != 6 {
+				t.Fatalf("got %d packets, want 6", len(got))
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].hdr.SequenceNumber != got[i-1].hdr.SequenceNumber+1 {
+					t.Errorf("pkt %d: seq %d after %d, want continuous", i, got[i].hdr.SequenceNumber, got[i-1].hdr.SequenceNumber)
+				}
+				if got[i].hdr.SSRC != testOutSSRC {
+					t.Errorf("pkt %d: ssrc %#x, want %#x", i, got[i].hdr.SSRC, testOutSSRC)
+				}
+			}
+			// Across the switch the timestamp advances by at least the
+			// time elapsed (the test moved the last write back by that).
+			last, first := got[2].hdr.Timestamp, got[3].hdr.Timestamp
+			if minAdv := uint32(tt.elapsed * 48000 / 1e9); first-last < minAdv || first-last >= 0x80000000 {
+				t.Errorf("ts across the switch: %d → %d (+%d), want at least +%d", last, first, first-last, minAdv)
+			}
+			for i := 4; i < 6; i++ {
+				if d := got[i].hdr.Timestamp - got[i-1].hdr.Timestamp; d != testFrameTS {
+					t.Errorf("pkt %d: ts +%d, want +%d as the publisher's", i, d, testFrameTS)
+				}
+			}
+		})
+	}
+}
+
+func TestDownTrackResume(t *testing.T) {
+	const lastSeq, lastTS = 102, 96000 + 2*testFrameTS
+	tests := []struct {
+		name    string
+		pause   int64 // ns; negative: the last write is in the future (no time passed)
+		nextSeq uint16
+		wantSeq uint16 // of the next packet, out (the offset is 0 before)
+	}{
+		{name: "long pause with gap rebased", pause: 300e6, nextSeq: 150, wantSeq: lastSeq + 1},
+		{name: "long pause with big gap rebased", pause: 10e9, nextSeq: lastSeq + 0x7000, wantSeq: lastSeq + 1},
+		{name: "long pause no gap", pause: 300e6, nextSeq: lastSeq + 1, wantSeq: lastSeq + 1},
+		{name: "short pause with gap shows loss", pause: -1e9, nextSeq: 150, wantSeq: 150},
+		{name: "long pause then late packet kept", pause: 300e6, nextSeq: lastSeq - 1, wantSeq: lastSeq - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &recordWriter{}
+			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			d := f.downs[0]
+			for i := range 3 {
+				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
+			}
+			d.lastWrite -= tt.pause
+			// The publisher's timestamps keep the real time elapsed.
+			nextTS := uint32(lastTS + 48000)
+			f.send(inPacket(t, testInSSRC, tt.nextSeq, nextTS))
+			f.send(inPacket(t, testInSSRC, tt.nextSeq+1, nextTS+testFrameTS))
+			got := w.take()
+			if len(got) != 5 {
+				t.Fatalf("got %d packets, want 5", len(got))
+			}
+			if s := got[2].hdr.SequenceNumber; s != lastSeq {
+				t.Fatalf("last seq before the pause = %d, want %d", s, lastSeq)
+			}
+			if s := got[3].hdr.SequenceNumber; s != tt.wantSeq {
+				t.Errorf("seq after the pause = %d, want %d", s, tt.wantSeq)
+			}
+			if s := got[4].hdr.SequenceNumber; s != tt.wantSeq+1 {
+				t.Errorf("seq of the packet after = %d, want %d", s, tt.wantSeq+1)
+			}
+			if ts := got[3].hdr.Timestamp; ts != nextTS {
+				t.Errorf("ts after the pause = %d, want the publisher's %d", ts, nextTS)
+			}
+		})
+	}
+}
+
+func TestServeNACK(t *testing.T) {
+	tests := []struct {
+		name string
+		// nack is the output seq asked for, relative to the first output
+		// seq of the second stream.
+		nack       int
+		wantServed bool
+	}{
+		{name: "latest", nack: 9, wantServed: true},
+		{name: "oldest still kept", nack: 10 - historySize, wantServed: true},
+		{name: "evicted", nack: 9 - historySize, wantServed: false},
+		{name: "not sent yet", nack: 10, wantServed: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &recordWriter{}
+			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			d := f.downs[0]
+			// A first stream, then a second with other numbers, so that
+			// the subscriber's numbering differs from the publisher's.
+			var held []*bufpool.Packet
+			for i := range 5 {
+				held = append(held, f.sendHeld(inPacket(t, testInSSRC, 60000+uint16(i), uint32(i*testFrameTS))))
+			}
+			d.lastWrite -= 20e6
+			const in0 = 1000
+			for i := range 50 {
+				held = append(held, f.sendHeld(inPacket(t, testInSSRC+1, in0+uint16(i), 5000+uint32(i*testFrameTS))))
+			}
+			live := w.take()[5:]
+			if d.seqOffset.Load() == 0 {
+				t.Fatal("seqOffset is 0: the test wants numbering that differs")
+			}
+			// The tail of the second stream: 10 packets, so that the
+			// history holds historySize of the 50.
+			base := live[40].hdr.SequenceNumber
+			tail := live[40:]
+			seq := base + uint16(tt.nack)
+
+			d.serveNACK(seq)
+			f.drain()
+			// A live packet afterwards continues the live numbering.
+			held = append(held, f.sendHeld(inPacket(t, testInSSRC+1, in0+50, 5000+50*testFrameTS)))
+			got := w.take()
+			f.checkReleased(t, held)
+
+			served := counterValue(t, f.m.NACKsServed)
+			missed := counterValue(t, f.m.NACKsMissed)
+			if got, want := counterValue(t, f.m.NACKsReceived), 1.0; got != want {
+				t.Errorf("NACKsReceived = %v, want %v", got, want)
+			}
+			if !tt.wantServed {
+				if served != 0 || missed != 1 {
+					t.Errorf("NACKsServed %v NACKsMissed %v, want 0 1", served, missed)
+				}
+				if len(got) != 1 {
+					t.Errorf("got %d packets, want only the live one", len(got))
+				}
+			} else {
+				if served != 1 || missed != 0 {
+					t.Errorf("NACKsServed %v NACKsMissed %v, want 1 0", served, missed)
+				}
+				if len(got) != 2 {
+					t.Fatalf("got %d packets, want the retransmission and the live one", len(got))
+				}
+				rtx := got[0]
+				var orig *written
+				for i := range live {
+					if live[i].hdr.SequenceNumber == seq {
+						orig = &live[i]
+					}
+				}
+				if orig == nil {
+					t.Fatalf("seq %d never went out live", seq)
+				}
+				if rtx.hdr.SequenceNumber != seq || rtx.hdr.Timestamp != orig.hdr.Timestamp || rtx.hdr.SSRC != orig.hdr.SSRC {
+					t.Errorf("retransmission seq %d ts %d ssrc %#x, want %d %d %#x",
+						rtx.hdr.SequenceNumber, rtx.hdr.Timestamp, rtx.hdr.SSRC, seq, orig.hdr.Timestamp, orig.hdr.SSRC)
+				}
+				if !bytes.Equal(rtx.payload, orig.payload) {
+					t.Errorf("retransmitted payload % x, want the original % x", rtx.payload, orig.payload)
+				}
+			}
+			liveNext := got[len(got)-1].hdr.SequenceNumber
+			if want := tail[len(tail)-1].hdr.SequenceNumber + 1; liveNext != want {
+				t.Errorf("live seq after the NACK = %d, want %d", liveNext, want)
+			}
+		})
+	}
+}
+
+func TestEnqueueDropsOldest(t *testing.T) {
+	tests := []struct {
+		name      string
+		queueSize int
+		packets   int
+	}{
+		{name: "4 of 10", queueSize: 4, packets: 10},
+		{name: "1 of 3", queueSize: 1, packets: 3},
+		{name: "no drop", queueSize: 4, packets: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMetrics(nil)
+			s := newSubscriber(tt.queueSize, m)
+			d := &downTrack{sub: s}
+			// The test holds one reference of its own to every packet
+			// until the end, so that none returns to the pool meanwhile
+			// and each can be checked for exactly one release.
+			var all []*bufpool.Packet
+			for i := range tt.packets {
+				p := seqPacket(uint16(i))
+				p.Retain() // the test's own
+				s.enqueue(queued{pkt: p, dt: d, rtxSeq: -1})
+				p.Release() // the reader's
+				all = append(all, p)
+			}
+			dropped := tt.packets - tt.queueSize
+			if dropped < 0 {
+				dropped = 0
+			}
+			if got := counterValue(t, m.dropQueueFull); got != float64(dropped) {
+				t.Errorf("dropQueueFull = %v, want %d", got, dropped)
+			}
+			if len(s.queue) != tt.packets-dropped {
+				t.Fatalf("queue holds %d, want %d", len(s.queue), tt.packets-dropped)
+			}
+			// The newest, in order.
+			for i := dropped; i < tt.packets; i++ {
+				q := <-s.queue
+				if q.pkt != all[i] || q.dt != d || q.rtxSeq != -1 {
+					t.Errorf("queue[%d] = packet %d, want %d", i-dropped, pktSeq(q.pkt), i)
+				}
+				q.pkt.Release() // the writer's
+			}
+			for i, p := range all {
+				p.Release() // the test's: the last, if the queue released the dropped
+				assertFreed(t, p, fmt.Sprintf("packet %d", i))
+			}
+			p := bufpool.Get()
+			p.Release()
+		})
+	}
+}
+
+// TestWriteLoopStop: after stop, writeLoop ends and releases what is still
+// queued.
+func TestWriteLoopStop(t *testing.T) {
+	// writeLoop's select may still write some of what is queued before it
+	// sees done: the down track is bound to a writer for that.
+	f := newForwardFixture(t, 1, 8, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	d := f.downs[0]
+	var all []*bufpool.Packet
+	for i := range 5 {
+		p := seqPacket(uint16(i))
+		p.Retain() // the test's own
+		d.sub.enqueue(queued{pkt: p, dt: d, rtxSeq: -1})
+		p.Release()
+		all = append(all, p)
+	}
+	d.sub.stop()
+	done := make(chan struct{})
+	go func() { d.sub.writeLoop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("writeLoop did not end after stop")
+	}
+	if len(d.sub.queue) != 0 {
+		t.Errorf("%d packets left in the queue", len(d.sub.queue))
+	}
+	for i, p := range all {
+		p.Release()
+		assertFreed(t, p, fmt.Sprintf("packet %d", i))
+	}
+}
+
+// forwardAllocs measures the forward path for one packet fanned out to
+// subs down tracks: from the pool, through the fan-out and each queue, to
+// the writer and back to the pool.
+func forwardAllocs(tb testing.TB, subs int) float64 {
+	f := newForwardFixture(tb, subs, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	raw := inPacket(tb, testInSSRC, 0, 0)
+	seq, ts := uint16(0), uint32(0)
+	step := func() {
+		pkt := bufpool.Get()
+		b := pkt.Buf()
+		n := copy(b, raw)
+		binary.BigEndian.PutUint16(b[2:], seq)
+		binary.BigEndian.PutUint32(b[4:], ts)
+		seq, ts = seq+1, ts+testFrameTS
+		f.forward(pkt, n)
+		if got := f.drain(); got != subs {
+			tb.Fatalf("drained %d packets, want %d", got, subs)
+		}
+	}
+	// Warm up: first writes (join latency), history full, pool stocked.
+	for range 2 * historySize {
+		step()
+	}
+	return testing.AllocsPerRun(1000, step)
+}
+
+func TestForwardZeroAllocs(t *testing.T) {
+	// Under -race sync.Pool drops a quarter of what is put back, so about
+	// one run in four allocates a packet; AllocsPerRun's integer average
+	// still reads 0 then.
+	for _, subs := range []int{1, 4, 50} {
+		t.Run(fmt.Sprintf("subs=%d", subs), func(t *testing.T) {
+			if allocs := forwardAllocs(t, subs); allocs != 0 {
+				t.Errorf("forward path: %v allocations per packet, want 0", allocs)
+			}
+		})
+	}
+}
