@@ -21,7 +21,7 @@ type raw struct {
 
 func (r *relay) dialRaw(ctx context.Context, t *testing.T) *raw {
 	t.Helper()
-	conn, _, err := websocket.DefaultDialer.DialContext(ctx, r.url, nil)
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, r.URL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestErrorsBeforeJoin(t *testing.T) {
 // participant can cause gets its code and the message's id, the connection
 // stays open, and the room keeps forwarding audio throughout.
 func TestErrorsAfterJoin(t *testing.T) {
-	r, ctx := startRelay(t, relayOpts{seats: 2})
+	r, ctx := startRelay(t, relayOpts{Seats: 2})
 	host := r.join(ctx, t, "err", "Host", protocol.RoleHost)
 	aud := r.join(ctx, t, "err", "A", protocol.RoleAudience)
 	rc := receive(ctx, aud)

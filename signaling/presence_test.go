@@ -99,7 +99,7 @@ func drainFor(c *client.Client, d time.Duration, f func(any)) {
 // its sockets are removed with the right reasons; their tracks leave the
 // others' sub connections.
 func TestLeaveAndVanish(t *testing.T) {
-	r, ctx := startRelay(t, relayOpts{grace: 500 * time.Millisecond})
+	r, ctx := startRelay(t, relayOpts{Grace: 500 * time.Millisecond})
 	host := r.join(ctx, t, "lv", "Host", protocol.RoleHost)
 	guest := r.join(ctx, t, "lv", "Guest", protocol.RoleGuest)
 	aud := r.join(ctx, t, "lv", "A", protocol.RoleAudience)
