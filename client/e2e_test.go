@@ -1,78 +1,165 @@
-package client
+package client_test
+
+// End-to-end tests of the client against the real relay, started in-process
+// on loopback by relaytest: real pion peers on both sides, no fakes.
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"go.uber.org/goleak"
 )
 
-func TestDialRefused(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	relay := newFakeRelay(t)
-	defer relay.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// testDeadline bounds every test that starts peers; the race detector and
+// a shared machine make pion slow, so it is generous.
+const testDeadline = 60 * time.Second
 
-	_, err := Dial(ctx, Config{URL: relay.URL(), Room: "deny", Name: "a", ID: "j1", Loopback: true})
-	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.CodeUnauthorized || se.ID != "j1" {
-		t.Fatalf("Dial: %v, want unauthorized ServerError with id j1", err)
+// start starts a relay for t and returns it with a context bounded by
+// testDeadline. The goroutine-leak check is registered first, so that it
+// runs after every other cleanup: the clients' (registered later by dial)
+// and the relay's shutdown.
+func start(t *testing.T, o relaytest.Options) (*relaytest.Relay, context.Context) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	return relaytest.Start(t, o), ctx
+}
+
+// dial joins a client and closes it at cleanup.
+func dial(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	cfg.Loopback = true
+	cfg.Logger = relaytest.Logger()
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("%s joins %s as %s: %v", cfg.Name, cfg.Room, cfg.Role, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// waitEvent returns the first event from c that match accepts (nil: any of
+// type T), skipping others, and fails t if none comes before ctx ends.
+func waitEvent[T any](ctx context.Context, t *testing.T, c *client.Client, match func(T) bool) T {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.Events():
+			if e, ok := ev.(T); ok && (match == nil || match(e)) {
+				return e
+			}
+		case <-ctx.Done():
+			var zero T
+			t.Fatalf("%s: no %T event before the deadline", c.ID(), zero)
+			return zero
+		}
+	}
+}
+
+func TestDialRefused(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     relaytest.Options
+		hostless bool // no host joins first
+		cfg      client.Config
+		code     string
+	}{
+		{
+			name:     "bad room name",
+			hostless: true,
+			cfg:      client.Config{Room: "no spaces", Name: "a", ID: "j1"},
+			code:     protocol.CodeBadRequest,
+		},
+		{
+			name: "seats taken",
+			opts: relaytest.Options{Seats: 1},
+			cfg:  client.Config{Room: "full", Name: "g", Role: protocol.RoleGuest, ID: "j2"},
+			code: protocol.CodeRoomFull,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ctx := start(t, tt.opts)
+			if !tt.hostless {
+				dial(ctx, t, client.Config{URL: r.URL, Room: tt.cfg.Room, Name: "host", Role: protocol.RoleHost})
+			}
+			cfg := tt.cfg
+			cfg.URL, cfg.Loopback = r.URL, true
+			c, err := client.Dial(ctx, cfg)
+			if err == nil {
+				_ = c.Close()
+				t.Fatal("Dial succeeded")
+			}
+			var se *client.ServerError
+			if !errors.As(err, &se) || se.Code != tt.code || se.ID != tt.cfg.ID {
+				t.Fatalf("Dial: %v, want a ServerError %s with id %q", err, tt.code, tt.cfg.ID)
+			}
+		})
 	}
 }
 
 func TestDialContext(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	relay := newFakeRelay(t)
-	defer relay.Close()
-	ctx, cancel := context.WithCancel(context.Background())
+	r, ctx := start(t, relaytest.Options{})
+	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := Dial(ctx, Config{URL: relay.URL(), Room: "r", Name: "a", Loopback: true}); !errors.Is(err, context.Canceled) {
+	if _, err := client.Dial(cancelled, client.Config{URL: r.URL, Room: "r", Name: "a", Loopback: true}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Dial with a cancelled context: %v", err)
 	}
 }
 
-// dropOnce is a ReceiveInterceptor that drops the first arrival of one
-// sequence number.
-type dropOnce struct {
+// dropNth is a ReceiveInterceptor that drops the nth RTP packet to arrive,
+// on its first arrival only: its retransmission (the same sequence number)
+// passes.
+type dropNth struct {
+	n int
+
 	mu      sync.Mutex
-	seq     uint16
-	armed   bool
+	arrived int
 	dropped bool
+	seq     uint16 // valid when dropped
 }
 
-func (d *dropOnce) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &dropInterceptor{d: d}, nil
+func (d *dropNth) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &dropNthInterceptor{d: d}, nil
 }
 
-func (d *dropOnce) arm(seq uint16) {
-	d.mu.Lock()
-	d.seq, d.armed = seq, true
-	d.mu.Unlock()
-}
-
-func (d *dropOnce) drop(seq uint16) bool {
+// drop reports whether the packet with sequence number seq, just arrived,
+// is to be dropped.
+func (d *dropNth) drop(seq uint16) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.armed && !d.dropped && seq == d.seq {
-		d.dropped = true
+	d.arrived++
+	if d.arrived == d.n {
+		d.dropped, d.seq = true, seq
 		return true
 	}
 	return false
 }
 
-type dropInterceptor struct {
-	interceptor.NoOp
-	d *dropOnce
+// droppedSeq returns the sequence number dropped, if any yet.
+func (d *dropNth) droppedSeq() (uint16, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq, d.dropped
 }
 
-func (i *dropInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+type dropNthInterceptor struct {
+	interceptor.NoOp
+	d *dropNth
+}
+
+func (i *dropNthInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		for {
 			n, a, err := r.Read(b, a)
@@ -88,178 +175,221 @@ func (i *dropInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r intercep
 	})
 }
 
-// TestPublishEcho publishes to the fake relay, which echoes the packets on
-// the sub connection; one is dropped on arrival and must come back through
-// NACK.
-func TestPublishEcho(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	relay := newFakeRelay(t)
-	defer relay.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// sendPaced writes 10 ms packets on pub until stop is closed or a write
+// fails. Payload i is a TOC byte and i, so that each packet is unique.
+func sendPaced(pub *client.Publisher, stop <-chan struct{}) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := uint32(0); ; i++ {
+		payload := binary.BigEndian.AppendUint32([]byte{0xf8}, i)
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(1000 + i),
+			Timestamp: 480 * i, Marker: i == 0}, Payload: payload}
+		if err := pub.WriteRTP(pkt); err != nil {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-stop:
+			return
+		}
+	}
+}
 
-	loss := &dropOnce{}
-	c, err := Dial(ctx, Config{URL: relay.URL(), Room: "r", Name: "alice", Role: "host", Loopback: true,
-		ReceiveInterceptor: loss})
+// TestPublishAndReceive: a host publishes through the relay to an
+// audience member, whose sub connection drops one packet on arrival that
+// must come back through NACK. Along the way: the relay's replies and
+// refusals through Request and Publish, and Leave.
+func TestPublishAndReceive(t *testing.T) {
+	r, ctx := start(t, relaytest.Options{})
+	host := dial(ctx, t, client.Config{URL: r.URL, Room: "e2e", Name: "alice", Role: protocol.RoleHost})
+	loss := &dropNth{n: 30}
+	aud := dial(ctx, t, client.Config{URL: r.URL, Room: "e2e", Name: "bob", Role: protocol.RoleAudience,
+		ID: "join-bob", ReceiveInterceptor: loss})
+
+	j := aud.Joined()
+	if aud.ID() == "" || aud.ID() == host.ID() || j.Room != "e2e" || j.Participant.Name != "bob" ||
+		j.Participant.Role != protocol.RoleAudience || j.Version != protocol.Version {
+		t.Fatalf("joined %+v", j)
+	}
+	if len(j.Participants) != 1 || j.Participants[0].ID != host.ID() {
+		t.Errorf("joined.participants = %+v, want the host", j.Participants)
+	}
+	for _, c := range []*client.Client{host, aud} {
+		if err := c.SubConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c.SubOfferSDP() == "" {
+			t.Fatal("no sub offer recorded")
+		}
+	}
+
+	pub, err := host.Publish(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if c.ID() != "p-alice" || c.Joined().Room != "r" {
-		t.Fatalf("joined %+v", c.Joined())
-	}
-	if err := c.SubConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if c.SubOfferSDP() == "" {
-		t.Fatal("no sub offer recorded")
-	}
-
-	pub, err := c.Publish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Publish(ctx); !errors.Is(err, ErrAlreadyPublishing) {
+	if _, err := host.Publish(ctx); !errors.Is(err, client.ErrAlreadyPublishing) {
 		t.Fatalf("second Publish: %v", err)
 	}
-	if pub.AnswerSDP() == "" {
-		t.Fatal("empty answer")
+	if !strings.Contains(pub.AnswerSDP(), "a=ptime:10") {
+		t.Errorf("pub answer lacks a=ptime:10:\n%s", pub.AnswerSDP())
 	}
 	if err := pub.Connected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pub.AudioLevelExtensionID() == 0 {
-		t.Error("audio level extension not negotiated")
-	}
 
-	// Publish 10 ms packets until the echo arrives, then 100 more.
-	const seq0 = 1000
-	const dropped = seq0 + 30
-	loss.arm(dropped)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 1000; i++ {
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(seq0 + i),
-				Timestamp: uint32(480 * i), Marker: i == 0}, Payload: []byte{0xf8, byte(i), 0xff, 0xfe}}
-			if err := pub.WriteRTP(pkt); err != nil {
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-stop:
-				return
-			}
-		}
+		sendPaced(pub, stop)
 	}()
 	defer func() { close(stop); wg.Wait() }()
 
-	var rt *RemoteTrack
+	// A track is announced when its first packet reaches the relay.
+	published := waitEvent(ctx, t, aud, func(e *protocol.TrackPublished) bool { return e.Participant == host.ID() })
+	var rt *client.RemoteTrack
 	select {
-	case rt = <-c.Tracks():
+	case rt = <-aud.Tracks():
 	case <-ctx.Done():
 		t.Fatal("no remote track")
 	}
-	if rt.StreamID != fakeStreamID || rt.TrackID != fakeTrackID {
-		t.Fatalf("track %q/%q", rt.StreamID, rt.TrackID)
+	if rt.StreamID != host.ID() || rt.TrackID != published.Track.ID {
+		t.Fatalf("remote track %q/%q, want %q/%q (publisher/track_published)",
+			rt.StreamID, rt.TrackID, host.ID(), published.Track.ID)
 	}
-	seen := map[uint16]bool{}
 	deadline, _ := ctx.Deadline()
 	if err := rt.Track.SetReadDeadline(deadline); err != nil {
 		t.Fatal(err)
 	}
-	for !seen[dropped] || len(seen) < 60 {
+	// Read until the dropped packet is back and 60 have arrived. Payloads
+	// arrive unchanged, and the sequence numbers keep their distance.
+	seen := map[uint16]bool{}
+	var offset uint16 // sequence number minus payload index
+	for {
+		dropped, ok := loss.droppedSeq()
+		if ok && seen[dropped] && len(seen) >= 60 {
+			break
+		}
 		pkt, _, err := rt.Track.ReadRTP()
 		if err != nil {
-			t.Fatalf("saw %d packets, the dropped one: %v (dropped by the interceptor: %v): %v",
-				len(seen), seen[dropped], loss.dropped, err)
+			t.Fatalf("received %d packets; the dropped one (%d, dropped: %v) back: %v; %v",
+				len(seen), dropped, ok, seen[dropped], err)
+		}
+		if len(pkt.Payload) != 5 || pkt.Payload[0] != 0xf8 {
+			t.Fatalf("payload % x was never sent", pkt.Payload)
+		}
+		idx := uint16(binary.BigEndian.Uint32(pkt.Payload[1:]))
+		if len(seen) == 0 {
+			offset = pkt.SequenceNumber - idx
+		} else if pkt.SequenceNumber-idx != offset {
+			t.Fatalf("packet %d has sequence number %d, want %d", idx, pkt.SequenceNumber, idx+offset)
 		}
 		seen[pkt.SequenceNumber] = true
 	}
-	if !loss.dropped {
-		t.Fatal("the interceptor dropped nothing")
-	}
 
-	// Request: a reply, and an error as *ServerError (also on Events).
-	reply, err := c.Request(ctx, &protocol.Ping{Header: protocol.Header{Type: protocol.TypePing}}, "")
+	// Request: a reply, and a refusal as *ServerError (also on Events).
+	reply, err := aud.Request(ctx, &protocol.Ping{Header: protocol.Header{Type: protocol.TypePing}}, "")
 	if _, ok := reply.(*protocol.Pong); err != nil || !ok {
 		t.Fatalf("ping: %T %v", reply, err)
 	}
-	_, err = c.Request(ctx, &protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}, "m1")
-	var se *ServerError
-	if !errors.As(err, &se) || se.Code != protocol.CodeConflict || se.ID != "m1" {
-		t.Fatalf("mic_request: %v", err)
+	_, err = aud.Request(ctx, &protocol.SessionDescription{Header: protocol.Header{Type: protocol.TypeOffer},
+		PC: protocol.PCPub, SDP: "v=0\r\n"}, "o1")
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != protocol.CodeForbidden || se.ID != "o1" {
+		t.Fatalf("offer from the audience: %v, want forbidden with id o1", err)
 	}
-	var gotMap, gotErr bool
-	for !gotMap || !gotErr {
-		select {
-		case ev := <-c.Events():
-			switch ev := ev.(type) {
-			case map[string]any:
-				gotMap = ev["type"] == "mic_requested"
-			case *protocol.Error:
-				gotErr = ev.ID == "m1"
-			}
-		case <-ctx.Done():
-			t.Fatalf("events: map %v, error %v", gotMap, gotErr)
+	waitEvent(ctx, t, aud, func(e *protocol.Error) bool { return e.ID == "o1" && e.Code == protocol.CodeForbidden })
+
+	// Publish refused, and a refused Publish may be retried.
+	for range 2 {
+		_, err := aud.Publish(ctx)
+		if !errors.As(err, &se) || se.Code != protocol.CodeForbidden {
+			t.Fatalf("Publish as audience: %v, want forbidden", err)
 		}
 	}
 
-	if err := c.Leave(ctx); err != nil {
+	if err := aud.Leave(ctx); err != nil {
 		t.Fatalf("Leave: %v", err)
 	}
-	if c.CloseCode() != protocol.CloseNormal {
-		t.Fatalf("close code %d", c.CloseCode())
+	if aud.CloseCode() != protocol.CloseNormal {
+		t.Fatalf("close code %d after Leave", aud.CloseCode())
 	}
 	select {
-	case <-c.Done():
+	case <-aud.Done():
 	default:
 		t.Fatal("Done not closed after Leave")
 	}
+	left := waitEvent(ctx, t, host, func(e *protocol.ParticipantLeft) bool { return e.Participant == aud.ID() })
+	if left.Reason != protocol.ReasonLeft {
+		t.Errorf("participant_left reason %q, want left", left.Reason)
+	}
 }
 
+// TestDropAndClose: a guest that drops (sockets gone, no signaling) or
+// closes (WebSocket gone without a close frame) is removed with reason
+// timeout after the grace period; a closed client refuses further calls.
 func TestDropAndClose(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	relay := newFakeRelay(t)
-	defer relay.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-
+	const grace = 300 * time.Millisecond
 	for _, drop := range []bool{true, false} {
-		c, err := Dial(ctx, Config{URL: relay.URL(), Room: "r", Name: "bob", Role: "guest", Loopback: true, DisableNACK: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SubConnected(ctx); err != nil {
-			t.Fatal(err)
-		}
-		pub, err := c.Publish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := pub.Connected(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if drop {
-			c.Drop()
-		}
-		_ = c.Close()
-		_ = c.Close() // idempotent
-		if c.CloseCode() != 0 {
-			t.Fatalf("close code %d after an abrupt close", c.CloseCode())
-		}
-		if err := c.Send(&protocol.Ping{Header: protocol.Header{Type: "ping"}}); err == nil {
-			t.Fatal("Send after Close succeeded")
-		}
-		if _, err := c.Publish(ctx); !errors.Is(err, ErrClosed) {
-			t.Fatalf("Publish after Close: %v", err)
-		}
-		if err := c.SubConnected(ctx); err == nil {
-			t.Fatal("SubConnected after Close succeeded")
-		}
+		name := map[bool]string{true: "drop", false: "close"}[drop]
+		t.Run(name, func(t *testing.T) {
+			r, ctx := start(t, relaytest.Options{Grace: grace})
+			host := dial(ctx, t, client.Config{URL: r.URL, Room: "dc", Name: "host", Role: protocol.RoleHost})
+			c := dial(ctx, t, client.Config{URL: r.URL, Room: "dc", Name: "bob", Role: protocol.RoleGuest, DisableNACK: true})
+			if err := c.SubConnected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			pub, err := c.Publish(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pub.Connected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitEvent(ctx, t, host, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == c.ID() })
+
+			gone := time.Now()
+			if drop {
+				c.Drop()
+			}
+			_ = c.Close()
+			_ = c.Close() // idempotent
+			if c.CloseCode() != 0 {
+				t.Fatalf("close code %d after an abrupt close", c.CloseCode())
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Fatal("Done not closed after Close")
+			}
+
+			left := waitEvent(ctx, t, host, func(e *protocol.ParticipantLeft) bool { return e.Participant == c.ID() })
+			if left.Reason != protocol.ReasonTimeout {
+				t.Errorf("participant_left reason %q, want timeout", left.Reason)
+			}
+			if time.Since(gone) < grace {
+				t.Errorf("removed %v after going, before the grace period (%v) ended", time.Since(gone), grace)
+			}
+
+			if err := c.Send(&protocol.Ping{Header: protocol.Header{Type: protocol.TypePing}}); err == nil {
+				t.Error("Send after Close succeeded")
+			}
+			if _, err := c.Request(ctx, &protocol.Ping{Header: protocol.Header{Type: protocol.TypePing}}, ""); !errors.Is(err, client.ErrClosed) {
+				t.Errorf("Request after Close: %v, want ErrClosed", err)
+			}
+			if _, err := c.Publish(ctx); !errors.Is(err, client.ErrClosed) {
+				t.Errorf("Publish after Close: %v, want ErrClosed", err)
+			}
+			if err := c.SubConnected(ctx); err == nil {
+				t.Error("SubConnected after Close succeeded")
+			}
+			if err := pub.Connected(ctx); err == nil {
+				t.Error("pub Connected after Close succeeded")
+			}
+			if err := c.Leave(ctx); err == nil {
+				t.Error("Leave after Close succeeded")
+			}
+		})
 	}
 }

@@ -119,31 +119,8 @@ func (c *Client) pushEvent(ev any) {
 // decodeServerMessage decodes data into the protocol type for typ, or a
 // map[string]any for types the protocol package lacks.
 func decodeServerMessage(typ string, data []byte) (any, error) {
-	var msg any
-	switch typ {
-	case protocol.TypeJoined:
-		msg = &protocol.Joined{}
-	case protocol.TypeOffer, protocol.TypeAnswer:
-		msg = &protocol.SessionDescription{}
-	case protocol.TypeCandidate:
-		msg = &protocol.Candidate{}
-	case protocol.TypeParticipantJoined:
-		msg = &protocol.ParticipantJoined{}
-	case protocol.TypeParticipantLeft:
-		msg = &protocol.ParticipantLeft{}
-	case protocol.TypeTrackPublished:
-		msg = &protocol.TrackPublished{}
-	case protocol.TypeTrackUnpublished:
-		msg = &protocol.TrackUnpublished{}
-	case protocol.TypeRoleChanged:
-		msg = &protocol.RoleChanged{}
-	case protocol.TypeAudience:
-		msg = &protocol.Audience{}
-	case protocol.TypePong:
-		msg = &protocol.Pong{}
-	case protocol.TypeError:
-		msg = &protocol.Error{}
-	default:
+	msg, ok := protocol.NewServerMessage(typ)
+	if !ok {
 		var m map[string]any
 		if err := json.Unmarshal(data, &m); err != nil {
 			return nil, err

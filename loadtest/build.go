@@ -72,6 +72,17 @@ func (r *runner) report(before, start, end snapshot) *Report {
 	if pkts > 0 {
 		rep.Loadgen.CPUMicrosPerPacket = round3(cpu * 1e6 / float64(pkts))
 	}
+	if h := hostShare(start, end); h.ok && window > 0 {
+		rep.Host = HostReport{
+			BusyPct:  round3(h.busy / window * 100),
+			OtherPct: round3(h.other / window * 100),
+			StealPct: round3(h.steal / window * 100),
+		}
+		if rep.Host.OtherPct > 10 {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf(
+				"other processes used %.0f%% of a core during the window: the machine was shared, the figures are noisy", rep.Host.OtherPct))
+		}
+	}
 	if n := r.foreignTracks.Load(); n > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d tracks came from publishers this run did not start (another load generator in the same rooms?)", n))
 	}
@@ -245,28 +256,41 @@ func pct(part, whole float64) float64 {
 // machine describes this machine.
 func machine() Machine {
 	host, _ := os.Hostname()
+	numCPU, model := cpuInfo()
 	return Machine{
 		Hostname:  host,
-		NumCPU:    runtime.NumCPU(),
-		CPUModel:  cpuModel(),
+		NumCPU:    numCPU,
+		CPUsUsed:  runtime.NumCPU(),
+		CPUModel:  model,
 		GoVersion: runtime.Version(),
 		OS:        runtime.GOOS,
 		Arch:      runtime.GOARCH,
 	}
 }
 
-// cpuModel reads the first "model name" of /proc/cpuinfo.
-func cpuModel() string {
+// cpuInfo counts the machine's processors and reads the first "model
+// name" in /proc/cpuinfo (runtime.NumCPU counts only those this process
+// may run on).
+func cpuInfo() (n int, model string) {
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
-		return ""
+		return runtime.NumCPU(), ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "processor":
+			n++
+		case "model name":
+			if model == "" {
+				model = strings.TrimSpace(v)
+			}
 		}
 	}
-	return ""
+	return max(n, 1), model
 }

@@ -97,6 +97,7 @@ func (p *participant) read(rt *client.RemoteTrack) {
 		// Not one of ours (another load generator's, or a publisher that
 		// left): drain it so pion does not buffer it.
 		p.r.foreignTracks.Add(1)
+		p.r.log.Warn("foreign track", "stream", rt.StreamID, "track", rt.TrackID, "me", p.name)
 		for {
 			if _, _, err := rt.Track.Read(buf); err != nil {
 				return

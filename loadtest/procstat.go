@@ -70,3 +70,32 @@ func selfRSS() int64 {
 	}
 	return ps.rss
 }
+
+// hostCPU is the machine's CPU time from /proc/stat, summed over every
+// CPU: busy (user, nice, system, irq, softirq) and steal (taken by the
+// hypervisor).
+type hostCPU struct {
+	busy, steal time.Duration
+	ok          bool
+}
+
+// readHostCPU reads the aggregate "cpu" line of /proc/stat.
+func readHostCPU() hostCPU {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostCPU{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return hostCPU{}
+	}
+	var v [8]int64
+	for i := range v {
+		v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+	}
+	// user nice system idle iowait irq softirq steal
+	busy := v[0] + v[1] + v[2] + v[5] + v[6]
+	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return hostCPU{busy: tick(busy), steal: tick(v[7]), ok: true}
+}

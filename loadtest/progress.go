@@ -78,6 +78,9 @@ func (r *runner) point(a, b snapshot) Sample {
 		s.RelayCPUPct = round3(cpu / dt * 100)
 	}
 	s.RelayRSSBytes = relayRSS(b)
+	if h := hostShare(a, b); h.ok {
+		s.OtherCPUPct = round3(h.other / dt * 100)
+	}
 	return s
 }
 
@@ -102,6 +105,27 @@ func relayCPU(a, b snapshot) (float64, string, bool) {
 		return d, "metrics", true
 	}
 	return 0, "", false
+}
+
+// hostShare is the machine's CPU seconds between two snapshots: busy,
+// busy minus the relay and the load generator, and steal.
+type hostSeconds struct {
+	busy, other, steal float64
+	ok                 bool
+}
+
+func hostShare(a, b snapshot) hostSeconds {
+	if !a.host.ok || !b.host.ok {
+		return hostSeconds{}
+	}
+	h := hostSeconds{
+		busy:  (b.host.busy - a.host.busy).Seconds(),
+		steal: (b.host.steal - a.host.steal).Seconds(),
+		ok:    true,
+	}
+	relay, _, _ := relayCPU(a, b)
+	h.other = max(h.busy-relay-(b.selfCPU-a.selfCPU).Seconds(), 0)
+	return h
 }
 
 // relayRSS returns the relay's resident set at s, 0 if unknown.

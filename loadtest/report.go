@@ -19,6 +19,7 @@ type Report struct {
 	Audio    AudioReport   `json:"audio"`
 	Relay    RelayReport   `json:"relay"`
 	Loadgen  LoadgenReport `json:"loadgen"`
+	Host     HostReport    `json:"host"`
 	Churn    ChurnReport   `json:"churn"`
 	Mic      MicReport     `json:"mic"`
 	Series   []Sample      `json:"series"`
@@ -32,7 +33,8 @@ const ReportVersion = 1
 // Machine is where the load generator ran.
 type Machine struct {
 	Hostname  string `json:"hostname"`
-	NumCPU    int    `json:"num_cpu"`
+	NumCPU    int    `json:"num_cpu"`   // processors on the machine
+	CPUsUsed  int    `json:"cpus_used"` // processors the load generator may run on (taskset)
 	CPUModel  string `json:"cpu_model"`
 	GoVersion string `json:"go_version"`
 	OS        string `json:"os"`
@@ -135,6 +137,14 @@ type LoadgenReport struct {
 	GOMAXPROCS         int     `json:"gomaxprocs"`
 }
 
+// HostReport is the whole machine's CPU during the window, to tell a
+// clean run from one that shared the machine. Percentages are of one core.
+type HostReport struct {
+	BusyPct  float64 `json:"busy_pct"`  // every process, every CPU
+	OtherPct float64 `json:"other_pct"` // busy minus the relay and the load generator: other processes
+	StealPct float64 `json:"steal_pct"` // taken by the hypervisor
+}
+
 // ChurnReport counts audience leave-and-rejoin events.
 type ChurnReport struct {
 	Leaves      int `json:"leaves"`
@@ -165,6 +175,7 @@ type Sample struct {
 	RelayCPUPct   float64 `json:"relay_cpu_pct"`
 	LoadgenCPUPct float64 `json:"loadgen_cpu_pct"`
 	RelayRSSBytes float64 `json:"relay_rss_bytes"`
+	OtherCPUPct   float64 `json:"other_cpu_pct"` // other processes on the machine, % of one core
 }
 
 // Charts are the CDFs the HTML report draws: [value ms, fraction] pairs.

@@ -201,10 +201,12 @@ type snapshot struct {
 	selfCPU    time.Duration
 	packets    uint64
 	goroutines int
+	host       hostCPU
 }
 
 func (r *runner) snap(ctx context.Context) snapshot {
-	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.packets.Load(), goroutines: runtime.NumGoroutine()}
+	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.packets.Load(),
+		goroutines: runtime.NumGoroutine(), host: readHostCPU()}
 	if r.cfg.RelayPID > 0 {
 		ps, err := readProcStat(r.cfg.RelayPID)
 		s.proc, s.procOK = ps, err == nil

@@ -126,11 +126,11 @@ func (j *Join) validate([]byte) error {
 	if !ValidName(j.Name) {
 		return errors.New(`"name" must be 1 to 64 characters of UTF-8 without control characters`)
 	}
-	if j.Role == "" {
-		j.Role = RoleAudience
-	}
-	if !ValidRole(j.Role) {
+	if j.Role != "" && !ValidRole(j.Role) {
 		return fmt.Errorf(`"role" must be "host", "guest" or "audience", not %q`, j.Role)
+	}
+	if len(j.Token) > 4096 {
+		return errors.New(`"token" is longer than 4096 characters`)
 	}
 	if j.Version != nil && *j.Version != Version {
 		return fmt.Errorf(`"version" %d is not supported; this relay speaks version %d`, *j.Version, Version)
@@ -175,6 +175,9 @@ func (t *Targeted) validate([]byte) error {
 		if t.Participant == "" {
 			return errors.New(`"participant" is missing`)
 		}
+	}
+	if t.Type == TypeKick && utf8.RuneCountInString(t.Reason) > 200 {
+		return errors.New(`"reason" is longer than 200 characters`)
 	}
 	return nil
 }

@@ -109,6 +109,9 @@ type Candidate struct {
 type Targeted struct {
 	Header
 	Participant string `json:"participant,omitempty"`
+	// Reason, for kick only (optional, an extension): shown to the kicked
+	// participant, at most 200 characters.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Mute asks the server to stop (or resume) forwarding a participant's audio.

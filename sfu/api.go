@@ -10,6 +10,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -32,6 +33,13 @@ func newAPI(cfg ICEConfig) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("register opus: %w", err)
+	}
+	// RFC 6464 audio levels from publishers, for the speakers event. Only
+	// where the relay receives: forwarded packets carry no extensions.
+	err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
+		webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionRecvonly)
+	if err != nil {
+		return nil, fmt.Errorf("register audio level extension: %w", err)
 	}
 
 	// Interceptors: NACK generation toward publishers and receiver reports

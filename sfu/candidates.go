@@ -74,6 +74,12 @@ func (g *candidateGate) addRemote(pc *webrtc.PeerConnection, c webrtc.ICECandida
 	return nil
 }
 
+// fresh is an empty gate for a new connection under the same name; the old
+// connection's late candidates stay with the old gate.
+func (g *candidateGate) fresh() *candidateGate {
+	return &candidateGate{pc: g.pc, sink: g.sink, log: g.log}
+}
+
 // maxHeldCandidates bounds what a client may send before its description.
 const maxHeldCandidates = 64
 

@@ -14,6 +14,16 @@ type Config struct {
 	// GracePeriod is how long a participant whose WebSocket or ICE
 	// transport failed is kept before it is removed with reason timeout.
 	GracePeriod time.Duration
+	// MaxParticipants is how many participants a room holds.
+	MaxParticipants int
+	// MaxRooms is how many rooms the relay holds.
+	MaxRooms int
+	// MicTimeout is how long a mic request or invitation waits for an
+	// answer before it is rejected with reason timeout.
+	MicTimeout time.Duration
+	// SpeakerThreshold is the smoothed audio level (0 to 1, from RFC 6464
+	// -dBov as 1 - dBov/127) at which a publisher counts as speaking.
+	SpeakerThreshold float64
 	// QueueSize is the length, in packets, of each subscriber's send
 	// queue; a full queue drops its oldest packet.
 	QueueSize int
@@ -43,6 +53,12 @@ const (
 	DefaultSeats       = 9
 	DefaultGracePeriod = 10 * time.Second
 	DefaultQueueSize   = 128 // 1.28 s of one 10 ms track; a burst of several tracks
+	// DefaultMaxParticipants and DefaultMaxRooms are guards against abuse,
+	// well above what one relay core serves (docs/performance.md).
+	DefaultMaxParticipants  = 1000
+	DefaultMaxRooms         = 1000
+	DefaultMicTimeout       = 30 * time.Second
+	DefaultSpeakerThreshold = 0.6 // about -51 dBov: speech, not room noise
 )
 
 func (c *Config) setDefaults() {
@@ -51,6 +67,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.GracePeriod <= 0 {
 		c.GracePeriod = DefaultGracePeriod
+	}
+	if c.MaxParticipants <= 0 {
+		c.MaxParticipants = DefaultMaxParticipants
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = DefaultMaxRooms
+	}
+	if c.MicTimeout <= 0 {
+		c.MicTimeout = DefaultMicTimeout
+	}
+	if c.SpeakerThreshold <= 0 {
+		c.SpeakerThreshold = DefaultSpeakerThreshold
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize

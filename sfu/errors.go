@@ -8,6 +8,8 @@ var (
 	// ErrRoomFull: the room has no free seat for a publisher, or has
 	// reached its participant limit, or the relay its room limit.
 	ErrRoomFull = errors.New("room is full")
+	// ErrBadRequest: a field the request needs is missing.
+	ErrBadRequest = errors.New("bad request")
 	// ErrForbidden: the participant's role may not do this.
 	ErrForbidden = errors.New("forbidden for this role")
 	// ErrBadDescription: an SDP offer or answer the relay cannot use.
@@ -20,4 +22,10 @@ var (
 	ErrShuttingDown = errors.New("relay is shutting down")
 	// ErrClosed: the participant has left.
 	ErrClosed = errors.New("participant has left")
+	// ErrNotFound: the named participant is not in the room, or has no
+	// such request, invitation or seat.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the participant already has an outstanding request or
+	// invitation, or is already on the mic.
+	ErrConflict = errors.New("conflict")
 )

@@ -121,6 +121,64 @@ type CandidateEvent struct {
 	Candidate *webrtc.ICECandidateInit
 }
 
+// RoleChangedEvent announces a participant's new role.
+type RoleChangedEvent struct {
+	Participant string
+	Role        Role
+}
+
+// MicRequestedEvent tells a host that an audience member asks for the mic.
+type MicRequestedEvent struct{ Participant string }
+
+// MicInvitedEvent tells an audience member that a host invites it.
+type MicInvitedEvent struct{ By string }
+
+// MicReason says why a request or invitation ended without a seat.
+type MicReason string
+
+// Reasons in MicRejectedEvent.
+const (
+	MicRejected  MicReason = "rejected"  // the other side said no
+	MicCancelled MicReason = "cancelled" // the requester withdrew its request
+	MicTimeout   MicReason = "timeout"   // nobody answered in time
+	MicNoHost    MicReason = "no_host"   // the last host left
+)
+
+// MicRejectedEvent ends a request or an invitation. By is who ended it
+// (empty for timeout and no_host); Participant is the audience member
+// whose request or invitation it was.
+type MicRejectedEvent struct {
+	By          string
+	Participant string
+	Reason      MicReason
+}
+
+// MutedEvent announces that a participant's audio is muted or unmuted.
+type MutedEvent struct {
+	Participant string
+	Muted       bool
+	By          string
+}
+
+// KickedEvent tells a participant it was removed by a host.
+type KickedEvent struct{ Reason string }
+
+// Speaker is one entry of SpeakersEvent.
+type Speaker struct {
+	Participant string
+	Level       float64 // 0 (silent) to 1 (full scale)
+}
+
+// SpeakersEvent lists who speaks, loudest first.
+type SpeakersEvent struct{ Speakers []Speaker }
+
+func (RoleChangedEvent) isEvent()       {}
+func (MicRequestedEvent) isEvent()      {}
+func (MicInvitedEvent) isEvent()        {}
+func (MicRejectedEvent) isEvent()       {}
+func (MutedEvent) isEvent()             {}
+func (KickedEvent) isEvent()            {}
+func (SpeakersEvent) isEvent()          {}
 func (JoinedEvent) isEvent()            {}
 func (ParticipantJoinedEvent) isEvent() {}
 func (ParticipantLeftEvent) isEvent()   {}

@@ -25,6 +25,8 @@ type Metrics struct {
 
 	JoinLatency    prometheus.Histogram
 	ForwardLatency prometheus.Histogram
+
+	Speaking prometheus.Gauge // participants listed in their room's speakers
 }
 
 // Drop reasons, the values of relay_packets_dropped_total's reason label.
@@ -88,13 +90,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3},
 		}),
 	}
+	m.Speaking = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_speaking_participants",
+		Help: "Participants currently listed as speaking (the speakers event), over all rooms.",
+	})
 	for _, r := range []Role{RoleHost, RoleGuest, RoleAudience} {
 		m.Participants.WithLabelValues(string(r))
 	}
 	if reg != nil {
 		reg.MustRegister(m.Rooms, m.Participants, m.Tracks, m.PacketsIn, m.BytesIn,
 			m.PacketsOut, m.BytesOut, drops, m.NACKsReceived, m.NACKsServed,
-			m.NACKsMissed, m.JoinLatency, m.ForwardLatency)
+			m.NACKsMissed, m.JoinLatency, m.ForwardLatency, m.Speaking)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -30,6 +31,12 @@ type Participant struct {
 	gone   bool       // removed from the room; never set back
 	grace  *time.Timer
 
+	// Guarded by room.mu: the mic workflow (mic.go) and mutes.
+	mic                  micState
+	micGen               uint64 // bumped on every change, so a stale expiry does nothing
+	micTimer             *time.Timer
+	hostMuted, selfMuted bool
+
 	// The sub connection. Lock order: negMu before room.mu.
 	negMu            sync.Mutex
 	subPC            *webrtc.PeerConnection
@@ -41,8 +48,9 @@ type Participant struct {
 	pubMu sync.Mutex
 	pubPC *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
 
-	subGate, pubGate candidateGate
-	closeOnce        sync.Once
+	subGate   candidateGate
+	pubGate   *candidateGate // guarded by pubMu; replaced with each new pub connection
+	closeOnce sync.Once
 }
 
 // ID is the participant's id.
@@ -63,21 +71,14 @@ func (p *Participant) isGone() bool {
 	return p.gone
 }
 
-func (p *Participant) gate(pc PC) *candidateGate {
-	if pc == Pub {
-		return &p.pubGate
-	}
-	return &p.subGate
-}
-
 // newPeerConnection creates one of p's connections with the handlers both
 // share.
-func (p *Participant) newPeerConnection(pc PC) (*webrtc.PeerConnection, error) {
+func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.PeerConnection, error) {
 	conn, err := p.sfu.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
 	}
-	conn.OnICECandidate(p.gate(pc).onLocal)
+	conn.OnICECandidate(gate.onLocal)
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			p.log.Info("ICE transport failed", "pc", pc)
@@ -101,8 +102,11 @@ func (p *Participant) Offer(reqID, sdp string) error {
 	}
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
+	if p.Role() == RoleAudience { // taken off the mic meanwhile
+		return fmt.Errorf("%w: audience members may not publish", ErrForbidden)
+	}
 	if p.pubPC == nil {
-		conn, err := p.newPeerConnection(Pub)
+		conn, err := p.newPeerConnection(Pub, p.pubGate)
 		if err != nil {
 			return err
 		}
@@ -156,9 +160,8 @@ func (p *Participant) AddCandidate(pc PC, c *webrtc.ICECandidateInit) error {
 	}
 	if pc == Pub {
 		p.pubMu.Lock()
-		conn := p.pubPC
-		p.pubMu.Unlock()
-		return p.pubGate.addRemote(conn, *c)
+		defer p.pubMu.Unlock()
+		return p.pubGate.addRemote(p.pubPC, *c)
 	}
 	return p.subGate.addRemote(p.subPC, *c)
 }
@@ -176,6 +179,21 @@ func (p *Participant) Disconnected() {
 		return
 	}
 	p.grace = time.AfterFunc(p.sfu.cfg.GracePeriod, func() { p.remove(ReasonTimeout) })
+}
+
+// closePub closes the pub connection (the participant left the mic); a
+// later offer opens a new one.
+func (p *Participant) closePub() {
+	p.pubMu.Lock()
+	pc := p.pubPC
+	p.pubPC = nil
+	p.pubGate = p.pubGate.fresh()
+	p.pubMu.Unlock()
+	if pc != nil {
+		if err := pc.Close(); err != nil {
+			p.log.Debug("close pub", "err", err)
+		}
+	}
 }
 
 // remove takes p out of its room, tells the others, and closes its
@@ -233,6 +251,11 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		return
 	}
 	t := newUpTrack(p, "audio")
+	for _, ext := range receiver.GetParameters().HeaderExtensions {
+		if ext.URI == sdp.AudioLevelURI {
+			t.levelExt = uint8(ext.ID)
+		}
+	}
 	if !p.room.publish(p, t) {
 		_ = receiver.Stop()
 		return

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ type Room struct {
 	audienceSent  int // the count last sent
 	audienceAt    time.Time
 	audienceTimer *time.Timer
+
+	speakers      []Speaker   // as last sent
+	speakersTimer *time.Timer // nil when the ticker is stopped
 }
 
 // audienceInterval is the least time between two audience events.
@@ -41,7 +45,10 @@ func (r *Room) join(p *Participant) (bool, error) {
 		return false, nil
 	}
 	if p.role.publishes() && r.seats >= r.sfu.cfg.Seats {
-		return true, ErrRoomFull
+		return true, fmt.Errorf("%w: all %d seats (publishers) are taken; join as audience", ErrRoomFull, r.sfu.cfg.Seats)
+	}
+	if len(r.participants) >= r.sfu.cfg.MaxParticipants {
+		return true, fmt.Errorf("%w: the room has its limit of %d participants", ErrRoomFull, r.sfu.cfg.MaxParticipants)
 	}
 	r.participants = append(r.participants, p)
 	r.countLocked(p.role, +1)
@@ -51,7 +58,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 		if q == p || !visible(q, p) {
 			continue
 		}
-		st := State{Info: q.info(), Tracks: []TrackInfo{}}
+		st := State{Info: q.info(), Muted: q.mutedLocked(), Tracks: []TrackInfo{}}
 		for _, t := range q.tracks {
 			st.Tracks = append(st.Tracks, t.info())
 		}
@@ -92,28 +99,27 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 	r.participants = slices.DeleteFunc(r.participants, func(q *Participant) bool { return q == p })
 	r.countLocked(p.role, -1)
 	tell := reason != ReasonShutdown
-	for _, t := range p.tracks {
-		t.close()
-		r.sfu.cfg.Metrics.Tracks.Dec()
-		if tell {
-			r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
-		}
+	if p.micTimer != nil {
+		p.micTimer.Stop()
 	}
-	hadTracks := len(p.tracks) > 0
-	p.tracks = nil
+	r.endTracksLocked(p, tell)
 	for _, q := range r.participants {
 		if tell && visible(p, q) {
 			q.sink.Send(ParticipantLeftEvent{ID: p.id, Reason: reason})
 		}
-		if hadTracks {
-			q.requestSync()
-		}
+	}
+	if p.role == RoleHost && tell && !r.hasHostLocked() {
+		r.rejectPendingLocked()
 	}
 	if len(r.participants) == 0 {
 		r.gone = true
 		if r.audienceTimer != nil {
 			r.audienceTimer.Stop()
 		}
+		if r.speakersTimer != nil {
+			r.speakersTimer.Stop()
+		}
+		r.sfu.cfg.Metrics.Speaking.Sub(float64(len(r.speakers)))
 		r.sfu.removeRoom(r)
 		return true
 	}
@@ -132,13 +138,11 @@ func (r *Room) publish(p *Participant, t *upTrack) bool {
 		return false
 	}
 	p.tracks = append(p.tracks, t)
+	t.muted.Store(p.mutedLocked())
 	r.sfu.cfg.Metrics.Tracks.Inc()
 	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: t.info()})
-	for _, q := range r.participants {
-		if q != p {
-			q.requestSync()
-		}
-	}
+	r.syncOthersLocked(p)
+	r.startSpeakersLocked()
 	return true
 }
 
@@ -151,9 +155,34 @@ func (r *Room) unpublish(p *Participant, t *upTrack) {
 		return
 	}
 	p.tracks = slices.Delete(p.tracks, i, i+1)
+	r.endTrackLocked(p, t, true)
+	r.syncOthersLocked(p)
+}
+
+// endTracksLocked ends all of p's tracks at once (forwarding stops now;
+// the others' sub connections renegotiate soon).
+func (r *Room) endTracksLocked(p *Participant, tell bool) {
+	if len(p.tracks) == 0 {
+		return
+	}
+	for _, t := range p.tracks {
+		r.endTrackLocked(p, t, tell)
+	}
+	p.tracks = nil
+	r.syncOthersLocked(p)
+}
+
+func (r *Room) endTrackLocked(p *Participant, t *upTrack, tell bool) {
 	t.close()
 	r.sfu.cfg.Metrics.Tracks.Dec()
-	r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
+	if tell {
+		r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
+	}
+}
+
+// syncOthersLocked asks everyone but p to bring their sub connection in
+// line with the room's tracks.
+func (r *Room) syncOthersLocked(p *Participant) {
 	for _, q := range r.participants {
 		if q != p {
 			q.requestSync()

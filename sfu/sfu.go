@@ -59,8 +59,8 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)
 	p.subGate = candidateGate{pc: Sub, sink: jp.Sink, log: p.log}
-	p.pubGate = candidateGate{pc: Pub, sink: jp.Sink, log: p.log}
-	sub, err := p.newPeerConnection(Sub)
+	p.pubGate = &candidateGate{pc: Pub, sink: jp.Sink, log: p.log}
+	sub, err := p.newPeerConnection(Sub, &p.subGate)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,9 @@ func (s *SFU) room(name string) (*Room, error) {
 	}
 	r := s.rooms[name]
 	if r == nil {
+		if len(s.rooms) >= s.cfg.MaxRooms {
+			return nil, fmt.Errorf("%w: the relay has its limit of %d rooms", ErrRoomFull, s.cfg.MaxRooms)
+		}
 		r = &Room{name: name, sfu: s}
 		s.rooms[name] = r
 		s.cfg.Metrics.Rooms.Inc()

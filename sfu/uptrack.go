@@ -18,6 +18,10 @@ type upTrack struct {
 	owner *Participant
 	hist  history
 
+	muted    atomic.Bool // set under room.mu; the reader drops everything while set
+	levelExt uint8       // the audio level extension's id on pub, 0 if not negotiated
+	meter    levelMeter
+
 	// subs is the fan-out list, replaced whole (copy on write) under mu so
 	// that the reader takes it with one atomic load per packet.
 	subs   atomic.Pointer[[]*downTrack]
@@ -94,6 +98,15 @@ func (t *upTrack) forward(pkt *bufpool.Packet, n int, m *Metrics) {
 	pkt.ReadAt = nanotime()
 	m.PacketsIn.Inc()
 	m.BytesIn.Add(float64(n))
+	if t.muted.Load() {
+		pkt.Release()
+		return
+	}
+	if t.levelExt != 0 {
+		if lv, ok := audioLevel(pkt.Bytes(), t.levelExt); ok {
+			t.meter.update(lv, pkt.ReadAt)
+		}
+	}
 	t.hist.put(binary.BigEndian.Uint16(pkt.Bytes()[2:]), pkt)
 	for _, d := range *t.subs.Load() {
 		d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: -1})

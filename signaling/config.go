@@ -15,6 +15,9 @@ type Config struct {
 	// SendQueue is how many messages may wait for a slow client before it
 	// is disconnected.
 	SendQueue int
+	// AuthSecret, when set, makes join require an HS256 token signed with
+	// it (package auth). Empty: the relay trusts the role in join.
+	AuthSecret []byte
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }

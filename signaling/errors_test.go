@@ -155,6 +155,11 @@ func TestErrorsAfterJoin(t *testing.T) {
 		waitFor(ctx, t, "audio to keep flowing "+what, func() bool { return rc.count(host.ID()) > before+10 })
 	}
 	flowing("before the errors")
+	// An outstanding mic request, for the second one to conflict with.
+	if err := aud.Send(&protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent[*protocol.MicRequested](ctx, t, host, nil)
 
 	tests := []struct {
 		name string
@@ -178,9 +183,12 @@ func TestErrorsAfterJoin(t *testing.T) {
 		{"garbage candidate", aud, `{"type":"candidate","id":"x1","pc":"sub","candidate":{"candidate":"nonsense","sdpMid":"0"}}`, protocol.CodeBadRequest},
 		{"audience offers on pub", aud, `{"type":"offer","id":"x1","pc":"pub","sdp":"v=0\r\n"}`, protocol.CodeForbidden},
 		{"join twice", aud, `{"type":"join","id":"x1","room":"err","name":"again"}`, protocol.CodeConflict},
-		{"mic_request not yet supported", aud, `{"type":"mic_request","id":"x1"}`, protocol.CodeBadRequest},
-		{"mute not yet supported", host, `{"type":"mute","id":"x1","participant":"p","muted":true}`, protocol.CodeBadRequest},
-		{"kick not yet supported", host, `{"type":"kick","id":"x1","participant":"p"}`, protocol.CodeBadRequest},
+		{"mute without muted", host, `{"type":"mute","id":"x1","participant":"p"}`, protocol.CodeBadRequest},
+		{"kick without participant", host, `{"type":"kick","id":"x1"}`, protocol.CodeBadRequest},
+		{"mic_invite without participant", host, `{"type":"mic_invite","id":"x1"}`, protocol.CodeBadRequest},
+		{"mute someone not in the room", host, `{"type":"mute","id":"x1","participant":"p_nobody","muted":true}`, protocol.CodeNotFound},
+		{"audience mutes the host", aud, `{"type":"mute","id":"x1","participant":"` + host.ID() + `","muted":true}`, protocol.CodeForbidden},
+		{"second mic request", aud, `{"type":"mic_request","id":"x1"}`, protocol.CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,6 +34,24 @@ func message(ev sfu.Event) any {
 		return protocol.TrackPublished{Header: header(protocol.TypeTrackPublished), Participant: e.Participant, Track: protocol.Track{ID: e.Track.ID, Kind: e.Track.Kind}}
 	case sfu.TrackUnpublishedEvent:
 		return protocol.TrackUnpublished{Header: header(protocol.TypeTrackUnpublished), Participant: e.Participant, Track: e.Track}
+	case sfu.RoleChangedEvent:
+		return protocol.RoleChanged{Header: header(protocol.TypeRoleChanged), Participant: e.Participant, Role: string(e.Role)}
+	case sfu.MicRequestedEvent:
+		return protocol.MicRequested{Header: header(protocol.TypeMicRequested), Participant: e.Participant}
+	case sfu.MicInvitedEvent:
+		return protocol.MicInvited{Header: header(protocol.TypeMicInvited), By: e.By}
+	case sfu.MicRejectedEvent:
+		return protocol.MicRejected{Header: header(protocol.TypeMicRejected), By: e.By, Participant: e.Participant, Reason: string(e.Reason)}
+	case sfu.MutedEvent:
+		return protocol.Muted{Header: header(protocol.TypeMuted), Participant: e.Participant, Muted: e.Muted, By: e.By}
+	case sfu.KickedEvent:
+		return protocol.Kicked{Header: header(protocol.TypeKicked), Reason: e.Reason}
+	case sfu.SpeakersEvent:
+		m := protocol.Speakers{Header: header(protocol.TypeSpeakers), Speakers: make([]protocol.Speaker, len(e.Speakers))}
+		for i, s := range e.Speakers {
+			m.Speakers[i] = protocol.Speaker{Participant: s.Participant, Level: s.Level}
+		}
+		return m
 	case sfu.AudienceEvent:
 		return protocol.Audience{Header: header(protocol.TypeAudience), Count: e.Count}
 	case sfu.DescriptionEvent:

@@ -44,13 +44,30 @@ func (s *session) handle(data []byte) bool {
 		s.closeWith(protocol.CloseNormal, "left")
 		return false
 	case *protocol.MicRequest:
-		s.notYet(m.ID, m.Type)
+		s.reply(m.ID, s.p.MicRequest())
 	case *protocol.Targeted:
-		s.notYet(m.ID, m.Type)
+		s.reply(m.ID, s.targeted(m))
 	case *protocol.Mute:
-		s.notYet(m.ID, m.Type)
+		s.reply(m.ID, s.p.Mute(m.Participant, *m.Muted))
 	}
 	return true
+}
+
+// targeted handles the messages that name a participant.
+func (s *session) targeted(m *protocol.Targeted) error {
+	switch m.Type {
+	case protocol.TypeMicInvite:
+		return s.p.MicInvite(m.Participant)
+	case protocol.TypeMicAccept:
+		return s.p.MicAccept(m.Participant)
+	case protocol.TypeMicReject:
+		return s.p.MicReject(m.Participant)
+	case protocol.TypeMicRelease:
+		return s.p.MicRelease(m.Participant)
+	case protocol.TypeKick:
+		return s.p.Kick(m.Participant, m.Reason)
+	}
+	return fmt.Errorf("unhandled message type %q", m.Type)
 }
 
 func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
@@ -59,10 +76,20 @@ func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
 		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
 		return true
 	case *protocol.Join:
+		name, role, err := s.srv.admit(m)
+		if errors.Is(err, errUnauthorized) {
+			s.sendError(m.ID, protocol.CodeUnauthorized, err.Error())
+			s.closeWith(protocol.ClosePolicy, "unauthorized")
+			return false
+		}
+		if err != nil {
+			s.sendError(m.ID, protocol.CodeForbidden, err.Error())
+			return true
+		}
 		p, err := s.srv.sfu.Join(sfu.JoinParams{
 			Room:       m.Room,
-			Name:       m.Name,
-			Role:       sfu.Role(m.Role),
+			Name:       name,
+			Role:       role,
 			Sink:       s,
 			RequestID:  m.ID,
 			ReceivedAt: received,
@@ -78,11 +105,6 @@ func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
 	s.sendError(idOf(msg), protocol.CodeBadRequest, "the first message must be join (or ping)")
 	s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
 	return false
-}
-
-// notYet answers the co-streaming messages this version does not handle.
-func (s *session) notYet(id, typ string) {
-	s.sendError(id, protocol.CodeBadRequest, fmt.Sprintf("%s is not supported by this relay yet (the mic workflow, mute and kick come in a later version)", typ))
 }
 
 // reply sends the error err maps to, if any.
@@ -102,10 +124,15 @@ func (s *session) reply(id string, err error) {
 func errorCode(err error) (code, text string) {
 	switch {
 	case errors.Is(err, sfu.ErrRoomFull):
-		return protocol.CodeRoomFull, "the room is full: every seat (publisher slot) is taken; join as audience or try later"
+		return protocol.CodeRoomFull, err.Error()
 	case errors.Is(err, sfu.ErrForbidden):
 		return protocol.CodeForbidden, err.Error()
-	case errors.Is(err, sfu.ErrBadDescription), errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, sfu.ErrNoOffer):
+	case errors.Is(err, sfu.ErrNotFound):
+		return protocol.CodeNotFound, err.Error()
+	case errors.Is(err, sfu.ErrConflict):
+		return protocol.CodeConflict, err.Error()
+	case errors.Is(err, sfu.ErrBadDescription), errors.Is(err, sfu.ErrBadCandidate), errors.Is(err, sfu.ErrNoOffer),
+		errors.Is(err, sfu.ErrBadRequest):
 		return protocol.CodeBadRequest, err.Error()
 	case errors.Is(err, sfu.ErrShuttingDown):
 		return protocol.CodeShuttingDown, "the relay is shutting down; reconnect (to another relay) in a moment"

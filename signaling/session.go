@@ -188,6 +188,8 @@ func (s *session) Close(reason sfu.Reason) {
 	switch reason {
 	case sfu.ReasonShutdown:
 		s.closeWith(protocol.CloseGoingAway, "relay is shutting down")
+	case sfu.ReasonKicked:
+		s.closeWith(protocol.ClosePolicy, "kicked")
 	default:
 		s.closeWith(protocol.CloseNormal, string(reason))
 	}

@@ -21,8 +21,10 @@ import (
 
 // Options change the relay's defaults; zero values keep them.
 type Options struct {
-	Seats int
-	Grace time.Duration
+	Seats      int
+	Grace      time.Duration
+	MicTimeout time.Duration
+	AuthSecret string
 }
 
 // Relay is a running in-process relay.
@@ -50,6 +52,7 @@ func Start(tb testing.TB, o Options) *Relay {
 	s, err := sfu.New(sfu.Config{
 		Seats:       o.Seats,
 		GracePeriod: o.Grace,
+		MicTimeout:  o.MicTimeout,
 		ICE:         sfu.ICEConfig{UDPMux: udp, Loopback: true},
 		Metrics:     sfu.NewMetrics(reg),
 		Logger:      Logger(),
@@ -57,7 +60,7 @@ func Start(tb testing.TB, o Options) *Relay {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: signaling.Config{Logger: Logger()}})
+	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: signaling.Config{Logger: Logger(), AuthSecret: []byte(o.AuthSecret)}})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	hs := httptest.NewServer(mux)
