@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,20 +46,48 @@ func (r *relay) join(ctx context.Context, t *testing.T, room, name, role string)
 	return c
 }
 
+// backlog holds events read from a client while looking for something
+// else (see do), for waitEvent to find later. Tests run one at a time.
+var (
+	backlogMu sync.Mutex
+	backlog   = map[*client.Client][]any{}
+)
+
+func pushBacklog(c *client.Client, ev any) {
+	backlogMu.Lock()
+	defer backlogMu.Unlock()
+	backlog[c] = append(backlog[c], ev)
+}
+
+func popBacklog(c *client.Client) (any, bool) {
+	backlogMu.Lock()
+	defer backlogMu.Unlock()
+	if len(backlog[c]) == 0 {
+		delete(backlog, c)
+		return nil, false
+	}
+	ev := backlog[c][0]
+	backlog[c] = backlog[c][1:]
+	return ev, true
+}
+
 // waitEvent returns the first event from c that match accepts, failing t
 // if none comes before ctx ends. Other events are skipped.
 func waitEvent[T any](ctx context.Context, t *testing.T, c *client.Client, match func(T) bool) T {
 	t.Helper()
 	for {
-		select {
-		case ev := <-c.Events():
-			if e, ok := ev.(T); ok && (match == nil || match(e)) {
-				return e
+		ev, ok := popBacklog(c)
+		if !ok {
+			select {
+			case ev = <-c.Events():
+			case <-ctx.Done():
+				var zero T
+				t.Fatalf("%s: no %T event before the deadline", c.ID(), zero)
+				return zero
 			}
-		case <-ctx.Done():
-			var zero T
-			t.Fatalf("%s: no %T event before the deadline", c.ID(), zero)
-			return zero
+		}
+		if e, ok := ev.(T); ok && (match == nil || match(e)) {
+			return e
 		}
 	}
 }

@@ -47,6 +47,7 @@ func do(ctx context.Context, t *testing.T, c *client.Client, msg map[string]any)
 		t.Fatalf("send: %v", err)
 	}
 	ping(ctx, t, c)
+	code := ""
 	for {
 		select {
 		case ev := <-c.Events():
@@ -54,10 +55,12 @@ func do(ctx context.Context, t *testing.T, c *client.Client, msg map[string]any)
 				if e.Message == "" {
 					t.Errorf("error %s without a message", e.Code)
 				}
-				return e.Code
+				code = e.Code
+				continue
 			}
+			pushBacklog(c, ev)
 		default:
-			return ""
+			return code
 		}
 	}
 }

@@ -24,6 +24,10 @@ type Config struct {
 	AnnounceIPs     []string
 	Loopback        bool
 	Seats           int
+	MaxParticipants int
+	MaxRooms        int
+	MicTimeout      time.Duration
+	AuthSecret      string
 	Grace           time.Duration
 	QueueSize       int
 	GOGC            int
@@ -48,6 +52,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&announce, "announce-ip", "", "comma-separated public IPs to announce instead of the host's own (1:1 NAT, e.g. a cloud instance's public IP)")
 	fs.BoolVar(&c.Loopback, "loopback", false, "use loopback addresses only (127.0.0.1), mDNS off: tests and demos on one machine")
 	fs.IntVar(&c.Seats, "seats", sfu.DefaultSeats, "publishers (hosts plus guests) per room")
+	fs.IntVar(&c.MaxParticipants, "max-participants", sfu.DefaultMaxParticipants, "participants per room (all roles)")
+	fs.IntVar(&c.MaxRooms, "max-rooms", sfu.DefaultMaxRooms, "rooms per relay")
+	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation waits for an answer")
+	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret for join tokens; empty: no tokens, anyone may join as anyone (development only). Prefer the RELAY_AUTH_SECRET environment variable: flags show in ps")
 	fs.DurationVar(&c.Grace, "grace", sfu.DefaultGracePeriod, "how long a participant whose connection failed is kept before it is removed (reason timeout)")
 	fs.IntVar(&c.QueueSize, "queue", sfu.DefaultQueueSize, "packets queued per subscriber before the oldest is dropped")
 	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))
@@ -109,8 +117,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.Seats < 1 {
 		return c, fmt.Errorf("-seats: %d: a room needs at least one seat", c.Seats)
 	}
-	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 {
-		return c, errors.New("-grace, -queue and -shutdown-timeout must be positive")
+	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 || c.MaxParticipants < 1 || c.MaxRooms < 1 || c.MicTimeout <= 0 {
+		return c, errors.New("-grace, -queue, -shutdown-timeout, -max-participants, -max-rooms and -mic-timeout must be positive")
+	}
+	if c.AuthSecret != "" && len(c.AuthSecret) < 16 {
+		return c, errors.New("-auth-secret: use at least 16 characters (32 random bytes, e.g. from `openssl rand -hex 32`, is better)")
 	}
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
@@ -119,11 +130,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 }
 
 func (c Config) sfuConfig() sfu.Config {
-	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace, QueueSize: c.QueueSize}
+	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace, QueueSize: c.QueueSize,
+		MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout}
 }
 
 func (c Config) signalingConfig(log *slog.Logger) signaling.Config {
-	return signaling.Config{Logger: log}
+	return signaling.Config{Logger: log, AuthSecret: []byte(c.AuthSecret)}
 }
 
 func (c Config) gcConfig() gctune.Config {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lianmai/relay/auth"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -50,6 +52,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad log level", args: []string{"-log-level", "loud"}, wantErr: "-log-level"},
 		{name: "zero seats", args: []string{"-seats", "0"}, wantErr: "at least one seat"},
 		{name: "bad gogc", args: []string{"-gogc", "-5"}, wantErr: "-gogc"},
+		{name: "short secret", env: map[string]string{"RELAY_AUTH_SECRET": "short"}, wantErr: "-auth-secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,9 +76,37 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-grace", "-queue", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-queue", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	env := func(k string) string { return map[string]string{"RELAY_AUTH_SECRET": "0123456789abcdef"}[k] }
+	var out, errOut strings.Builder
+	if code := token([]string{"-room", "r1", "-name", "Ann", "-role", "host", "-ttl", "1h"}, env, &out, &errOut); code != 0 {
+		t.Fatalf("token = %d: %s", code, errOut.String())
+	}
+	c, err := auth.Verify([]byte("0123456789abcdef"), strings.TrimSpace(out.String()), time.Now())
+	if err != nil {
+		t.Fatalf("the printed token does not verify: %v", err)
+	}
+	if c.Room != "r1" || c.Name != "Ann" || c.Role != "host" || c.ExpiresAt.Sub(time.Now()) > time.Hour {
+		t.Errorf("claims %+v", c)
+	}
+	for _, args := range [][]string{
+		{"-room", "r1", "-name", "Ann", "-role", "king"},
+		{"-room", "bad room", "-name", "Ann"},
+		{"-name", "Ann"},
+	} {
+		errOut.Reset()
+		if code := token(args, env, io.Discard, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("token %v = %d (%q), want 2 with a message", args, code, errOut.String())
+		}
+	}
+	if code := token([]string{"-room", "r", "-name", "n"}, func(string) string { return "" }, io.Discard, &errOut); code != 2 {
+		t.Errorf("token without a secret = %d, want 2", code)
 	}
 }

@@ -1,6 +1,7 @@
 // Command relay is Lianmai Relay: WebSocket signaling and a WebRTC SFU for
 // live co-streaming audio. Run `relay -h` for its settings; `relay health`
-// checks a running relay (the container's HEALTHCHECK).
+// checks a running relay (the container's HEALTHCHECK); `relay token`
+// prints a join token.
 package main
 
 import (
@@ -26,8 +27,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(health(os.Args[2:], os.Getenv, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "health":
+			os.Exit(health(os.Args[2:], os.Getenv, os.Stderr))
+		case "token":
+			os.Exit(token(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+		}
 	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -77,6 +83,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		return 1
 	}
 	sig := signaling.NewServer(signaling.Params{Config: cfg.signalingConfig(log), SFU: media, Registry: reg})
+	if cfg.AuthSecret == "" {
+		log.Warn("no -auth-secret: joins need no token, so anyone may join any room as anyone, host included; set RELAY_AUTH_SECRET in production")
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
