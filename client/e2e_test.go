@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/auth"
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
@@ -82,6 +83,13 @@ func TestDialRefused(t *testing.T) {
 			code:     protocol.CodeBadRequest,
 		},
 		{
+			name:     "no token",
+			opts:     relaytest.Options{AuthSecret: "secret"},
+			hostless: true,
+			cfg:      client.Config{Room: "r", Name: "a", ID: "j3"},
+			code:     protocol.CodeUnauthorized,
+		},
+		{
 			name: "seats taken",
 			opts: relaytest.Options{Seats: 1},
 			cfg:  client.Config{Room: "full", Name: "g", Role: protocol.RoleGuest, ID: "j2"},
@@ -106,6 +114,21 @@ func TestDialRefused(t *testing.T) {
 				t.Fatalf("Dial: %v, want a ServerError %s with id %q", err, tt.code, tt.cfg.ID)
 			}
 		})
+	}
+}
+
+// TestDialToken: with a secret, the token the client sends decides the
+// participant's name and role.
+func TestDialToken(t *testing.T) {
+	secret := "secret"
+	r, ctx := start(t, relaytest.Options{AuthSecret: secret})
+	token, err := auth.Mint([]byte(secret), "tok", "Alice", protocol.RoleGuest, time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(ctx, t, client.Config{URL: r.URL, Room: "tok", Name: "ignored", Token: token})
+	if p := c.Joined().Participant; p.Name != "Alice" || p.Role != protocol.RoleGuest {
+		t.Fatalf("joined as %+v, want Alice as guest from the token", p)
 	}
 }
 
@@ -235,6 +258,9 @@ func TestPublishAndReceive(t *testing.T) {
 	}
 	if err := pub.Connected(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if pub.AudioLevelExtensionID() == 0 {
+		t.Error("the audio level extension was not negotiated on pub")
 	}
 
 	stop := make(chan struct{})

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/gctune"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options change the relay's defaults; zero values keep them.
@@ -29,8 +32,9 @@ type Options struct {
 
 // Relay is a running in-process relay.
 type Relay struct {
-	URL      string // ws://127.0.0.1:port/ws
-	Registry *prometheus.Registry
+	URL        string // ws://127.0.0.1:port/ws
+	MetricsURL string // http://127.0.0.1:port/metrics, as the relay serves it
+	Registry   *prometheus.Registry
 }
 
 // Logger discards, unless RELAY_TEST_LOG is set: then debug to stderr.
@@ -49,6 +53,7 @@ func Start(tb testing.TB, o Options) *Relay {
 		tb.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), gctune.NewCollector())
 	s, err := sfu.New(sfu.Config{
 		Seats:       o.Seats,
 		GracePeriod: o.Grace,
@@ -63,6 +68,7 @@ func Start(tb testing.TB, o Options) *Relay {
 	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: signaling.Config{Logger: Logger(), AuthSecret: []byte(o.AuthSecret)}})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hs := httptest.NewServer(mux)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -72,7 +78,7 @@ func Start(tb testing.TB, o Options) *Relay {
 		}
 		hs.Close()
 	})
-	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", Registry: reg}
+	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", MetricsURL: hs.URL + "/metrics", Registry: reg}
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are
