@@ -153,8 +153,9 @@ type dropNth struct {
 	seq     uint16 // valid when dropped
 }
 
-func (d *dropNth) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &dropNthInterceptor{d: d}, nil
+// factory is the client's ReceiveInterceptor for this policy.
+func (d *dropNth) factory() interceptor.Factory {
+	return relaytest.DropIncoming(func(_ uint32, seq uint16) bool { return d.drop(seq) }, nil)
 }
 
 // drop reports whether the packet with sequence number seq, just arrived,
@@ -175,27 +176,6 @@ func (d *dropNth) droppedSeq() (uint16, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.seq, d.dropped
-}
-
-type dropNthInterceptor struct {
-	interceptor.NoOp
-	d *dropNth
-}
-
-func (i *dropNthInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		for {
-			n, a, err := r.Read(b, a)
-			if err != nil {
-				return n, a, err
-			}
-			var h rtp.Header
-			if _, err := h.Unmarshal(b[:n]); err == nil && i.d.drop(h.SequenceNumber) {
-				continue
-			}
-			return n, a, nil
-		}
-	})
 }
 
 // sendPaced writes 10 ms packets on pub until stop is closed or a write
@@ -227,7 +207,7 @@ func TestPublishAndReceive(t *testing.T) {
 	host := dial(ctx, t, client.Config{URL: r.URL, Room: "e2e", Name: "alice", Role: protocol.RoleHost})
 	loss := &dropNth{n: 30}
 	aud := dial(ctx, t, client.Config{URL: r.URL, Room: "e2e", Name: "bob", Role: protocol.RoleAudience,
-		ID: "join-bob", ReceiveInterceptor: loss})
+		ID: "join-bob", ReceiveInterceptor: loss.factory()})
 
 	j := aud.Joined()
 	if aud.ID() == "" || aud.ID() == host.ID() || j.Room != "e2e" || j.Participant.Name != "bob" ||

@@ -12,7 +12,6 @@ import (
 	"github.com/lianmai/relay/protocol"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 )
 
 // lossy is a ReceiveInterceptor that simulates loss on a sub connection:
@@ -37,9 +36,8 @@ func newLossy(every int) *lossy {
 	return &lossy{every: every, seen: make(map[uint64]bool), dropAt: rand.IntN(every)}
 }
 
-func (l *lossy) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &lossyInterceptor{l: l}, nil
-}
+// factory is the client's ReceiveInterceptor for this policy.
+func (l *lossy) factory() interceptor.Factory { return relaytest.DropIncoming(l.drop, l.countNACKs) }
 
 // drop reports whether a packet just arrived is to be dropped.
 func (l *lossy) drop(ssrc uint32, seq uint16) bool {
@@ -85,39 +83,6 @@ func (l *lossy) stats() lossyStats {
 	return lossyStats{l.firsts, l.dropped, l.repeats, l.nacked}
 }
 
-type lossyInterceptor struct {
-	interceptor.NoOp
-	l *lossy
-}
-
-// BindRemoteStream drops packets before the interceptors after it (the
-// NACK generator, receiver reports) see them: the client adds the
-// ReceiveInterceptor first, nearest the network.
-func (i *lossyInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
-	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-		for {
-			n, a, err := r.Read(b, a)
-			if err != nil {
-				return n, a, err
-			}
-			var h rtp.Header
-			if _, err := h.Unmarshal(b[:n]); err == nil && i.l.drop(h.SSRC, h.SequenceNumber) {
-				continue
-			}
-			return n, a, nil
-		}
-	})
-}
-
-// BindRTCPWriter counts NACKs: being first in the chain, it wraps the
-// writer nearest the network, through which the NACK generator writes.
-func (i *lossyInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
-	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
-		i.l.countNACKs(pkts)
-		return w.Write(pkts, a)
-	})
-}
-
 // lossOf returns how many distinct sequence numbers are missing between
 // the first packet got received and the highest after it, and how many
 // that range holds. Call with the receiver's lock held.
@@ -161,7 +126,7 @@ func TestNACKRepair(t *testing.T) {
 			host := r.join(ctx, t, "nack", "Host", protocol.RoleHost)
 			loss := newLossy(dropEvery)
 			lossyC, err := client.Dial(ctx, client.Config{URL: r.URL, Room: "nack", Name: "Lossy", Role: protocol.RoleAudience,
-				Loopback: true, Logger: relaytest.Logger(), DisableNACK: tt.disableNACK, ReceiveInterceptor: loss})
+				Loopback: true, Logger: relaytest.Logger(), DisableNACK: tt.disableNACK, ReceiveInterceptor: loss.factory()})
 			if err != nil {
 				t.Fatalf("lossy receiver joins: %v", err)
 			}
