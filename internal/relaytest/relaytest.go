@@ -28,11 +28,15 @@ type Options struct {
 	Grace      time.Duration
 	MicTimeout time.Duration
 	AuthSecret string
+	// Page, when set, is served at "/" next to /ws (the browser tests
+	// mount web.Handler here, as cmd/relay does).
+	Page http.Handler
 }
 
 // Relay is a running in-process relay.
 type Relay struct {
 	URL        string // ws://127.0.0.1:port/ws
+	HTTPURL    string // http://127.0.0.1:port, where Options.Page is served
 	MetricsURL string // http://127.0.0.1:port/metrics, as the relay serves it
 	Registry   *prometheus.Registry
 }
@@ -69,6 +73,9 @@ func Start(tb testing.TB, o Options) *Relay {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if o.Page != nil {
+		mux.Handle("/", o.Page)
+	}
 	hs := httptest.NewServer(mux)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -78,7 +85,7 @@ func Start(tb testing.TB, o Options) *Relay {
 		}
 		hs.Close()
 	})
-	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", MetricsURL: hs.URL + "/metrics", Registry: reg}
+	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Registry: reg}
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are

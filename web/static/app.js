@@ -24,7 +24,22 @@ const ui = {
   micError: $("#mic-error"),
   micErrorText: $("#mic-error-text"),
   micRetry: $("#mic-retry"),
-  participants: $("#participants"),
+  leaveMic: $("#leave-mic"),
+  listener: $("#listener"),
+  listenerState: $("#listener-state"),
+  requestMic: $("#request-mic"),
+  cancelRequest: $("#cancel-request"),
+  acceptInvite: $("#accept-invite"),
+  declineInvite: $("#decline-invite"),
+  tiles: $("#tiles"),
+  queueCard: $("#queue-card"),
+  queue: $("#queue"),
+  queueCount: $("#queue-count"),
+  queueEmpty: $("#queue-empty"),
+  audienceCard: $("#audience-card"),
+  audienceList: $("#audience-list"),
+  audienceEmpty: $("#audience-empty"),
+  stats: $("#stats"),
   unlock: $("#unlock-audio"),
   log: $("#log"),
   sinks: $("#sinks"),
@@ -43,6 +58,8 @@ const room = {
   audience: 0,
   speaking: new Map(), // participant id -> level 0..1
   selfMuted: false,
+  micState: "none", // this audience member: none, requested or invited
+  queue: [], // hosts: ids of audience members asking for the mic, oldest first
 };
 
 // Remote tracks as they arrive on sub, by publisher (= stream id).
@@ -62,6 +79,14 @@ function prefill() {
   f.role.value = ROLES.has(role) ? role : "guest";
   f.token.value = q.get("token") || "";
   if (f.token.value) $("#token-details").open = true;
+  for (const k of PROCESSING) if (q.has(k)) f[k].checked = q.get(k) !== "0";
+}
+
+const PROCESSING = ["echoCancellation", "noiseSuppression", "autoGainControl"];
+
+function audioConstraints() {
+  const f = ui.form.elements;
+  return Object.fromEntries(PROCESSING.map((k) => [k, f[k].checked]));
 }
 
 function randomName() {
@@ -113,12 +138,43 @@ ui.form.addEventListener("submit", async (e) => {
 
 // ---- session ----
 
+// Reconnecting after a transient drop: the relay has no session resume
+// yet, so the page joins again, as before, after a short backoff.
+const MAX_RECONNECTS = 5;
+let lastJoin = null; // the last successful join request
+let reconnects = 0;
+let reconnectTimer = 0;
+
+function scheduleReconnect() {
+  const delay = Math.min(8000, 500 * 2 ** reconnects);
+  reconnects++;
+  ui.status.textContent = `Connection lost; joining again in ${(delay / 1000).toFixed(1)} s…`;
+  reconnectTimer = setTimeout(async () => {
+    reconnectTimer = 0;
+    const req = lastJoin;
+    try {
+      await start(req);
+      logLine("Reconnected.");
+    } catch (err) {
+      if (!(err instanceof RelayError) && reconnects < MAX_RECONNECTS) {
+        client = null;
+        scheduleReconnect();
+        return;
+      }
+      showError("disconnected", `Could not join again: ${err.message}`);
+      await stop();
+    }
+  }, delay);
+}
+
 async function start(req) {
   expectClose = false;
-  client = new RelayClient();
+  client = new RelayClient({ audio: audioConstraints() });
   wire(client);
   await client.connect(defaultRelayURL());
   const joined = await client.join(req);
+  lastJoin = req;
+  reconnects = 0;
   if (canPublish(req.role) && !canPublish(joined.participant.role)) {
     logLine(`The relay let you in as ${joined.participant.role}.`);
   }
@@ -126,6 +182,9 @@ async function start(req) {
 
 async function stop() {
   expectClose = true;
+  lastJoin = null;
+  clearTimeout(reconnectTimer);
+  reconnectTimer = 0;
   const c = client;
   client = null;
   if (c) await c.leave();
@@ -141,19 +200,23 @@ function wire(c) {
   on("statechange", (e) => renderStatus(e.detail));
   on("error", (e) => {
     const { code, message } = e.detail;
-    showError(code, message);
+    showError(code, explain(code, message));
   });
   on("close", (e) => {
     // Before joined, the submit handler reports the failure and cleans up.
     if (!room.self) return;
-    if (!expectClose) {
-      const { code, reason } = e.detail;
-      const why = reason ? `: ${reason}` : "";
-      showError("disconnected", `The relay closed the connection (code ${code}${why}).`);
-    }
+    const { code, reason } = e.detail;
     client = null;
     resetRoom();
     showView("join");
+    if (expectClose) return;
+    // 1008 is a decision (kicked, bad token), not a drop: do not retry it.
+    if (code !== 1008 && lastJoin && reconnects < MAX_RECONNECTS) {
+      scheduleReconnect();
+      return;
+    }
+    const why = reason ? `: ${reason}` : "";
+    showError("disconnected", `The relay closed the connection (code ${code}${why}).`);
   });
 
   on("joined", (e) => onJoined(e.detail));
@@ -168,6 +231,7 @@ function wire(c) {
     const p = room.participants.get(participant);
     room.participants.delete(participant);
     room.speaking.delete(participant);
+    dequeue(participant);
     dropRemote(participant);
     logLine(`${nameOf(participant, p)} left${reason && reason !== "left" ? ` (${reason})` : ""}.`);
     renderRoom();
@@ -185,8 +249,10 @@ function wire(c) {
   on("role_changed", (e) => {
     const { participant, role } = e.detail;
     const p = room.participants.get(participant);
+    dequeue(participant);
     if (participant === room.self?.id) {
       room.self.role = role;
+      room.micState = "none";
       logLine(`You are now ${role}.`);
     } else {
       logLine(`${nameOf(participant, p)} is now ${role}.`);
@@ -223,9 +289,25 @@ function wire(c) {
     room.audience = e.detail.count;
     renderAudience();
   });
-  on("mic_requested", (e) => logLine(`${nameOf(e.detail.participant)} asks for the mic.`));
-  on("mic_invited", (e) => logLine(`${nameOf(e.detail.by)} invites you to the mic.`));
-  on("mic_rejected", (e) => logLine(`${nameOf(e.detail.by)} declined.`));
+  on("mic_requested", (e) => {
+    const id = e.detail.participant;
+    if (!room.queue.includes(id)) room.queue.push(id);
+    logLine(`${nameOf(id)} asks for the mic.`);
+    renderRoom();
+  });
+  on("mic_invited", (e) => {
+    room.micState = "invited";
+    logLine(`${nameOf(e.detail.by)} invites you to the mic.`);
+    renderRoom();
+  });
+  on("mic_rejected", (e) => {
+    const { participant, by, reason } = e.detail;
+    dequeue(participant);
+    const self = !participant || participant === room.self?.id;
+    if (self) room.micState = "none";
+    logLine(micRejectedText(self, participant, by, reason));
+    renderRoom();
+  });
   on("kicked", (e) => {
     expectClose = true; // the close that follows is explained here
     showError("kicked", `You were removed from the room${e.detail.reason ? `: ${e.detail.reason}` : ""}.`);
@@ -258,6 +340,7 @@ function onJoined(msg) {
   ui.roomName.textContent = msg.room;
   logLine(`Joined ${msg.room} as ${msg.participant.name} (${msg.participant.role}).`);
   showView("room");
+  startStats();
   renderRoom();
 }
 
@@ -288,7 +371,12 @@ function resetRoom() {
   room.speaking.clear();
   room.audience = 0;
   room.selfMuted = false;
-  ui.participants.replaceChildren();
+  room.micState = "none";
+  room.queue = [];
+  ui.tiles.replaceChildren();
+  ui.queue.replaceChildren();
+  ui.audienceList.replaceChildren();
+  resetStats();
   ui.log.replaceChildren();
   ui.unlock.hidden = true;
   hideMicError();
@@ -396,11 +484,19 @@ let meterLoop = 0;
 
 function startMeterLoop() {
   if (meterLoop) return;
-  const tick = () => {
+  let last = 0;
+  const tick = (now) => {
     if (meters.size === 0) {
       meterLoop = 0;
       return;
     }
+    // About 20 updates a second is smooth enough for a meter and spares
+    // the CPU (phones; several tabs on one machine).
+    if (now - last < 50) {
+      meterLoop = requestAnimationFrame(tick);
+      return;
+    }
+    last = now;
     for (const m of meters) {
       const level = m.read();
       for (const el of m.els) el.style.setProperty("--level", level.toFixed(3));
@@ -427,6 +523,7 @@ function renderMic() {
     ? room.selfMuted ? "Muted: the room does not hear you." : "Live: the room hears you."
     : ui.micError.hidden ? "Starting the microphone…" : "Not publishing.";
   ui.mute.hidden = !local;
+  ui.leaveMic.hidden = room.self?.role !== "guest";
   ui.mute.textContent = room.selfMuted ? "Unmute" : "Mute";
   ui.mute.setAttribute("aria-pressed", String(room.selfMuted));
 }
@@ -501,63 +598,271 @@ function renderAudience() {
 }
 
 const ROLE_ORDER = { host: 0, guest: 1, audience: 2 };
+const isHost = () => room.self?.role === "host";
 
 function renderRoom() {
   renderAudience();
   renderMic();
+  renderListener();
   if (client) renderStatus(client.state);
 
-  const list = [...room.participants.values()].sort(
+  const people = [...room.participants.values()].sort(
     (a, b) =>
       (b.id === room.self?.id) - (a.id === room.self?.id) ||
       (ROLE_ORDER[a.role] ?? 3) - (ROLE_ORDER[b.role] ?? 3) ||
       a.name.localeCompare(b.name),
   );
-  // Rows are rebuilt on every change; meters re-collect their elements.
+  // Tiles are rebuilt on every change; meters re-collect their elements.
   for (const m of meters) m.els = [];
   if (local?.meter) local.meter.els.push(ui.micMeter);
-  ui.participants.replaceChildren(...list.map(participantRow));
+  ui.tiles.replaceChildren(...people.filter((p) => canPublish(p.role)).map(tile));
+
+  const host = isHost();
+  ui.queueCard.hidden = !host;
+  ui.audienceCard.hidden = !host;
+  if (host) {
+    const queued = room.queue.filter((id) => room.participants.has(id));
+    ui.queue.replaceChildren(...queued.map(queueRow));
+    ui.queueEmpty.hidden = queued.length > 0;
+    ui.queueCount.textContent = queued.length ? `(${queued.length})` : "";
+    const listeners = people.filter((p) => p.role === "audience");
+    ui.audienceList.replaceChildren(...listeners.map(audienceRow));
+    ui.audienceEmpty.hidden = listeners.length > 0;
+  }
   renderSpeaking();
 }
 
-function participantRow(p) {
+// A tile is one person on the mic: name, role, muted, a level meter, and
+// for hosts the moderation buttons.
+function tile(p) {
   const isSelf = p.id === room.self?.id;
   const received = isSelf ? [] : remote.get(p.id) || [];
-  const tracks = [...p.tracks.values()];
-
-  const chips = tracks.map((t, i) => {
-    // Match by track id when the browser kept it, else by order.
-    const r = received.find((x) => x.track.id === t.id) || received[i];
-    const meter = isSelf ? local?.meter : r?.meter;
-    return h("li", { className: "track", title: t.id }, t.kind, meterElement(meter));
-  });
-  // Tracks received before their track_published arrived.
-  for (const r of received.slice(tracks.length)) {
-    chips.push(h("li", { className: "track" }, r.track.kind, meterElement(r.meter)));
+  const meter = isSelf ? local?.meter : received[0]?.meter;
+  const el = meterElement(meter);
+  el.classList.add("wide");
+  const controls = [];
+  if (isHost() && !isSelf) {
+    controls.push(
+      button(p.muted ? "Unmute" : "Mute", "mute", () => client?.mute(p.id, !p.muted)),
+    );
+    if (p.role === "guest") {
+      controls.push(button("Take off the mic", "release", () => client?.releaseMic(p.id)));
+    }
+    controls.push(button("Kick", "kick", () => confirmKick(p), "danger"));
   }
-
+  const hasAudio = isSelf ? !!local : received.length > 0 || p.tracks.size > 0;
   return h(
     "li",
-    { className: "participant", dataset: { id: p.id } },
+    { className: "tile", dataset: { id: p.id, role: p.role, muted: String(!!p.muted) } },
+    h("div", { className: "avatar", "aria-hidden": "true" }, initials(p.name)),
     h(
       "div",
-      { className: "who" },
-      h("span", { className: "name" }, p.name),
-      isSelf ? h("span", { className: "tag you" }, "you") : null,
-      h("span", { className: `tag role role-${p.role}` }, p.role),
-      p.muted ? h("span", { className: "tag muted" }, "muted") : null,
+      { className: "tile-body" },
+      h(
+        "div",
+        { className: "who" },
+        h("span", { className: "name" }, p.name),
+        isSelf ? h("span", { className: "tag you" }, "you") : null,
+        h("span", { className: `tag role role-${p.role}` }, p.role),
+        p.muted ? h("span", { className: "tag muted" }, "muted") : null,
+      ),
+      hasAudio ? el : h("p", { className: "no-tracks" }, "connecting audio…"),
     ),
-    chips.length
-      ? h("ul", { className: "tracks" }, ...chips)
-      : h("p", { className: "no-tracks" }, canPublish(p.role) ? "no tracks yet" : "listening"),
+    controls.length ? h("div", { className: "tile-actions" }, ...controls) : null,
   );
 }
 
+function queueRow(id) {
+  const p = room.participants.get(id);
+  return h(
+    "li",
+    { className: "row", dataset: { id } },
+    h("span", { className: "name" }, p?.name ?? id),
+    h(
+      "span",
+      { className: "row-actions" },
+      button("Approve", "approve", () => client?.acceptMic(id), "primary"),
+      button("Reject", "reject", () => client?.rejectMic(id)),
+    ),
+  );
+}
+
+function audienceRow(p) {
+  const queued = room.queue.includes(p.id);
+  return h(
+    "li",
+    { className: "row", dataset: { id: p.id } },
+    h("span", { className: "name" }, p.name),
+    h(
+      "span",
+      { className: "row-actions" },
+      queued ? h("span", { className: "tag" }, "asking") : button("Invite", "invite", () => client?.inviteToMic(p.id)),
+      button("Kick", "kick", () => confirmKick(p), "danger"),
+    ),
+  );
+}
+
+function confirmKick(p) {
+  // A confirm dialog would block automation and phones alike; the button
+  // is red and the action is logged instead.
+  client?.kick(p.id);
+}
+
+function button(text, action, onclick, className = "") {
+  return h("button", { type: "button", className, dataset: { action }, onclick }, text);
+}
+
+function initials(name) {
+  const parts = name.trim().split(/\s+/).slice(0, 2);
+  return parts.map((w) => [...w][0] ?? "").join("").toUpperCase() || "?";
+}
+
+function renderListener() {
+  const listening = room.self?.role === "audience";
+  ui.listener.hidden = !listening;
+  if (!listening) return;
+  const s = room.micState;
+  ui.requestMic.hidden = s !== "none";
+  ui.cancelRequest.hidden = s !== "requested";
+  ui.acceptInvite.hidden = s !== "invited";
+  ui.declineInvite.hidden = s !== "invited";
+  ui.listenerState.textContent =
+    s === "requested"
+      ? "You asked for the mic; waiting for a host."
+      : s === "invited"
+        ? "A host invites you to the mic."
+        : "You are listening.";
+}
+
 function renderSpeaking() {
-  for (const li of ui.participants.children) {
+  for (const li of ui.tiles.children) {
     const level = room.speaking.get(li.dataset.id) || 0;
     li.classList.toggle("speaking", level > 0.05);
+    li.style.setProperty("--speaking", level.toFixed(2));
   }
+}
+
+function dequeue(id) {
+  const i = room.queue.indexOf(id);
+  if (i >= 0) room.queue.splice(i, 1);
+}
+
+function micRejectedText(self, participant, by, reason) {
+  const who = self ? "Your" : `${nameOf(participant)}'s`;
+  switch (reason) {
+    case "cancelled":
+      return `${self ? "You" : nameOf(participant)} withdrew the mic request.`;
+    case "timeout":
+      return `${who} mic request or invitation expired.`;
+    case "no_host":
+      return `${who} mic request ended: no host is in the room.`;
+    default:
+      return `${by ? nameOf(by) : "Someone"} declined ${self ? "your" : `${nameOf(participant)}'s`} mic request or invitation.`;
+  }
+}
+
+ui.requestMic.addEventListener("click", () => {
+  if (client?.requestMic()) {
+    room.micState = "requested";
+    renderRoom();
+  }
+});
+ui.cancelRequest.addEventListener("click", () => {
+  if (client?.cancelMicRequest()) {
+    room.micState = "none";
+    renderRoom();
+  }
+});
+ui.acceptInvite.addEventListener("click", () => client?.acceptMic());
+ui.declineInvite.addEventListener("click", () => {
+  if (client?.rejectMic()) {
+    room.micState = "none";
+    renderRoom();
+  }
+});
+ui.leaveMic.addEventListener("click", () => client?.leaveMic());
+
+// ---- connection panel ----
+
+let statsTimer = 0;
+let lastStats = null;
+
+function startStats() {
+  if (statsTimer) return;
+  statsTimer = setInterval(updateStats, 1000);
+}
+
+function resetStats() {
+  clearInterval(statsTimer);
+  statsTimer = 0;
+  lastStats = null;
+  for (const dd of ui.stats.querySelectorAll("dd")) dd.textContent = "–";
+}
+
+async function updateStats() {
+  const c = client;
+  if (!c) return;
+  let cur;
+  try {
+    cur = await c.stats();
+  } catch {
+    return;
+  }
+  if (c !== client) return;
+  const prev = lastStats;
+  lastStats = cur;
+  const set = (k, v) => {
+    const dd = ui.stats.querySelector(`[data-stat="${k}"]`);
+    if (dd) dd.textContent = v ?? "–";
+  };
+  const sub = cur.sub;
+  const pub = cur.pub;
+  const rtt = pub?.roundTripTime ?? sub?.roundTripTime;
+  set("rtt", rtt !== null && rtt !== undefined ? `${Math.round(rtt * 1000)} ms` : cur.rtt !== null ? `${cur.rtt} ms (ping)` : null);
+  set("jitter", sub?.jitter !== null && sub?.jitter !== undefined ? `${(sub.jitter * 1000).toFixed(1)} ms` : null);
+  set("lost", sub || pub ? String((sub?.packetsLost ?? 0) + (pub?.packetsLost ?? 0)) : null);
+  if (!prev) return;
+  const secs = (cur.at - prev.at) / 1000;
+  if (sub && prev.sub) {
+    const total = sub.totalSamplesReceived - prev.sub.totalSamplesReceived;
+    const concealed = sub.concealedSamples - prev.sub.concealedSamples;
+    set("concealment", total > 0 ? `${((100 * concealed) / total).toFixed(2)} %` : null);
+    // Per track: the rate of one publisher's packets is its frame rate.
+    const rates = sub.inbound.map((t) => {
+      const p = prev.sub.inbound.find((x) => x.trackIdentifier === t.trackIdentifier);
+      return p ? (t.packetsReceived - p.packetsReceived) / secs : 0;
+    });
+    const pps = rates.reduce((a, b) => a + b, 0);
+    const top = Math.max(0, ...rates);
+    set("received-rate", `${Math.round(pps)} pkt/s`);
+    set("frame-received", top > 0 ? `${Math.round(1000 / top)} ms` : null);
+  }
+  if (pub && prev.pub) {
+    const pps = (pub.packetsSent - prev.pub.packetsSent) / secs;
+    set("sent-rate", `${Math.round(pps)} pkt/s`);
+    set("frame-sent", pps > 0 ? `${Math.round(1000 / pps)} ms` : null);
+  } else if (!pub) {
+    set("sent-rate", null);
+    set("frame-sent", null);
+  }
+}
+
+// Known relay error codes, explained for people; the relay's own message
+// follows.
+const ERROR_HELP = {
+  bad_request: "The relay did not understand a request.",
+  unauthorized: "The join token was missing, expired or not valid. Ask for a new invite link.",
+  forbidden: "Your role does not allow that.",
+  not_found: "That person is not in the room any more, or has nothing pending.",
+  room_full: "The room is full, or every seat on the mic is taken.",
+  conflict: "That is already in progress.",
+  internal: "The relay hit an internal error; try again.",
+  shutting_down: "The relay is restarting; join again in a moment.",
+};
+
+function explain(code, message) {
+  const help = ERROR_HELP[code];
+  return help ? `${help} (${message})` : message;
 }
 
 // ---- errors and log ----
@@ -610,6 +915,15 @@ function h(tag, props, ...children) {
 window.addEventListener("pagehide", () => {
   // Best effort: tell the relay now rather than after its timeout.
   client?.send({ type: "leave" });
+});
+
+// For automation and debugging (documented in docs/client.md): the live
+// RelayClient, and its stats() summary.
+window.relayPage = Object.freeze({
+  get client() {
+    return client;
+  },
+  stats: () => (client ? client.stats() : Promise.resolve(null)),
 });
 
 prefill();

@@ -183,15 +183,46 @@ export class RelayClient extends EventTarget {
     return { sub: this.#sub?.pc ?? null, pub: this.#pub?.pc ?? null };
   }
 
+  /**
+   * A summary of getStats on both peer connections: cumulative audio
+   * counters as the browser reports them (see summarizeStats). Rates come
+   * from two calls: (b.pub.packetsSent - a.pub.packetsSent) / (b.at - a.at).
+   * @returns {Promise<{at: number, rtt: number|null, sub: object|null, pub: object|null}>}
+   */
+  async stats() {
+    const { sub, pub } = this.peerConnections;
+    const [subReport, pubReport] = await Promise.all([
+      sub && sub.connectionState !== "closed" ? sub.getStats() : null,
+      pub && pub.connectionState !== "closed" ? pub.getStats() : null,
+    ]);
+    return {
+      at: performance.now(),
+      rtt: this.#rtt,
+      sub: subReport ? summarizeStats(subReport) : null,
+      pub: pubReport ? summarizeStats(pubReport) : null,
+    };
+  }
+
   // ---- room actions (thin wrappers; errors arrive as "error" events) ----
 
   requestMic() { return this.send({ type: "mic_request" }); }
+  /** Withdraws this audience member's own mic request (or declines an invitation). */
+  cancelMicRequest() { return this.send({ type: "mic_reject" }); }
+  /** A guest leaves the mic and goes back to the audience. */
+  leaveMic() { return this.send({ type: "mic_release" }); }
   inviteToMic(participant) { return this.send({ type: "mic_invite", participant }); }
   acceptMic(participant) { return this.send(withParticipant("mic_accept", participant)); }
   rejectMic(participant) { return this.send(withParticipant("mic_reject", participant)); }
   releaseMic(participant) { return this.send(withParticipant("mic_release", participant)); }
   mute(participant, muted) { return this.send({ type: "mute", participant, muted: !!muted }); }
-  kick(participant) { return this.send({ type: "kick", participant }); }
+  kick(participant, reason) {
+    return this.send(reason ? { type: "kick", participant, reason } : { type: "kick", participant });
+  }
+
+  /** Changes the getUserMedia audio constraints for the next publish. */
+  setAudioConstraints(audio) {
+    this.#opts.audio = { ...audio };
+  }
 
   // ---- publishing ----
 
@@ -507,4 +538,57 @@ async function addCandidate(pc, c) {
     return;
   }
   await pc.addIceCandidate(c);
+}
+
+/**
+ * Sums one RTCStatsReport's audio figures:
+ *   packetsReceived, packetsLost, jitter (s, the worst track),
+ *   concealedSamples, totalSamplesReceived   from inbound-rtp (receiving);
+ *   packetsSent                              from outbound-rtp (sending);
+ *   roundTripTime (s)                        from remote-inbound-rtp, else
+ *                                            the selected candidate pair;
+ *   inbound: [{trackIdentifier, packetsReceived, concealedSamples, totalSamplesReceived}].
+ */
+export function summarizeStats(report) {
+  const s = {
+    packetsReceived: 0,
+    packetsLost: 0,
+    jitter: null,
+    concealedSamples: 0,
+    silentConcealedSamples: 0,
+    concealmentEvents: 0,
+    packetsDiscarded: 0,
+    totalSamplesReceived: 0,
+    packetsSent: 0,
+    roundTripTime: null,
+    inbound: [],
+  };
+  let pairRTT = null;
+  for (const r of report.values()) {
+    if (r.type === "inbound-rtp" && r.kind === "audio") {
+      s.packetsReceived += r.packetsReceived ?? 0;
+      s.packetsLost += Math.max(0, r.packetsLost ?? 0);
+      s.concealedSamples += r.concealedSamples ?? 0;
+      s.silentConcealedSamples += r.silentConcealedSamples ?? 0;
+      s.concealmentEvents += r.concealmentEvents ?? 0;
+      s.packetsDiscarded += r.packetsDiscarded ?? 0;
+      s.totalSamplesReceived += r.totalSamplesReceived ?? 0;
+      if (r.jitter !== undefined) s.jitter = Math.max(s.jitter ?? 0, r.jitter);
+      s.inbound.push({
+        trackIdentifier: r.trackIdentifier,
+        packetsReceived: r.packetsReceived ?? 0,
+        concealedSamples: r.concealedSamples ?? 0,
+        totalSamplesReceived: r.totalSamplesReceived ?? 0,
+      });
+    } else if (r.type === "outbound-rtp" && r.kind === "audio") {
+      s.packetsSent += r.packetsSent ?? 0;
+    } else if (r.type === "remote-inbound-rtp" && r.roundTripTime !== undefined) {
+      s.roundTripTime = r.roundTripTime;
+      s.packetsLost += Math.max(0, r.packetsLost ?? 0);
+    } else if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") {
+      if (r.currentRoundTripTime !== undefined) pairRTT = r.currentRoundTripTime;
+    }
+  }
+  if (s.roundTripTime === null) s.roundTripTime = pairRTT;
+  return s;
 }
