@@ -72,6 +72,10 @@ func (r *runner) report(before, start, end snapshot) *Report {
 	if pkts > 0 {
 		rep.Loadgen.CPUMicrosPerPacket = round3(cpu * 1e6 / float64(pkts))
 	}
+	if lg := rep.Loadgen.CPUPct / float64(max(rep.Machine.CPUsUsed, 1)); lg > 85 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf(
+			"the load generator used %.0f%% of its CPU: one-way latency, late frames and stutter include its own queueing, not only the relay's", lg))
+	}
 	if h := hostShare(start, end); h.ok && window > 0 {
 		rep.Host = HostReport{
 			BusyPct:  round3(h.busy / window * 100),
@@ -223,6 +227,10 @@ func (r *runner) relayLocked(before, start, end snapshot, window float64) RelayR
 	j50, _ := bucketQuantile(joins, 0.50)
 	j99, _ := bucketQuantile(joins, 0.99)
 	rr.JoinP50Ms, rr.JoinP99Ms = round3(j50*1000), round3(j99*1000)
+	fwd := bucketDelta(start.prom, end.prom, "relay_forward_latency_seconds")
+	f50, _ := bucketQuantile(fwd, 0.50)
+	f99, _ := bucketQuantile(fwd, 0.99)
+	rr.ForwardP50Ms, rr.ForwardP99Ms = round3(f50*1000), round3(f99*1000)
 	return rr
 }
 

@@ -125,9 +125,13 @@ func (r *runner) awaitRole(ctx context.Context, p *participant, id, role string)
 					return fmt.Errorf("%w: bad_request: %s", errMicUnsupported, m.Message)
 				}
 				return fmt.Errorf("relay error %s: %s", m.Code, m.Message)
-			case map[string]any:
+			case *protocol.MicRejected:
+				if m.Participant == "" || m.Participant == p.c.ID() {
+					return fmt.Errorf("mic_rejected (reason %q)", m.Reason)
+				}
+			case map[string]any: // a client that predates the typed message
 				if m["type"] == protocol.TypeMicRejected {
-					return errors.New("the host rejected the request")
+					return fmt.Errorf("mic_rejected (reason %v)", m["reason"])
 				}
 			}
 		case <-p.c.Done():
@@ -145,7 +149,9 @@ func (r *runner) acceptMicRequests(ctx context.Context, host *participant) {
 		case ev := <-host.c.Events():
 			var who string
 			switch m := ev.(type) {
-			case map[string]any:
+			case *protocol.MicRequested:
+				who = m.Participant
+			case map[string]any: // a client that predates the typed message
 				if m["type"] == protocol.TypeMicRequested {
 					who, _ = m["participant"].(string)
 				}

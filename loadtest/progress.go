@@ -45,8 +45,8 @@ func (r *runner) sample(ctx context.Context) {
 			continue
 		}
 		lastPrint = time.Now()
-		line := fmt.Sprintf("[%6.1fs] %-8s up %d/%d  recv %.0f pkt/s  relay out %.0f pkt/s  relay cpu %.0f%%  loadgen cpu %.0f%%",
-			s.T, s.Phase, s.Up, r.sc.Participants(), s.RecvPPS, s.RelayOutPPS, s.RelayCPUPct, s.LoadgenCPUPct)
+		line := fmt.Sprintf("[%6.1fs] %-8s up %d/%d  recv %.0f pkt/s  late %d  relay out %.0f pkt/s  relay cpu %.0f%%  loadgen cpu %.0f%%",
+			s.T, s.Phase, s.Up, r.sc.Participants(), s.RecvPPS, s.Late, s.RelayOutPPS, s.RelayCPUPct, s.LoadgenCPUPct)
 		if tty {
 			fmt.Fprintf(r.cfg.Progress, "\r%-110s", line)
 		} else {
@@ -67,6 +67,7 @@ func (r *runner) point(a, b snapshot) Sample {
 		return s
 	}
 	s.RecvPPS = round3(float64(b.packets-a.packets) / dt)
+	s.Late = b.late - a.late
 	s.LoadgenCPUPct = round3((b.selfCPU - a.selfCPU).Seconds() / dt * 100)
 	if in, ok := promDelta(a.prom, b.prom, "relay_packets_in_total"); ok {
 		s.RelayInPPS = round3(in / dt)

@@ -124,6 +124,8 @@ type RelayReport struct {
 	GOMemLimitBytes    float64 `json:"gomemlimit_bytes"`      // relay_gomemlimit_bytes; 9.2e18 means none
 	JoinP50Ms          float64 `json:"join_p50_ms"`           // relay_join_latency_seconds over the run, bucket bound
 	JoinP99Ms          float64 `json:"join_p99_ms"`
+	ForwardP50Ms       float64 `json:"forward_p50_ms"` // relay_forward_latency_seconds in the window (read to written), bucket bound
+	ForwardP99Ms       float64 `json:"forward_p99_ms"`
 }
 
 // LoadgenReport is the load generator's own cost during the window.
@@ -170,6 +172,7 @@ type Sample struct {
 	Phase         string  `json:"phase"` // ramp, settle, measure, teardown
 	Up            int64   `json:"up"`    // participants joined and connected
 	RecvPPS       float64 `json:"recv_pps"`
+	Late          uint64  `json:"late"` // in-window frames that arrived late during this interval
 	RelayInPPS    float64 `json:"relay_in_pps"`
 	RelayOutPPS   float64 `json:"relay_out_pps"`
 	RelayCPUPct   float64 `json:"relay_cpu_pct"`

@@ -200,12 +200,13 @@ type snapshot struct {
 	procOK     bool
 	selfCPU    time.Duration
 	packets    uint64
+	late       uint64
 	goroutines int
 	host       hostCPU
 }
 
 func (r *runner) snap(ctx context.Context) snapshot {
-	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.packets.Load(),
+	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.live.packets.Load(), late: r.live.late.Load(),
 		goroutines: runtime.NumGoroutine(), host: readHostCPU()}
 	if r.cfg.RelayPID > 0 {
 		ps, err := readProcStat(r.cfg.RelayPID)

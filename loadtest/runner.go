@@ -42,8 +42,8 @@ type runner struct {
 	startNs    int64
 	startedAt  time.Time
 
-	win           *window       // the measurement window; read by every reader per packet
-	packets       atomic.Uint64 // packets read by every receiver, for the progress line
+	win           *window      // the measurement window; read by every reader per packet
+	live          liveCounters // packets read and late frames, for the progress line and the series
 	foreignTracks atomic.Uint64
 	up            atomic.Int64 // participants joined and not yet gone
 	phase         atomic.Int32
@@ -52,7 +52,7 @@ type runner struct {
 	nextSlot int64         // when the next join may start (join_rate); guarded by slotMu
 	sem      chan struct{} // join_concurrency tokens; a join holds one while in flight
 
-	mu          sync.Mutex
+	mu          sync.Mutex           // guards the fields below
 	logs        map[string]*frameLog // by publisher participant id
 	parts       []*participant       // everyone who joined, in order; churned and mic guests too
 	audience    [][]*participant     // per room: audience currently in (churn picks from it)

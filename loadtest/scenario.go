@@ -15,7 +15,7 @@ import (
 // docs/loadtest.md describes each field.
 type Scenario struct {
 	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
+	Description string `json:"description"`
 
 	Rooms    int `json:"rooms"`    // rooms, each with the participants below
 	Hosts    int `json:"hosts"`    // publishers with role host, per room
@@ -39,7 +39,8 @@ type Scenario struct {
 
 	DecodePerRoom int      `json:"decode_per_room"` // receivers per room that decode and conceal (the stutter sample)
 	AudioLoop     Duration `json:"audio_loop"`      // length of each publisher's pre-encoded voice loop
-	NACK          *bool    `json:"nack,omitempty"`  // register NACK like browsers do; default true
+	NACK          *bool    `json:"nack"`            // publishers and decoding receivers negotiate NACK; default true
+	LeanNACK      bool     `json:"lean_nack"`       // lean receivers (audience not decoding) negotiate NACK too; default false
 	Seed          int64    `json:"seed"`            // voices, loss and jitter; 0 means 1
 }
 

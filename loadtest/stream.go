@@ -51,7 +51,7 @@ type streamStats struct {
 	received    uint64 // distinct in-window frames received, on time or not
 	onTime      uint64 // of those, arriving within playoutDeadline of their send time
 	late        uint64 // of those, arriving after it
-	duplicates  uint64 // packets for a frame already received (retransmissions)
+	duplicates  uint64 // in-window packets for a frame already received (retransmissions)
 	seqMismatch uint64 // packets whose sequence number is not the one their frame was sent with
 	unknown     uint64 // packets whose timestamp matches no frame the publisher stamped
 	padding     uint64 // packets without payload, skipped
@@ -59,15 +59,21 @@ type streamStats struct {
 	lat  Hist     // one-way latency of every in-window packet, first copies only
 	play *playout // nil unless this receiver decodes (the stutter sample)
 
-	packetsLive *atomic.Uint64 // the run's live packet counter, for the progress line
+	live *liveCounters // the run's live counters, for the progress line and the time series
 }
 
-func newStreamStats(log *frameLog, run, own *window, dialNs int64, play *playout, live *atomic.Uint64) *streamStats {
+// liveCounters are updated by every reader as packets arrive.
+type liveCounters struct {
+	packets atomic.Uint64 // packets read
+	late    atomic.Uint64 // in-window frames that arrived after their deadline
+}
+
+func newStreamStats(log *frameLog, run, own *window, dialNs int64, play *playout, live *liveCounters) *streamStats {
 	return &streamStats{
 		log: log, run: run, own: own, dialNs: dialNs, play: play,
-		seen:        make([]uint64, (len(log.stamps)+63)/64),
-		firstFrame:  -1,
-		packetsLive: live,
+		seen:       make([]uint64, (len(log.stamps)+63)/64),
+		firstFrame: -1,
+		live:       live,
 	}
 }
 
@@ -75,7 +81,7 @@ func newStreamStats(log *frameLog, run, own *window, dialNs int64, play *playout
 // arrived at now. It does not allocate.
 func (s *streamStats) onPacket(now int64, raw []byte) {
 	s.packets++
-	s.packetsLive.Add(1)
+	s.live.packets.Add(1)
 	payload, ok := rtpPayload(raw)
 	if !ok || len(payload) == 0 {
 		s.padding++
@@ -98,13 +104,16 @@ func (s *streamStats) onPacket(now int64, raw []byte) {
 	if s.play != nil {
 		s.play.arrive(k, now, payload)
 	}
+	in := k >= s.firstFrame && contains(sent, s.run, s.own)
 	word, bit := k/64, uint64(1)<<(k%64)
 	if s.seen[word]&bit != 0 {
-		s.duplicates++
+		if in {
+			s.duplicates++
+		}
 		return
 	}
 	s.seen[word] |= bit
-	if k < s.firstFrame || !contains(sent, s.run, s.own) {
+	if !in {
 		return
 	}
 	lat := now - sent
@@ -114,6 +123,7 @@ func (s *streamStats) onPacket(now int64, raw []byte) {
 		s.onTime++
 	} else {
 		s.late++
+		s.live.late.Add(1)
 	}
 }
 

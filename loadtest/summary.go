@@ -40,6 +40,7 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	if rl.MetricsOK {
 		row("relay gc", "%.0f pauses, p99 <= %.3f ms, max <= %.3f ms, %.2f%% of CPU; GOGC %.0f",
 			rl.GCPauses, rl.GCPauseP99Ms, rl.GCPauseMaxMs, rl.GCCPUPct, rl.GOGC)
+		row("relay forwarding", "read to written p50 <= %.3f ms, p99 <= %.3f ms (sampled 1 in 16)", rl.ForwardP50Ms, rl.ForwardP99Ms)
 		row("relay memory", "RSS %.1f MiB (max %.1f MiB), %.0f goroutines, %.0f packets dropped",
 			rl.RSSBytes/(1<<20), rl.RSSMaxBytes/(1<<20), rl.Goroutines, rl.PacketsDropped)
 	}
@@ -56,6 +57,9 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 			status = " — the relay does not implement mic_request (bad_request)"
 		}
 		row("mic cycles", "%d attempted, %d granted, %d released%s", m.Attempts, m.Granted, m.Released, status)
+		if m.Granted > 0 {
+			row("  mic_request to guest", "%s", distMs(m.GrantMs))
+		}
 	}
 	for _, f := range j.Failures {
 		row("  join failure", "%s", f)

@@ -68,10 +68,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.DurationVar(&jitter, "jitter", 0, "hold each frame back a random 0..jitter before sending")
 	fs.IntVar(&sc.DecodePerRoom, "decode-per-room", 2, "receivers per room that decode and conceal (the stutter sample)")
 	fs.DurationVar(&audioLoop, "audio-loop", 2*time.Second, "length of each publisher's pre-encoded voice loop")
-	fs.BoolVar(&nack, "nack", true, "negotiate NACK as browsers do")
+	fs.BoolVar(&nack, "nack", true, "publishers and decoding receivers negotiate NACK")
+	fs.BoolVar(&sc.LeanNACK, "lean-nack", false, "lean receivers (audience not decoding) negotiate NACK too")
 	fs.Int64Var(&sc.Seed, "seed", 1, "seed for voices, loss and jitter")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: loadtest [flags]\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -135,6 +136,7 @@ func overlay(base, flags loadtest.Scenario, set map[string]bool) loadtest.Scenar
 	pick("decode-per-room", func() { base.DecodePerRoom = flags.DecodePerRoom })
 	pick("audio-loop", func() { base.AudioLoop = flags.AudioLoop })
 	pick("nack", func() { base.NACK = flags.NACK })
+	pick("lean-nack", func() { base.LeanNACK = flags.LeanNACK })
 	pick("seed", func() { base.Seed = flags.Seed })
 	return base
 }

@@ -1,0 +1,17 @@
+# --- Benchmark (loadtest): see docs/loadtest.md ----------------------------
+.PHONY: bench bench-build loadtest-test
+
+# Builds the relay and the load generator, runs the documented scenarios
+# (loadtest/scenarios: headline, costreaming) BENCH_RUNS times each with the
+# relay on CPU 0 and the load generator on CPU 1, prints the medians.
+bench:
+	loadtest/bench.sh
+
+# Builds bin/relay (static, no cgo) and bin/loadtest (cgo: libopus).
+bench-build:
+	scripts/build-relay.sh bin/relay
+	go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
+
+# The load generator's tests, as CI runs them.
+loadtest-test:
+	go test -race -tags nolibopusfile ./loadtest/ ./cmd/loadtest/

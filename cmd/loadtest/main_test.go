@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/loadtest"
+	"go.uber.org/goleak"
+)
+
+func noEnv(string) string { return "" }
+
+func TestParseFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "s.json")
+	if err := os.WriteFile(file, []byte(`{"name": "file", "rooms": 3, "audience": 7, "duration": "9s"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(t *testing.T, o options)
+		err   string
+	}{
+		{name: "defaults are the headline", args: nil, check: func(t *testing.T, o options) {
+			if o.sc.Rooms != 1 || o.sc.Hosts != 1 || o.sc.Guests != 1 || o.sc.Audience != 50 || !o.cfg.Loopback {
+				t.Fatalf("defaults %+v", o.sc)
+			}
+		}},
+		{name: "file, then flags over it", args: []string{"-scenario", file, "-audience", "11"}, check: func(t *testing.T, o options) {
+			if o.sc.Name != "file" || o.sc.Rooms != 3 || o.sc.Audience != 11 || o.sc.Duration.D() != 9*time.Second {
+				t.Fatalf("scenario %+v", o.sc)
+			}
+			if o.sc.Hosts != 0 { // not in the file, not given: the scenario's own default applies later
+				t.Fatalf("hosts %d taken from the flag default", o.sc.Hosts)
+			}
+		}},
+		{name: "token from the environment", env: map[string]string{"LOADTEST_TOKEN_SECRET": "k"}, check: func(t *testing.T, o options) {
+			if o.cfg.TokenSecret != "k" {
+				t.Fatalf("token secret %q", o.cfg.TokenSecret)
+			}
+		}},
+		{name: "unknown flag", args: []string{"-romos", "2"}, err: "romos"},
+		{name: "stray argument", args: []string{"headline"}, err: "unexpected argument"},
+		{name: "bad log level", args: []string{"-log-level", "loud"}, err: "log-level"},
+		{name: "missing scenario file", args: []string{"-scenario", filepath.Join(dir, "none.json")}, err: "none.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string { return tt.env[k] }
+			var out strings.Builder
+			o, err := parseFlags(tt.args, getenv, &out)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error()+out.String(), tt.err) {
+					t.Fatalf("parseFlags(%q) = %v, want an error about %q", tt.args, err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String() + "/ws"
+	_ = ln.Close()
+	report := filepath.Join(t.TempDir(), "r.json")
+	data, _ := json.Marshal(&loadtest.Report{Scenario: loadtest.Scenario{Name: "x"}})
+	if err := os.WriteFile(report, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+		stdout string
+	}{
+		{"help", []string{"-h"}, exitOK, "Usage", ""},
+		{"unknown flag", []string{"-nope"}, exitUsage, "nope", ""},
+		{"impossible scenario", []string{"-hosts", "0", "-guests", "0"}, exitUsage, "nothing would be sent", ""},
+		{"bad url", []string{"-url", "http://x"}, exitUsage, "ws://", ""},
+		{"unreachable relay", []string{"-url", dead, "-wait-ready", "200ms", "-quiet"}, exitFailed, "is the relay running", ""},
+		{"summarize nothing", []string{"summarize"}, exitUsage, "name the JSON reports", ""},
+		{"summarize", []string{"summarize", report, report}, exitOK, "", "relay CPU µs per forwarded packet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr strings.Builder
+			code := run(ctx, tt.args, noEnv, &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.stderr) || !strings.Contains(stdout.String(), tt.stdout) {
+				t.Fatalf("exit %d, want %d\nstderr: %s\nstdout: %s", code, tt.code, stderr.String(), stdout.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/lianmai/relay/loadtest"
+)
+
+// figure is one headline figure of a report.
+type figure struct {
+	name string
+	get  func(*loadtest.Report) float64
+}
+
+// headline are the figures `loadtest summarize` prints, as medians over
+// runs: what docs/loadtest.md's results table quotes.
+var headline = []figure{
+	{"participants", func(r *loadtest.Report) float64 { return float64(r.Joins.Succeeded) }},
+	{"join failures", func(r *loadtest.Report) float64 { return float64(r.Joins.Failed) }},
+	{"join latency p50 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P50 }},
+	{"join latency p95 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P95 }},
+	{"join latency p99 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P99 }},
+	{"join latency max (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.Max }},
+	{"one-way p50 (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.P50 }},
+	{"one-way p99 (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.P99 }},
+	{"one-way max (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.Max }},
+	{"loss (%)", func(r *loadtest.Report) float64 { return r.Audio.LossPct }},
+	{"late (%)", func(r *loadtest.Report) float64 { return r.Audio.LatePct }},
+	{"stutter (%)", func(r *loadtest.Report) float64 { return r.Audio.StutterPct }},
+	{"stutter, decoded sample (%)", func(r *loadtest.Report) float64 { return r.Audio.Decoded.StutterPct }},
+	{"relay packets out/s", func(r *loadtest.Report) float64 { return r.Relay.PacketsOutPerSec }},
+	{"relay CPU (% of a core)", func(r *loadtest.Report) float64 { return r.Relay.CPUPct }},
+	{"relay CPU µs per forwarded packet", func(r *loadtest.Report) float64 { return r.Relay.CPUMicrosPerPacket }},
+	{"relay GC pauses in window", func(r *loadtest.Report) float64 { return r.Relay.GCPauses }},
+	{"relay GC pause p99 (ms, bucket)", func(r *loadtest.Report) float64 { return r.Relay.GCPauseP99Ms }},
+	{"relay GC pause max (ms, bucket)", func(r *loadtest.Report) float64 { return r.Relay.GCPauseMaxMs }},
+	{"relay GC CPU (%)", func(r *loadtest.Report) float64 { return r.Relay.GCCPUPct }},
+	{"relay RSS (MiB)", func(r *loadtest.Report) float64 { return r.Relay.RSSBytes / (1 << 20) }},
+	{"relay goroutines", func(r *loadtest.Report) float64 { return r.Relay.Goroutines }},
+	{"load generator CPU (% of a core)", func(r *loadtest.Report) float64 { return r.Loadgen.CPUPct }},
+	{"load generator CPU µs per received packet", func(r *loadtest.Report) float64 { return r.Loadgen.CPUMicrosPerPacket }},
+	{"pacer lateness p99 (ms)", func(r *loadtest.Report) float64 { return r.Audio.PacerLateMs.P99 }},
+	{"other processes (% of a core)", func(r *loadtest.Report) float64 { return r.Host.OtherPct }},
+}
+
+// summarize prints the median, min and max of the headline figures over
+// the JSON reports named by paths (several runs of one scenario).
+func summarize(paths []string, out io.Writer) error {
+	if len(paths) == 0 {
+		return fmt.Errorf("summarize: name the JSON reports (-json) of the runs to summarize")
+	}
+	var reps []*loadtest.Report
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("summarize: %w", err)
+		}
+		var r loadtest.Report
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("summarize: %s is not a loadtest JSON report: %w", p, err)
+		}
+		reps = append(reps, &r)
+	}
+	sc := reps[0].Scenario
+	fmt.Fprintf(out, "%s: %d room(s) x (%d host + %d guest + %d audience), %d run(s)\n",
+		sc.Name, sc.Rooms, sc.Hosts, sc.Guests, sc.Audience, len(reps))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\t")
+	for _, f := range headline {
+		var v []float64
+		for _, r := range reps {
+			v = append(v, f.get(r))
+		}
+		slices.Sort(v)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", f.name, num(median(v)), num(v[0]), num(v[len(v)-1]))
+	}
+	return tw.Flush()
+}
+
+// median of sorted values; the mean of the middle two for an even count.
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func num(v float64) string {
+	switch {
+	case v == float64(int64(v)) && v < 1e9:
+		return fmt.Sprintf("%d", int64(v))
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}

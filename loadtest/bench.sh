@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The relay benchmark (`make bench`): builds the relay and the load
+# generator, and for each scenario and run starts a fresh relay pinned to
+# CPU 0 and the load generator pinned to CPU 1, then prints the medians of
+# the headline figures. docs/loadtest.md explains the scenarios and every
+# figure.
+#
+# Settings (environment):
+#   BENCH_SCENARIOS  scenario names in loadtest/scenarios (default: headline costreaming)
+#   BENCH_RUNS       runs per scenario (default 3; the table quotes medians)
+#   BENCH_OUT        where reports go (default bin/bench/<date>)
+#   BENCH_HTTP       relay HTTP address (default 127.0.0.1:18080)
+#   BENCH_UDP        relay UDP address (default 127.0.0.1:18081)
+#   BENCH_DEADLINE   bound on the whole benchmark, seconds (default 1800)
+#   RELAY_FLAGS      extra relay flags (e.g. "-gogc 200")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+scenarios=${BENCH_SCENARIOS:-headline costreaming}
+runs=${BENCH_RUNS:-3}
+out=${BENCH_OUT:-bin/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+http=${BENCH_HTTP:-127.0.0.1:18080}
+udp=${BENCH_UDP:-127.0.0.1:18081}
+deadline=${BENCH_DEADLINE:-1800}
+relay_flags=${RELAY_FLAGS:-}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+command -v go >/dev/null || die "Go is not installed: get Go 1.26 or newer from https://go.dev/dl/"
+pkg-config --exists opus 2>/dev/null || die "libopus is missing: apt-get install -y libopus-dev pkg-config"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS=$runs: want a positive number"
+for s in $scenarios; do
+  [ -f "loadtest/scenarios/$s.json" ] || die "no scenario loadtest/scenarios/$s.json; have: $(cd loadtest/scenarios && ls *.json | sed 's/\.json//' | tr '\n' ' ')"
+done
+
+# Pinning: the relay on CPU 0, the load generator on CPU 1.
+pin_relay=() pin_lg=()
+if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ]; then
+  pin_relay=(taskset -c 0) pin_lg=(taskset -c 1)
+else
+  echo "bench: WARNING: taskset or a second CPU is missing; running unpinned, the figures are not comparable" >&2
+fi
+
+mkdir -p "$out" bin
+echo "bench: building bin/relay and bin/loadtest"
+scripts/build-relay.sh bin/relay
+go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
+
+relay_pid=
+stop_relay() {
+  [ -n "$relay_pid" ] || return 0
+  if kill -0 "$relay_pid" 2>/dev/null; then
+    kill -TERM "$relay_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$relay_pid" 2>/dev/null; then
+      echo "bench: the relay did not stop within 10 s of SIGTERM; killing it" >&2
+      kill -KILL "$relay_pid" 2>/dev/null || true
+    fi
+  fi
+  local rc=0
+  wait "$relay_pid" 2>/dev/null || rc=$?
+  relay_pid=
+  return "$rc"
+}
+trap 'stop_relay || true' EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+# start_relay LOG: starts the relay and waits (10 s at most) until it serves.
+start_relay() {
+  # shellcheck disable=SC2086
+  "${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info $relay_flags 2>"$1" &
+  relay_pid=$!
+  for _ in $(seq 100); do
+    grep -q "relay serving" "$1" && return 0
+    kill -0 "$relay_pid" 2>/dev/null || { cat "$1" >&2; die "the relay exited at start (is $http or $udp in use? set BENCH_HTTP / BENCH_UDP)"; }
+    sleep 0.1
+  done
+  die "the relay did not start serving within 10 s; see $1"
+}
+
+failed=0
+for s in $scenarios; do
+  reports=()
+  for i in $(seq "$runs"); do
+    left=$((deadline - SECONDS))
+    [ "$left" -gt 60 ] || die "the benchmark passed its deadline of ${deadline}s (BENCH_DEADLINE)"
+    echo "bench: $s run $i/$runs"
+    start_relay "$out/relay-$s-$i.log"
+    rc=0
+    timeout --kill-after=10 "$left" "${pin_lg[@]}" bin/loadtest -scenario "loadtest/scenarios/$s.json" \
+      -url "ws://$http/ws" -relay-pid "$relay_pid" -wait-ready 10s -quiet \
+      -json "$out/$s-$i.json" -html "$out/$s-$i.html" >"$out/$s-$i.txt" 2>"$out/$s-$i.err" || rc=$?
+    if ! stop_relay; then
+      echo "bench: the relay did not exit cleanly; see $out/relay-$s-$i.log" >&2
+      failed=1
+    fi
+    if [ "$rc" -ne 0 ]; then
+      echo "bench: $s run $i failed (exit $rc):" >&2
+      cat "$out/$s-$i.err" >&2
+      failed=1
+      [ -f "$out/$s-$i.json" ] || continue
+    fi
+    reports+=("$out/$s-$i.json")
+  done
+  [ "${#reports[@]}" -gt 0 ] || continue
+  echo
+  bin/loadtest summarize "${reports[@]}" | tee "$out/$s-summary.txt"
+  echo
+done
+echo "bench: reports in $out (JSON, HTML, summaries, relay logs)"
+exit "$failed"

@@ -1,0 +1,75 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/internal/relaytest"
+	"go.uber.org/goleak"
+)
+
+// smallScenario is one room with a host, a guest and two listeners for a
+// second or two: enough to exercise a feature, not to measure.
+func smallScenario() Scenario {
+	return Scenario{
+		Name: "small", Rooms: 1, Hosts: 1, Guests: 1, Audience: 2,
+		JoinRate: 50, Settle: Duration(500 * time.Millisecond), Duration: Duration(2 * time.Second),
+		JoinTimeout: Duration(30 * time.Second),
+	}
+}
+
+func TestTokens(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	t.Run("relay", func(t *testing.T) {
+		const secret = "0123456789abcdef0123456789abcdef"
+		relay := relaytest.Start(t, relaytest.Options{AuthSecret: secret})
+		tests := []struct {
+			name   string
+			secret string
+			want   error
+		}{
+			{"minted with the relay's secret", secret, nil},
+			{"minted with another secret", "fedcba9876543210fedcba9876543210", ErrRefused},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+				defer cancel()
+				rep, err := Run(ctx, smallScenario(), Config{URL: relay.URL, TokenSecret: tt.secret, Loopback: true, Logger: testLogger()})
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Run: %v, want %v", err, tt.want)
+				}
+				if tt.want == nil && (rep.Joins.Failed != 0 || rep.Audio.MissingPublishers != 0) {
+					t.Fatalf("joins failed: %v; missing: %v", rep.Joins.Failures, rep.Audio.Missing)
+				}
+			})
+		}
+	})
+}
+
+func TestMicCycling(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	t.Run("relay", func(t *testing.T) {
+		relay := relaytest.Start(t, relaytest.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+		defer cancel()
+		sc := smallScenario()
+		sc.Duration = Duration(3 * time.Second)
+		sc.MicCycleEvery, sc.MicHold = Duration(500*time.Millisecond), Duration(500*time.Millisecond)
+		rep, err := Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger()})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		m := rep.Mic
+		if m.Unsupported || len(m.Failures) > 0 || m.Granted < 1 || m.Released < 1 {
+			t.Fatalf("mic cycling: %+v", m)
+		}
+		if rep.Audio.Publishers < 3 {
+			t.Fatalf("%d publishers: the mic guest never published", rep.Audio.Publishers)
+		}
+		t.Logf("%d cycles, %d granted (mic_request to guest %s), %d released",
+			m.Attempts, m.Granted, distMs(m.GrantMs), m.Released)
+	})
+}

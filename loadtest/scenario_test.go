@@ -1,0 +1,120 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Scenario{Rooms: 1, Hosts: 1, Guests: 1, Audience: 10}
+	tests := []struct {
+		name   string
+		change func(*Scenario)
+		want   string // in the error; "" for valid
+	}{
+		{"valid", func(*Scenario) {}, ""},
+		{"no publishers", func(s *Scenario) { s.Hosts, s.Guests = 0, 0 }, "nothing would be sent"},
+		{"alone", func(s *Scenario) { s.Guests, s.Audience = 0, 0 }, "nobody would receive"},
+		{"negative audience", func(s *Scenario) { s.Audience = -1 }, "must not be negative"},
+		{"too many seats", func(s *Scenario) { s.Guests = 70 }, "seats"},
+		{"too many participants", func(s *Scenario) { s.Rooms, s.Audience = 100, 500 }, "load generators"},
+		{"negative join rate", func(s *Scenario) { s.JoinRate = -1 }, "join_rate"},
+		{"short duration", func(s *Scenario) { s.Duration = Duration(time.Millisecond) }, "duration"},
+		{"certain loss", func(s *Scenario) { s.LossPct = 100 }, "loss_pct"},
+		{"impossible burst", func(s *Scenario) { s.LossPct, s.LossBurst = 80, 2 }, "cannot be modelled"},
+		{"churn without audience", func(s *Scenario) { s.Audience, s.ChurnPerMin = 0, 5 }, "churn"},
+		{"mic without host", func(s *Scenario) { s.Hosts, s.Guests, s.MicCycleEvery = 0, 2, Duration(time.Second) }, "host"},
+		{"huge jitter", func(s *Scenario) { s.Jitter = Duration(time.Minute) }, "jitter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := ok
+			tt.change(&s)
+			err := s.WithDefaults().Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrBadScenario)):
+				t.Fatalf("Validate: %v, want ErrBadScenario mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadScenario(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("fields and durations", func(t *testing.T) {
+		s, err := LoadScenario(write("a.json", `{"rooms": 3, "hosts": 2, "audience": 7, "duration": "1m30s", "settle": 2.5, "jitter": "20ms"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Name != "a" || s.Rooms != 3 || s.Hosts != 2 || s.Audience != 7 ||
+			s.Duration.D() != 90*time.Second || s.Settle.D() != 2500*time.Millisecond || s.Jitter.D() != 20*time.Millisecond {
+			t.Fatalf("loaded %+v", s)
+		}
+	})
+	t.Run("unknown field", func(t *testing.T) {
+		if _, err := LoadScenario(write("b.json", `{"romos": 3}`)); err == nil || !strings.Contains(err.Error(), "romos") {
+			t.Fatalf("LoadScenario with a typo: %v", err)
+		}
+	})
+	t.Run("bad duration", func(t *testing.T) {
+		if _, err := LoadScenario(write("c.json", `{"duration": "soon"}`)); err == nil {
+			t.Fatal("LoadScenario accepted duration \"soon\"")
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		if _, err := LoadScenario(filepath.Join(dir, "none.json")); err == nil {
+			t.Fatal("LoadScenario of a missing file succeeded")
+		}
+	})
+	t.Run("round trip", func(t *testing.T) {
+		in := ciScenario(t).WithDefaults()
+		data, err := json.Marshal(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := LoadScenario(write("d.json", string(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Duration != in.Duration || out.Rooms != in.Rooms || *out.NACK != *in.NACK {
+			t.Fatalf("round trip changed the scenario: %+v", out)
+		}
+	})
+}
+
+// TestShippedScenarios checks that every scenario file in scenarios/ loads
+// and is valid.
+func TestShippedScenarios(t *testing.T) {
+	files, err := filepath.Glob("scenarios/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s, err := LoadScenario(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.WithDefaults().Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if s.MicCycleEvery != 0 {
+				t.Fatal("a shipped scenario uses mic cycling, which the relay may not implement")
+			}
+		})
+	}
+}
