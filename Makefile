@@ -15,3 +15,14 @@ bench-build:
 # The load generator's tests, as CI runs them.
 loadtest-test:
 	go test -race -tags nolibopusfile ./loadtest/ ./cmd/loadtest/
+
+# --- Build and test ---------------------------------------------------------
+.PHONY: build test
+
+# The static relay binary, as the Dockerfile builds it.
+build:
+	scripts/build-relay.sh bin/relay
+
+# Every test, as CI runs it (README's test command).
+test:
+	scripts/test.sh
