@@ -4,14 +4,15 @@
 # relay binary the Dockerfile ships.
 #
 # Needs Go (1.26+, on PATH or at /usr/local/go), gcc, pkg-config and
-# libopus-dev (the tests encode real Opus). Missing Debian packages are
+# libopus-dev (the tests encode real Opus), and chromium for the page's
+# browser test. Missing Debian packages are
 # installed when running as root (or with sudo), else named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
 need=()
-for pkg in gcc pkg-config libopus-dev; do
+for pkg in gcc pkg-config libopus-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
