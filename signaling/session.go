@@ -124,20 +124,26 @@ func (s *session) writeLoop() {
 				return
 			}
 		case <-s.done:
-			for { // what was queued before the close goes first
-				select {
-				case msg := <-s.out:
-					if !s.write(msg) {
-						return
-					}
-					continue
-				default:
-				}
-				break
+			if !s.flush() {
+				return
 			}
 			frame := websocket.FormatCloseMessage(s.closeCode, s.closeText)
 			_ = s.conn.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
 			return
+		}
+	}
+}
+
+// flush writes what was queued before the close; false if a write failed.
+func (s *session) flush() bool {
+	for {
+		select {
+		case msg := <-s.out:
+			if !s.write(msg) {
+				return false
+			}
+		default:
+			return true
 		}
 	}
 }
