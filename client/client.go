@@ -37,6 +37,10 @@ type Config struct {
 	Role  string // host, guest or audience; empty means the relay's default (audience)
 	Token string // when the relay requires tokens
 	ID    string // optional id of the join message
+	// Resume is the resume token of an earlier session (its
+	// Joined().Resume): within the relay's grace period the join takes
+	// that participant over (Joined().Resumed), with new peer connections.
+	Resume string
 
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
@@ -160,6 +164,7 @@ func (c *Client) join(ctx context.Context) error {
 		Role:    c.cfg.Role,
 		Token:   c.cfg.Token,
 		Version: &version,
+		Resume:  c.cfg.Resume,
 	}
 	if err := c.Send(join); err != nil {
 		return fmt.Errorf("client: send join: %w", err)

@@ -11,6 +11,9 @@ import (
 // MaxIDLength is the longest id a client message may carry.
 const MaxIDLength = 64
 
+// MaxResumeLength is the longest resume token a join may carry.
+const MaxResumeLength = 128
+
 // Ping, Leave and MicRequest carry nothing but their header.
 type (
 	Ping       struct{ Header }
@@ -131,6 +134,12 @@ func (j *Join) validate([]byte) error {
 	}
 	if len(j.Token) > 4096 {
 		return errors.New(`"token" is longer than 4096 characters`)
+	}
+	if len(j.Resume) > MaxResumeLength {
+		return fmt.Errorf(`"resume" is longer than %d characters`, MaxResumeLength)
+	}
+	if j.ICERestart && j.Resume == "" {
+		return errors.New(`"ice_restart" needs "resume": only a resumed session has peer connections to restart`)
 	}
 	if j.Version != nil && *j.Version != Version {
 		return fmt.Errorf(`"version" %d is not supported; this relay speaks version %d`, *j.Version, Version)

@@ -2,14 +2,15 @@ package protocol
 
 // Error codes (docs/protocol.md, "Errors").
 const (
-	CodeBadRequest   = "bad_request"  // not JSON, not an object, unknown type, missing or malformed field, bad SDP
-	CodeUnauthorized = "unauthorized" // missing, expired or bad token; the connection is then closed with 1008
-	CodeForbidden    = "forbidden"    // the participant's role may not do this
-	CodeNotFound     = "not_found"    // the named participant is not in the room
-	CodeRoomFull     = "room_full"    // the room's participant limit or its seats are exhausted
-	CodeConflict     = "conflict"     // join sent twice, a second outstanding request
-	CodeInternal     = "internal"     // anything else; the server keeps running
-	CodeShuttingDown = "shutting_down"
+	CodeBadRequest   = "bad_request"   // not JSON, not an object, unknown type, missing or malformed field, bad SDP
+	CodeUnauthorized = "unauthorized"  // missing, expired or bad token; the connection is then closed with 1008
+	CodeForbidden    = "forbidden"     // the participant's role may not do this
+	CodeNotFound     = "not_found"     // the named participant is not in the room
+	CodeRoomFull     = "room_full"     // the room's participant limit or its seats are exhausted
+	CodeConflict     = "conflict"      // join sent twice, a second outstanding request
+	CodeInternal     = "internal"      // anything else; the server keeps running
+	CodeShuttingDown = "shutting_down" // an extension: join while the relay drains or shuts down
+	CodeRateLimited  = "rate_limited"  // an extension: too many messages; the connection is then closed with 1008
 )
 
 // WebSocket close codes the relay uses.
@@ -20,4 +21,9 @@ const (
 	CloseTooBig        = 1009 // a frame over MaxMessageSize
 	CloseGoingAway     = 1001 // the relay is shutting down
 	CloseInternalError = 1011
+)
+
+// Close reasons (the close frame's text) that clients may act on.
+const (
+	CloseTextReplaced = "replaced" // a join with this session's resume token took it over (close 1000)
 )

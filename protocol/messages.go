@@ -40,6 +40,7 @@ const (
 	TypeAudience          = "audience"
 	TypePong              = "pong"
 	TypeError             = "error"
+	TypeDraining          = "draining" // an extension: the relay is shutting down
 )
 
 // Peer connection names.
@@ -78,6 +79,13 @@ type Join struct {
 	Role    string `json:"role,omitempty"`
 	Token   string `json:"token,omitempty"`
 	Version *int   `json:"version,omitempty"`
+	// Resume (an extension) is the resume token of an earlier session's
+	// joined: within the grace period the join takes that participant
+	// over instead of adding a new one.
+	Resume string `json:"resume,omitempty"`
+	// ICERestart (an extension, with Resume): the client kept its peer
+	// connections and restarts ICE on them; false means it has new ones.
+	ICERestart bool `json:"ice_restart,omitempty"`
 }
 
 // SessionDescription is an offer or an answer, on pc "pub" or "sub".
@@ -149,6 +157,12 @@ type Joined struct {
 	Participant  Participant        `json:"participant"`
 	Participants []ParticipantState `json:"participants"`
 	Audience     int                `json:"audience"`
+	// Resume (an extension) is the token a later join sends to take this
+	// session over after a lost connection.
+	Resume string `json:"resume,omitempty"`
+	// Resumed (an extension) is true when the join resumed an earlier
+	// session: same participant id, role, tracks and mic state.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // ParticipantJoined announces a participant.
@@ -189,6 +203,15 @@ type RoleChanged struct {
 type Audience struct {
 	Header
 	Count int `json:"count"`
+}
+
+// Draining (an extension) tells every client that the relay is shutting
+// down: it closes the connection (1001) after TimeoutMS unless the client
+// leaves first. Clients should reconnect to another relay.
+type Draining struct {
+	Header
+	TimeoutMS int64  `json:"timeout_ms"`
+	Message   string `json:"message"`
 }
 
 // Error reports a failed client message. ID is the ID of the message that

@@ -92,6 +92,8 @@ func NewServerMessage(typ string) (any, bool) {
 		return &Pong{}, true
 	case TypeError:
 		return &Error{}, true
+	case TypeDraining:
+		return &Draining{}, true
 	}
 	return nil, false
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -27,6 +28,13 @@ var opusCodec = webrtc.RTPCodecParameters{
 	},
 	PayloadType: 111,
 }
+
+// ICE consent timing (see newAPI).
+const (
+	iceDisconnectedTimeout = 5 * time.Second // no packet for this long: disconnected
+	iceFailedTimeout       = 5 * time.Second // then this much more: failed
+	iceKeepaliveInterval   = 2 * time.Second
+)
 
 // newAPI builds the pion API every peer connection of the relay shares.
 func newAPI(cfg ICEConfig) (*webrtc.API, error) {
@@ -65,6 +73,10 @@ func newAPI(cfg ICEConfig) (*webrtc.API, error) {
 	ir.Add(sr)
 
 	se := webrtc.SettingEngine{}
+	// A peer that vanishes without a word is noticed in about 10 s (pion's
+	// default is 30 s), which starts its grace period (resume.go). ICE
+	// stays usable after failing: a resume restarts it.
+	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepaliveInterval)
 	if cfg.UDPMux != nil {
 		se.SetICEUDPMux(cfg.UDPMux)
 	}

@@ -24,6 +24,9 @@ type Config struct {
 	// SpeakerThreshold is the smoothed audio level (0 to 1, from RFC 6464
 	// -dBov as 1 - dBov/127) at which a publisher counts as speaking.
 	SpeakerThreshold float64
+	// MaxTracks is how many tracks (sending m-sections of its pub offer)
+	// a participant may publish.
+	MaxTracks int
 	// QueueSize is the length, in packets, of each subscriber's send
 	// queue; a full queue drops its oldest packet.
 	QueueSize int
@@ -58,6 +61,7 @@ const (
 	DefaultMaxParticipants  = 1000
 	DefaultMaxRooms         = 1000
 	DefaultMicTimeout       = 30 * time.Second
+	DefaultMaxTracks        = 2   // a microphone and, say, a music or screen-audio track
 	DefaultSpeakerThreshold = 0.6 // about -51 dBov: speech, not room noise
 )
 
@@ -79,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SpeakerThreshold <= 0 {
 		c.SpeakerThreshold = DefaultSpeakerThreshold
+	}
+	if c.MaxTracks <= 0 {
+		c.MaxTracks = DefaultMaxTracks
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize

@@ -20,6 +20,9 @@ var (
 	ErrNoOffer = errors.New("no offer is outstanding on this connection")
 	// ErrShuttingDown: the relay is shutting down and takes no new joins.
 	ErrShuttingDown = errors.New("relay is shutting down")
+	// ErrResumeUnknown: the resume token names no participant of that
+	// room (removed after its grace period, or never issued): join afresh.
+	ErrResumeUnknown = errors.New("no session to resume")
 	// ErrClosed: the participant has left.
 	ErrClosed = errors.New("participant has left")
 	// ErrNotFound: the named participant is not in the room, or has no

@@ -80,6 +80,10 @@ type JoinedEvent struct {
 	Self      Info
 	Others    []State // the participants this one may see (see Presence)
 	Audience  int
+	// ResumeToken lets a later session take this participant over
+	// (SFU.Resume); Resumed is set when this event answers a resume.
+	ResumeToken string
+	Resumed     bool
 }
 
 // ParticipantJoinedEvent announces a participant now visible to the receiver.

@@ -63,7 +63,12 @@ func (p *Participant) runSync() {
 // outstanding.
 func (p *Participant) offerLocked() {
 	p.needOffer = false
-	offer, err := p.subPC.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if p.restartICE {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+		p.restartICE = false
+	}
+	offer, err := p.subPC.CreateOffer(opts)
 	if err != nil {
 		p.log.Error("create sub offer", "err", err)
 		return

@@ -17,9 +17,11 @@ type Participant struct {
 	id, name string
 	room     *Room
 	sfu      *SFU
-	sink     Sink
+	sink     *sinkSwitch // the client's current session
 	log      *slog.Logger
-	sub      *subscriber
+
+	resumeToken string // names p in SFU.resumable; set once
+	sub         *subscriber
 
 	joinedAt   time.Time // when the join arrived, for the join latency
 	joinReqID  string    // the join message's id
@@ -43,12 +45,13 @@ type Participant struct {
 	down             map[*upTrack]*downTrack // guarded by negMu
 	offerOutstanding bool                    // guarded by negMu
 	needOffer        bool                    // guarded by negMu: changes wait for the next offer
+	restartICE       bool                    // guarded by negMu: the next offer restarts ICE (resume)
+	subGate          *candidateGate          // guarded by negMu; replaced with the sub connection
 	syncQueued       atomic.Bool
 
 	pubMu sync.Mutex
 	pubPC *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
 
-	subGate   candidateGate
 	pubGate   *candidateGate // guarded by pubMu; replaced with each new pub connection
 	closeOnce sync.Once
 }
@@ -82,7 +85,7 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.Pee
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			p.log.Info("ICE transport failed", "pc", pc)
-			p.Disconnected()
+			p.startGrace()
 		}
 	})
 	return conn, nil
@@ -99,6 +102,9 @@ func (p *Participant) Offer(reqID, sdp string) error {
 	}
 	if !role.publishes() {
 		return fmt.Errorf("%w: %s may not publish; only hosts and guests do", ErrForbidden, role)
+	}
+	if n := sendingSections(sdp); n > p.sfu.cfg.MaxTracks {
+		return fmt.Errorf("%w: the offer sends %d tracks; a participant may publish at most %d", ErrBadRequest, n, p.sfu.cfg.MaxTracks)
 	}
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
@@ -163,23 +169,27 @@ func (p *Participant) AddCandidate(pc PC, c *webrtc.ICECandidateInit) error {
 		defer p.pubMu.Unlock()
 		return p.pubGate.addRemote(p.pubPC, *c)
 	}
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
 	return p.subGate.addRemote(p.subPC, *c)
 }
 
 // Leave removes the participant at its own request.
 func (p *Participant) Leave() { p.remove(ReasonLeft) }
 
-// Disconnected starts the grace period after the client's WebSocket or ICE
-// transport failed: unless it is removed otherwise first, the participant
-// is removed with reason timeout when the period ends.
-func (p *Participant) Disconnected() {
-	p.room.mu.Lock()
-	defer p.room.mu.Unlock()
-	if p.gone || p.grace != nil {
-		return
-	}
-	p.grace = time.AfterFunc(p.sfu.cfg.GracePeriod, func() { p.remove(ReasonTimeout) })
-}
+// Disconnected starts the grace period after the WebSocket of session
+// sink failed: unless the participant is resumed or removed otherwise
+// first, it is removed with reason timeout when the period ends. Its
+// tracks stay published meanwhile (silent while no media arrives). A
+// session that a resume replaced changes nothing.
+func (p *Participant) Disconnected(sink Sink) { p.disconnectedFor(sink) }
+
+// Owns reports whether sink is the participant's current session: false
+// for a session a resume has replaced, which must not act for it any more.
+func (p *Participant) Owns(sink Sink) bool { return p.sink.is(sink) }
+
+// ResumeToken is the secret a later join sends to resume this participant.
+func (p *Participant) ResumeToken() string { return p.resumeToken }
 
 // closePub closes the pub connection (the participant left the mic); a
 // later offer opens a new one.
@@ -202,6 +212,7 @@ func (p *Participant) remove(reason Reason) {
 	if !p.room.remove(p, reason) {
 		return
 	}
+	p.sfu.forgetResumable(p)
 	p.close()
 	if reason != ReasonLeft {
 		p.sink.Close(reason)
@@ -216,6 +227,7 @@ func (p *Participant) close() {
 			up.removeSubscriber(d)
 		}
 		clear(p.down)
+		sub := p.subPC
 		p.negMu.Unlock()
 		p.sub.stop()
 
@@ -227,7 +239,7 @@ func (p *Participant) close() {
 				p.log.Debug("close pub", "err", err)
 			}
 		}
-		if err := p.subPC.Close(); err != nil {
+		if err := sub.Close(); err != nil {
 			p.log.Debug("close sub", "err", err)
 		}
 	})

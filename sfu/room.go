@@ -53,7 +53,19 @@ func (r *Room) join(p *Participant) (bool, error) {
 	r.participants = append(r.participants, p)
 	r.countLocked(p.role, +1)
 
-	ev := JoinedEvent{RequestID: p.joinReqID, Room: r.name, Self: p.info(), Audience: r.audience}
+	p.sink.Send(r.joinedEventLocked(p, p.joinReqID))
+	for _, q := range r.participants {
+		if q != p && visible(p, q) {
+			q.sink.Send(ParticipantJoinedEvent{Participant: p.info()})
+		}
+	}
+	r.audienceChangedLocked()
+	return true, nil
+}
+
+// joinedEventLocked is the room as p sees it now.
+func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
+	ev := JoinedEvent{RequestID: reqID, Room: r.name, Self: p.info(), Audience: r.audience, ResumeToken: p.resumeToken}
 	for _, q := range r.participants {
 		if q == p || !visible(q, p) {
 			continue
@@ -64,14 +76,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 		}
 		ev.Others = append(ev.Others, st)
 	}
-	p.sink.Send(ev)
-	for _, q := range r.participants {
-		if q != p && visible(p, q) {
-			q.sink.Send(ParticipantJoinedEvent{Participant: p.info()})
-		}
-	}
-	r.audienceChangedLocked()
-	return true, nil
+	return ev
 }
 
 // countLocked updates seats, audience and the participant gauges.

@@ -33,3 +33,29 @@ func withPtime(sdp string) string {
 	flush()
 	return b.String()
 }
+
+// sendingSections counts the m-sections of an offer that send media
+// (direction sendrecv or sendonly, the default being sendrecv): the tracks
+// the client would publish. Data channels do not count.
+func sendingSections(sdp string) int {
+	n := 0
+	inMedia, sends := false, true
+	flush := func() {
+		if inMedia && sends {
+			n++
+		}
+	}
+	for l := range strings.Lines(sdp) {
+		l = strings.TrimRight(l, "\r\n")
+		switch {
+		case strings.HasPrefix(l, "m="):
+			flush()
+			inMedia = strings.HasPrefix(l, "m=audio ") || strings.HasPrefix(l, "m=video ")
+			sends = true
+		case l == "a=recvonly" || l == "a=inactive":
+			sends = false
+		}
+	}
+	flush()
+	return n
+}

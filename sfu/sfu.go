@@ -15,9 +15,10 @@ type SFU struct {
 	api *webrtc.API
 	log *slog.Logger
 
-	mu      sync.Mutex
-	rooms   map[string]*Room
-	closing bool
+	mu        sync.Mutex
+	rooms     map[string]*Room
+	resumable map[string]*Participant // by resume token; every participant not yet removed
+	closing   bool                    // draining or closed: no new joins or resumes
 }
 
 // New creates the SFU. It owns cfg.ICE.UDPMux from now on.
@@ -27,7 +28,7 @@ func New(cfg Config) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SFU{cfg: cfg, api: api, log: cfg.Logger, rooms: make(map[string]*Room)}, nil
+	return &SFU{cfg: cfg, api: api, log: cfg.Logger, rooms: make(map[string]*Room), resumable: make(map[string]*Participant)}, nil
 }
 
 // JoinParams describes a join.
@@ -50,7 +51,7 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		name:      jp.Name,
 		role:      jp.Role,
 		sfu:       s,
-		sink:      jp.Sink,
+		sink:      newSinkSwitch(jp.Sink),
 		sub:       newSubscriber(s.cfg.QueueSize, s.cfg.Metrics),
 		joinedAt:  jp.ReceivedAt,
 		joinReqID: jp.RequestID,
@@ -58,9 +59,10 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		needOffer: true,
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)
-	p.subGate = candidateGate{pc: Sub, sink: jp.Sink, log: p.log}
-	p.pubGate = &candidateGate{pc: Pub, sink: jp.Sink, log: p.log}
-	sub, err := p.newPeerConnection(Sub, &p.subGate)
+	p.resumeToken = newResumeToken()
+	p.subGate = &candidateGate{pc: Sub, sink: p.sink, log: p.log}
+	p.pubGate = &candidateGate{pc: Pub, sink: p.sink, log: p.log}
+	sub, err := p.newPeerConnection(Sub, p.subGate)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +90,7 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 			break
 		}
 	}
+	s.keepResumable(p)
 	go p.sub.writeLoop()
 	p.runSync()
 	return p, nil
@@ -120,6 +123,14 @@ func (s *SFU) removeRoom(r *Room) {
 		delete(s.rooms, r.name)
 		s.cfg.Metrics.Rooms.Dec()
 	}
+}
+
+// Drain refuses new joins and resumes (ErrShuttingDown) and leaves every
+// participant as it is, until Close.
+func (s *SFU) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
 }
 
 // Close refuses new joins, removes every participant (their sinks are

@@ -17,6 +17,8 @@ func message(ev sfu.Event) any {
 			Participant:  participant(e.Self),
 			Participants: make([]protocol.ParticipantState, 0, len(e.Others)),
 			Audience:     e.Audience,
+			Resume:       e.ResumeToken,
+			Resumed:      e.Resumed,
 		}
 		for _, o := range e.Others {
 			st := protocol.ParticipantState{Participant: participant(o.Info), Muted: o.Muted, Tracks: make([]protocol.Track, 0, len(o.Tracks))}

@@ -26,12 +26,19 @@ func (s *session) handle(data []byte) bool {
 	if s.p == nil {
 		return s.handleBeforeJoin(msg, received)
 	}
+	if !s.p.Owns(s) {
+		return false // a resume took the participant over; Close ends this session
+	}
 	switch m := msg.(type) {
 	case *protocol.Ping:
 		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
 	case *protocol.Join:
 		s.sendError(m.ID, protocol.CodeConflict, "already joined; send leave and open a new connection to join another room")
 	case *protocol.SessionDescription:
+		if len(m.SDP) > s.srv.cfg.MaxSDPSize {
+			s.sendError(m.ID, protocol.CodeBadRequest, fmt.Sprintf("the %s is %d bytes of SDP; at most %d are accepted", m.Type, len(m.SDP), s.srv.cfg.MaxSDPSize))
+			return true
+		}
 		if m.Type == protocol.TypeOffer {
 			s.reply(m.ID, s.p.Offer(m.ID, m.SDP))
 		} else {
@@ -86,25 +93,56 @@ func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
 			s.sendError(m.ID, protocol.CodeForbidden, err.Error())
 			return true
 		}
-		p, err := s.srv.sfu.Join(sfu.JoinParams{
-			Room:       m.Room,
-			Name:       name,
-			Role:       role,
-			Sink:       s,
-			RequestID:  m.ID,
-			ReceivedAt: received,
-		})
+		p, err := s.join(m, name, role, received)
 		if err != nil {
 			s.reply(m.ID, err)
 			return true // the client may try again, e.g. as audience
 		}
 		s.p = p
+		s.joined.Store(true)
 		s.log = s.log.With("room", m.Room, "participant", p.ID())
 		return true
 	}
 	s.sendError(idOf(msg), protocol.CodeBadRequest, "the first message must be join (or ping)")
 	s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
 	return false
+}
+
+// join resumes the session m.Resume names or, if there is none (any
+// more), joins afresh: joined.resumed tells the client which.
+func (s *session) join(m *protocol.Join, name string, role sfu.Role, received time.Time) (*sfu.Participant, error) {
+	if m.Resume != "" {
+		p, err := s.srv.sfu.Resume(sfu.ResumeParams{
+			Token:      m.Resume,
+			Room:       m.Room,
+			Sink:       s,
+			RequestID:  m.ID,
+			RestartICE: m.ICERestart,
+		})
+		if !errors.Is(err, sfu.ErrResumeUnknown) {
+			s.srv.m.resumes.WithLabelValues(resumeOutcome(err, m.ICERestart)).Inc()
+			return p, err
+		}
+		s.srv.m.resumes.WithLabelValues("unknown").Inc()
+	}
+	return s.srv.sfu.Join(sfu.JoinParams{
+		Room:       m.Room,
+		Name:       name,
+		Role:       role,
+		Sink:       s,
+		RequestID:  m.ID,
+		ReceivedAt: received,
+	})
+}
+
+func resumeOutcome(err error, restartICE bool) string {
+	switch {
+	case err != nil:
+		return "failed"
+	case restartICE:
+		return "ice_restart"
+	}
+	return "new_connections"
 }
 
 // reply sends the error err maps to, if any.

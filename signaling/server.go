@@ -2,9 +2,11 @@ package signaling
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/lianmai/relay/protocol"
@@ -23,6 +25,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  bool
+	draining bool           // Drain has begun
+	drainEnd time.Time      // when Drain gives up waiting
 	wg       sync.WaitGroup // one per session
 }
 
@@ -43,9 +47,10 @@ func NewServer(p Params) *Server {
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  4096,
 			WriteBufferSize: 4096,
-			// CheckOrigin nil: gorilla's default refuses browsers whose
-			// Origin is not this host, so another site cannot drive a
-			// visitor's browser into a room.
+			// Another site must not drive a visitor's browser into a room:
+			// only the relay's own page, localhost and configured origins.
+			CheckOrigin: newOriginChecker(p.Config.AllowedOrigins).check,
+			Error:       upgradeError,
 		},
 		m:        newMetrics(p.Registry),
 		sessions: make(map[*session]struct{}),
@@ -76,6 +81,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions[ss] = struct{}{}
 	s.wg.Add(1)
+	if s.draining {
+		ss.send(s.drainingLocked())
+	}
 	s.mu.Unlock()
 	s.m.sessions.Inc()
 	defer func() {
@@ -86,6 +94,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.wg.Done()
 	}()
 	ss.run()
+}
+
+// upgradeError answers a refused upgrade with what to do about it.
+func upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {
+	msg := reason.Error()
+	if status == http.StatusForbidden {
+		msg = fmt.Sprintf("origin %q may not connect: serve the page from the relay or localhost, or add the origin to -allowed-origins", r.Header.Get("Origin"))
+	}
+	http.Error(w, msg, status)
+}
+
+// Drain starts a graceful shutdown: joins and resumes are refused with
+// shutting_down, every session is told (draining, with the time left)
+// and Drain waits until every session has ended or timeout has passed
+// (or ctx ends). Shutdown then closes what is left.
+func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
+	s.sfu.Drain()
+	s.mu.Lock()
+	s.draining, s.drainEnd = true, time.Now().Add(timeout)
+	msg := s.drainingLocked()
+	for ss := range s.sessions {
+		ss.send(msg)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Server) drainingLocked() protocol.Draining {
+	return protocol.Draining{
+		Header:    protocol.Header{Type: protocol.TypeDraining},
+		TimeoutMS: max(0, time.Until(s.drainEnd).Milliseconds()),
+		Message:   "the relay is shutting down and takes no new joins; reconnect to another relay",
+	}
 }
 
 // Shutdown refuses new sessions and joins, removes every participant,

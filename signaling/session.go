@@ -3,9 +3,11 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,16 +29,19 @@ type session struct {
 	closeText string // likewise
 
 	// Owned by the reader goroutine.
-	p *sfu.Participant // nil until joined
+	p      *sfu.Participant // nil until joined
+	limit  *rateLimit
+	joined atomic.Bool // set by the reader on join; read by the join timer
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
 	return &session{
-		srv:  srv,
-		conn: conn,
-		log:  srv.log.With("remote", remote),
-		out:  make(chan []byte, srv.cfg.SendQueue),
-		done: make(chan struct{}),
+		srv:   srv,
+		conn:  conn,
+		log:   srv.log.With("remote", remote),
+		out:   make(chan []byte, srv.cfg.SendQueue),
+		done:  make(chan struct{}),
+		limit: newRateLimit(srv.cfg.MessageRate, srv.cfg.MessageBurst),
 	}
 }
 
@@ -47,13 +52,20 @@ func (s *session) run() {
 		defer close(writerDone)
 		s.writeLoop()
 	}()
+	joinTimer := time.AfterFunc(s.srv.cfg.JoinTimeout, func() {
+		if !s.joined.Load() {
+			s.closeWith(protocol.ClosePolicy, "no join within "+s.srv.cfg.JoinTimeout.String()+" of connecting")
+		}
+	})
 	s.readLoop()
+	joinTimer.Stop()
 	s.closeWith(protocol.CloseNormal, "")
 	<-writerDone
 	if s.p != nil {
 		// The WebSocket is gone without a leave: keep the participant for
-		// the grace period (a no-op if it was already removed).
-		s.p.Disconnected()
+		// the grace period (a no-op if it was already removed or this
+		// session was replaced by a resume).
+		s.p.Disconnected(s)
 	}
 }
 
@@ -71,7 +83,14 @@ func (s *session) readLoop() {
 			}
 			return
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.SilenceTimeout))
+		now := time.Now()
+		_ = s.conn.SetReadDeadline(now.Add(s.srv.cfg.SilenceTimeout))
+		if !s.limit.allow(now) {
+			s.log.Warn("client exceeds the message rate; closing", "participant", s.participantID(), "rate", s.srv.cfg.MessageRate, "burst", s.srv.cfg.MessageBurst)
+			s.sendError("", protocol.CodeRateLimited, fmt.Sprintf("more than %d messages at once or %g per second; the connection is closed", s.srv.cfg.MessageBurst, s.srv.cfg.MessageRate))
+			s.closeWith(protocol.ClosePolicy, "rate limited")
+			return
+		}
 		if typ != websocket.TextMessage {
 			s.closeWith(protocol.CloseUnsupported, "binary frames are not part of the protocol; send JSON text frames")
 			return
@@ -196,6 +215,8 @@ func (s *session) Close(reason sfu.Reason) {
 		s.closeWith(protocol.CloseGoingAway, "relay is shutting down")
 	case sfu.ReasonKicked:
 		s.closeWith(protocol.ClosePolicy, "kicked")
+	case sfu.ReasonReplaced:
+		s.closeWith(protocol.CloseNormal, protocol.CloseTextReplaced)
 	default:
 		s.closeWith(protocol.CloseNormal, string(reason))
 	}

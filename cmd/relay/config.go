@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,6 +34,13 @@ type Config struct {
 	GOGC            int
 	MemoryLimit     int64 // 0 automatic, <0 none
 	ShutdownTimeout time.Duration
+	DrainTimeout    time.Duration
+	AllowedOrigins  []string
+	MaxTracks       int
+	MessageRate     float64
+	MessageBurst    int
+	MaxSDPSize      int
+	JoinTimeout     time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
 }
@@ -46,7 +54,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	var c Config
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var announce, memLimit, logLevel string
+	var announce, memLimit, logLevel, origins string
 	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP listen address: the page at /, the WebSocket at /ws, /metrics, /healthz, /readyz")
 	fs.StringVar(&c.UDPAddr, "udp", ":50000", "UDP listen address for all WebRTC media (one port for every peer); an empty host listens on every interface")
 	fs.StringVar(&announce, "announce-ip", "", "comma-separated public IPs to announce instead of the host's own (1:1 NAT, e.g. a cloud instance's public IP)")
@@ -60,7 +68,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.QueueSize, "queue", sfu.DefaultQueueSize, "packets queued per subscriber before the oldest is dropped")
 	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))
 	fs.StringVar(&memLimit, "gomemlimit", "", "soft memory limit, e.g. 1GiB; empty: GOMEMLIMIT, else 90% of the cgroup limit, else none; \"none\" for none")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "on SIGINT/SIGTERM, how long clients get to be closed before the relay exits")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM or SIGINT, how long connected clients get (told with a draining message) to move before they are closed; a second signal exits at once. Keep it below the orchestrator's kill timeout (docker stop -t, Kubernetes terminationGracePeriodSeconds)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 4*time.Second, "after the drain, how long closing the remaining clients may take before the relay exits")
+	fs.StringVar(&origins, "allowed-origins", "", "comma-separated browser origins (https://app.example.com) whose pages may connect, besides the relay's own page and localhost; * allows any")
+	fs.IntVar(&c.MaxTracks, "max-tracks", sfu.DefaultMaxTracks, "tracks one participant may publish")
+	fs.Float64Var(&c.MessageRate, "message-rate", signaling.DefaultMessageRate, "signaling messages per second one connection may send, sustained (more: error rate_limited, then close)")
+	fs.IntVar(&c.MessageBurst, "message-burst", signaling.DefaultMessageBurst, "signaling messages one connection may send at once")
+	fs.IntVar(&c.MaxSDPSize, "max-sdp", signaling.DefaultMaxSDPSize, "largest offer or answer SDP accepted, in bytes")
+	fs.DurationVar(&c.JoinTimeout, "join-timeout", signaling.DefaultJoinTimeout, "a connection that has not joined this long after opening is closed")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -117,8 +132,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.Seats < 1 {
 		return c, fmt.Errorf("-seats: %d: a room needs at least one seat", c.Seats)
 	}
-	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 || c.MaxParticipants < 1 || c.MaxRooms < 1 || c.MicTimeout <= 0 {
-		return c, errors.New("-grace, -queue, -shutdown-timeout, -max-participants, -max-rooms and -mic-timeout must be positive")
+	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 || c.MaxParticipants < 1 || c.MaxRooms < 1 || c.MicTimeout <= 0 ||
+		c.DrainTimeout < 0 || c.MaxTracks < 1 || c.MessageRate <= 0 || c.MessageBurst < 1 || c.MaxSDPSize < 1 || c.JoinTimeout <= 0 {
+		return c, errors.New("-grace, -queue, -shutdown-timeout, -max-participants, -max-rooms, -mic-timeout, -max-tracks, -message-rate, -message-burst, -max-sdp and -join-timeout must be positive, -drain-timeout 0 or more")
+	}
+	for _, o := range strings.Split(origins, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if u, err := url.Parse(o); o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" && u.Path != "/") {
+			return c, fmt.Errorf("-allowed-origins: %q is not an origin; want scheme://host[:port], e.g. https://app.example.com, or *", o)
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, o)
 	}
 	if c.AuthSecret != "" && len(c.AuthSecret) < 16 {
 		return c, errors.New("-auth-secret: use at least 16 characters (32 random bytes, e.g. from `openssl rand -hex 32`, is better)")
@@ -131,11 +156,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 
 func (c Config) sfuConfig() sfu.Config {
 	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace, QueueSize: c.QueueSize,
-		MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout}
+		MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks}
 }
 
 func (c Config) signalingConfig(log *slog.Logger) signaling.Config {
-	return signaling.Config{Logger: log, AuthSecret: []byte(c.AuthSecret)}
+	return signaling.Config{Logger: log, AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
+		MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout}
 }
 
 func (c Config) gcConfig() gctune.Config {

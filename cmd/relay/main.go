@@ -40,8 +40,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr, signals, nil))
 }
 
-// run is the whole relay: it serves until the first signal, then shuts
-// down gracefully; a second signal exits at once. It returns the exit
+// run is the whole relay: it serves until the first signal, then drains
+// (readiness fails, joins are refused, clients are told and get
+// -drain-timeout to leave) and shuts down; a second signal exits at once. It returns the exit
 // code. ready, if not nil, receives the HTTP address once the relay
 // serves.
 func run(args []string, getenv func(string) string, stderr io.Writer, signals <-chan os.Signal, ready chan<- string) int {
@@ -108,7 +109,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 
 	select {
 	case s := <-signals:
-		log.Info("shutting down", "signal", s.String(), "timeout", cfg.ShutdownTimeout)
+		log.Info("draining: /readyz fails, joins are refused, clients are told to move", "signal", s.String(), "drain_timeout", cfg.DrainTimeout)
 	case err := <-served:
 		log.Error("HTTP server failed", "err", err)
 		_ = sig.Shutdown(context.Background())
@@ -127,13 +128,19 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		}
 	}()
 	shuttingDown.Store(true)
+	start := time.Now()
+	sig.Drain(context.Background(), cfg.DrainTimeout)
+	log.Info("drained; closing the remaining clients", "took", time.Since(start).Round(time.Millisecond), "timeout", cfg.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("HTTP shutdown", "err", err)
-	}
+	// Close the sessions before the HTTP server: http.Server.Shutdown does
+	// not wait for hijacked (WebSocket) connections, but it stops /readyz
+	// answering, which load balancers already read as not ready.
 	if err := sig.Shutdown(ctx); err != nil {
 		log.Warn("some sessions did not close in time", "err", err)
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("HTTP shutdown", "err", err)
 	}
 	log.Info("stopped")
 	return 0

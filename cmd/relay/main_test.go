@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/protocol"
 	"go.uber.org/goleak"
 )
 
@@ -34,8 +36,9 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRun starts the whole relay on loopback, checks its HTTP surface and a
-// join, then stops it with SIGTERM: the client is closed with 1001 and run
-// returns 0 within the shutdown timeout.
+// join, then stops it with SIGTERM: the client is told it drains, /readyz
+// fails, a new join is refused, and after the drain timeout the client is
+// closed with 1001 and run returns 0.
 func TestRun(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -45,7 +48,7 @@ func TestRun(t *testing.T) {
 	ready := make(chan string, 1)
 	exit := make(chan int, 1)
 	var logs syncBuffer
-	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s"}
+	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s", "-drain-timeout", "2s"}
 	go func() { exit <- run(args, func(string) string { return "" }, &logs, signals, ready) }()
 	var addr string
 	select {
@@ -111,15 +114,35 @@ func TestRun(t *testing.T) {
 
 	start := time.Now()
 	signals <- syscall.SIGTERM
+
+	// Draining: the client is told, readiness fails, joins are refused,
+	// and the relay waits for the drain timeout before closing.
+	drain := waitDraining(ctx, t, c)
+	if drain.TimeoutMS <= 0 || drain.TimeoutMS > 2000 {
+		t.Errorf("draining timeout_ms = %d, want 1..2000 (-drain-timeout 2s)", drain.TimeoutMS)
+	}
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz while draining = %d %q, want 503", code, body)
+	}
+	_, err = client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Room: "r", Name: "late", Loopback: true})
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != protocol.CodeShuttingDown {
+		t.Errorf("join while draining: %v, want error %s", err, protocol.CodeShuttingDown)
+	}
+
 	select {
 	case code := <-exit:
 		if code != 0 {
 			t.Errorf("exit code %d, want 0:\n%s", code, logs.String())
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("relay still running 10 s after SIGTERM")
+		t.Fatalf("relay still running 10 s after SIGTERM (drain 2 s, shutdown 3 s)")
 	}
-	t.Logf("shut down in %v", time.Since(start))
+	took := time.Since(start)
+	t.Logf("shut down in %v", took)
+	if took < 2*time.Second {
+		t.Errorf("relay exited after %v, before the 2 s drain timeout, with a client still connected", took)
+	}
 	select {
 	case <-c.Done():
 	case <-ctx.Done():
@@ -128,9 +151,25 @@ func TestRun(t *testing.T) {
 	if code := c.CloseCode(); code != 1001 {
 		t.Errorf("client close code %d, want 1001 (going away)", code)
 	}
-	for _, want := range []string{"gc tuning applied", "relay serving", "shutting down", "stopped"} {
+	for _, want := range []string{"gc tuning applied", "relay serving", "draining", "drained", "stopped"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+// waitDraining waits for the draining message.
+func waitDraining(ctx context.Context, t *testing.T, c *client.Client) *protocol.Draining {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.Events():
+			if d, ok := ev.(*protocol.Draining); ok {
+				return d
+			}
+		case <-ctx.Done():
+			t.Fatal("no draining message after SIGTERM")
+			return nil
 		}
 	}
 }
