@@ -46,6 +46,7 @@ const (
 	DefaultJoinTimeout    = 10 * time.Second
 	DefaultMaxSDPSize     = 16 << 10 // a browser's audio offer is 2 to 6 KiB
 	writeTimeout          = 10 * time.Second
+	closeWait             = time.Second // after our close frame, for the client's
 )
 
 func (c *Config) setDefaults() {

@@ -61,6 +61,7 @@ func (s *session) run() {
 	joinTimer.Stop()
 	s.closeWith(protocol.CloseNormal, "")
 	<-writerDone
+	_ = s.conn.Close()
 	if s.p != nil {
 		// The WebSocket is gone without a leave: keep the participant for
 		// the grace period (a no-op if it was already removed or this
@@ -83,21 +84,35 @@ func (s *session) readLoop() {
 			}
 			return
 		}
+		if s.closing() {
+			// Read and drop what the client sends until its close frame
+			// (or the writer's deadline): closing the socket with unread
+			// data would reset it and lose the error and close frame.
+			continue
+		}
 		now := time.Now()
 		_ = s.conn.SetReadDeadline(now.Add(s.srv.cfg.SilenceTimeout))
 		if !s.limit.allow(now) {
 			s.log.Warn("client exceeds the message rate; closing", "participant", s.participantID(), "rate", s.srv.cfg.MessageRate, "burst", s.srv.cfg.MessageBurst)
 			s.sendError("", protocol.CodeRateLimited, fmt.Sprintf("more than %d messages at once or %g per second; the connection is closed", s.srv.cfg.MessageBurst, s.srv.cfg.MessageRate))
 			s.closeWith(protocol.ClosePolicy, "rate limited")
-			return
+			continue
 		}
 		if typ != websocket.TextMessage {
 			s.closeWith(protocol.CloseUnsupported, "binary frames are not part of the protocol; send JSON text frames")
-			return
+			continue
 		}
-		if !s.handleSafely(data) {
-			return
-		}
+		s.handleSafely(data) // false: it has called closeWith
+	}
+}
+
+// closing reports whether closeWith was called.
+func (s *session) closing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -127,27 +142,31 @@ func (s *session) participantID() string {
 }
 
 // writeLoop owns the connection's writes. It ends after sending the close
-// frame, and closes the connection, which ends the reader.
+// frame and giving the reader closeWait to see the client's; a failed
+// write closes the connection, which ends the reader.
 func (s *session) writeLoop() {
-	defer s.conn.Close()
 	ping := time.NewTicker(s.srv.cfg.PingInterval)
 	defer ping.Stop()
 	for {
 		select {
 		case msg := <-s.out:
 			if !s.write(msg) {
+				_ = s.conn.Close()
 				return
 			}
 		case <-ping.C:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				_ = s.conn.Close()
 				return
 			}
 		case <-s.done:
 			if !s.flush() {
+				_ = s.conn.Close()
 				return
 			}
 			frame := websocket.FormatCloseMessage(s.closeCode, s.closeText)
 			_ = s.conn.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
+			_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
 			return
 		}
 	}
@@ -193,6 +212,9 @@ func (s *session) send(msg any) {
 	default:
 		s.log.Warn("client does not read its messages; disconnecting", "participant", s.participantID(), "queued", len(s.out))
 		s.closeWith(protocol.ClosePolicy, "send queue overflow: the client did not read its messages")
+		// The writer is likely blocked on the full socket: cut the
+		// connection now rather than after the write timeout.
+		_ = s.conn.Close()
 	}
 }
 

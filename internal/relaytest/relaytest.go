@@ -31,6 +31,9 @@ type Options struct {
 	// Page, when set, is served at "/" next to /ws (the browser tests
 	// mount web.Handler here, as cmd/relay does).
 	Page http.Handler
+	// Tune, when set, changes the sfu and signaling settings last (limits
+	// for the tests that cross them).
+	Tune func(*sfu.Config, *signaling.Config)
 }
 
 // Relay is a running in-process relay.
@@ -58,18 +61,23 @@ func Start(tb testing.TB, o Options) *Relay {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), gctune.NewCollector())
-	s, err := sfu.New(sfu.Config{
+	sc := sfu.Config{
 		Seats:       o.Seats,
 		GracePeriod: o.Grace,
 		MicTimeout:  o.MicTimeout,
 		ICE:         sfu.ICEConfig{UDPMux: udp, Loopback: true},
 		Metrics:     sfu.NewMetrics(reg),
 		Logger:      Logger(),
-	})
+	}
+	gc := signaling.Config{Logger: Logger(), AuthSecret: []byte(o.AuthSecret)}
+	if o.Tune != nil {
+		o.Tune(&sc, &gc)
+	}
+	s, err := sfu.New(sc)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: signaling.Config{Logger: Logger(), AuthSecret: []byte(o.AuthSecret)}})
+	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: gc})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
