@@ -1,6 +1,7 @@
 # Lianmai Relay: a static relay binary (no cgo) on a distroless base.
 #   docker build -t lianmai-relay .
 #   docker run --rm -p 8080:8080 -p 50000:50000/udp lianmai-relay -announce-ip <public IP>
+#   docker stop -t 30 <container>   # SIGTERM drains for up to -drain-timeout (20 s)
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -16,5 +17,7 @@ EXPOSE 8080/tcp
 # UDP: all WebRTC media, one port for every peer.
 EXPOSE 50000/udp
 ENV RELAY_HTTP=:8080 RELAY_UDP=:50000
+# SIGTERM (docker stop) drains: /readyz fails, clients are told to move.
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 CMD ["/relay", "health"]
 ENTRYPOINT ["/relay"]

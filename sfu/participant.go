@@ -213,6 +213,9 @@ func (p *Participant) remove(reason Reason) {
 		return
 	}
 	p.sfu.forgetResumable(p)
+	if reason != ReasonLeft && reason != ReasonShutdown {
+		p.log.Info("participant removed", "reason", reason)
+	}
 	p.close()
 	if reason != ReasonLeft {
 		p.sink.Close(reason)
