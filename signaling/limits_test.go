@@ -93,6 +93,41 @@ func TestLimits(t *testing.T) {
 	t.Run("join timeout", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
 		w.expectClose(protocol.ClosePolicy) // JoinTimeout 300 ms, nothing sent
+		unaffected(t)
+	})
+
+	t.Run("frame size", func(t *testing.T) {
+		w := r.dialRaw(ctx, t)
+		w.send(`{"type":"join","room":"lim","name":"huge"}`)
+		if m := w.read(); m["type"] != "joined" {
+			t.Fatalf("got %v, want joined", m)
+		}
+		_ = w.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":"`+strings.Repeat("x", protocol.MaxMessageSize)+`"}`))
+		w.expectClose(protocol.CloseTooBig)
+		unaffected(t)
+	})
+
+	t.Run("held candidates", func(t *testing.T) {
+		// A relay without a message rate limit, so that 65 candidates
+		// may arrive before the pub offer.
+		loose := &relay{relaytest.Start(t, relayOpts{Tune: func(_ *sfu.Config, gc *signaling.Config) {
+			gc.MessageRate, gc.MessageBurst = 1e9, 1e9
+		}})}
+		w := loose.dialRaw(ctx, t)
+		w.send(`{"type":"join","room":"lim","name":"cands","role":"guest"}`)
+		if m := w.read(); m["type"] != "joined" {
+			t.Fatalf("got %v, want joined", m)
+		}
+		for i := range 64 {
+			w.send(fmt.Sprintf(`{"type":"candidate","id":"c%d","pc":"pub","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 %d typ host","sdpMid":"0"}}`, i, 10000+i))
+		}
+		w.send(`{"type":"candidate","id":"c64","pc":"pub","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9999 typ host","sdpMid":"0"}}`)
+		expectError(t, w.read(), protocol.CodeBadRequest, "c64")
+		w.send(`{"type":"ping","id":"after"}`)
+		if m := w.read(); m["type"] != "pong" {
+			t.Fatalf("got %v, want pong: the connection must stay", m)
+		}
+		unaffected(t)
 	})
 
 	t.Run("SDP size", func(t *testing.T) {
@@ -175,6 +210,7 @@ func TestLimits(t *testing.T) {
 			{"null", false},
 		} {
 			t.Run(tt.origin, func(t *testing.T) {
+				defer unaffected(t)
 				h := http.Header{}
 				if tt.origin != "" {
 					h.Set("Origin", tt.origin)
