@@ -42,6 +42,9 @@ type Relay struct {
 	HTTPURL    string // http://127.0.0.1:port, where Options.Page is served
 	MetricsURL string // http://127.0.0.1:port/metrics, as the relay serves it
 	Registry   *prometheus.Registry
+	// Signaling is the relay's signaling server, for tests that drive its
+	// lifecycle (Drain) themselves; Start's cleanup shuts it down.
+	Signaling *signaling.Server
 }
 
 // Logger discards, unless RELAY_TEST_LOG is set: then debug to stderr.
@@ -93,7 +96,7 @@ func Start(tb testing.TB, o Options) *Relay {
 		}
 		hs.Close()
 	})
-	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Registry: reg}
+	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Registry: reg, Signaling: sig}
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are

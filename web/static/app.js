@@ -9,6 +9,7 @@ const $ = (sel) => document.querySelector(sel);
 const ui = {
   status: $("#status"),
   errors: $("#errors"),
+  banner: $("#banner"),
   joinView: $("#join-view"),
   form: $("#join-form"),
   joinButton: $("#join-button"),
@@ -49,6 +50,7 @@ const ui = {
 
 let client = null;
 let expectClose = false; // set when we leave or are kicked
+let drained = false; // the relay said it is draining: its 1001 close is expected
 let audioCtx = null;
 
 const room = {
@@ -138,43 +140,17 @@ ui.form.addEventListener("submit", async (e) => {
 
 // ---- session ----
 
-// Reconnecting after a transient drop: the relay has no session resume
-// yet, so the page joins again, as before, after a short backoff.
-const MAX_RECONNECTS = 5;
-let lastJoin = null; // the last successful join request
-let reconnects = 0;
-let reconnectTimer = 0;
-
-function scheduleReconnect() {
-  const delay = Math.min(8000, 500 * 2 ** reconnects);
-  reconnects++;
-  ui.status.textContent = `Connection lost; joining again in ${(delay / 1000).toFixed(1)} s…`;
-  reconnectTimer = setTimeout(async () => {
-    reconnectTimer = 0;
-    const req = lastJoin;
-    try {
-      await start(req);
-      logLine("Reconnected.");
-    } catch (err) {
-      if (!(err instanceof RelayError) && reconnects < MAX_RECONNECTS) {
-        client = null;
-        scheduleReconnect();
-        return;
-      }
-      showError("disconnected", `Could not join again: ${err.message}`);
-      await stop();
-    }
-  }, delay);
-}
+// Reconnecting after a transient drop is RelayClient's job (it resumes the
+// session within the relay's grace period); the page shows what happens.
 
 async function start(req) {
   expectClose = false;
+  drained = false;
+  hideBanner();
   client = new RelayClient({ audio: audioConstraints() });
   wire(client);
   await client.connect(defaultRelayURL());
   const joined = await client.join(req);
-  lastJoin = req;
-  reconnects = 0;
   if (canPublish(req.role) && !canPublish(joined.participant.role)) {
     logLine(`The relay let you in as ${joined.participant.role}.`);
   }
@@ -182,9 +158,7 @@ async function start(req) {
 
 async function stop() {
   expectClose = true;
-  lastJoin = null;
-  clearTimeout(reconnectTimer);
-  reconnectTimer = 0;
+  hideBanner();
   const c = client;
   client = null;
   if (c) await c.leave();
@@ -205,18 +179,53 @@ function wire(c) {
   on("close", (e) => {
     // Before joined, the submit handler reports the failure and cleans up.
     if (!room.self) return;
+    // The client reconnects by itself after a drop; "close" is the end.
     const { code, reason } = e.detail;
     client = null;
     resetRoom();
     showView("join");
+    if (drained) {
+      showBanner("draining", "This relay has shut down; join again in a moment.");
+    } else {
+      hideBanner();
+    }
     if (expectClose) return;
-    // 1008 is a decision (kicked, bad token), not a drop: do not retry it.
-    if (code !== 1008 && lastJoin && reconnects < MAX_RECONNECTS) {
-      scheduleReconnect();
+    if (drained || code === 1001) {
+      showError("shutting_down", "The relay shut down. Join again in a moment.");
+      return;
+    }
+    if (code === 1000 && reason === "replaced") {
+      showError("replaced", "This session continues in another tab or window, which joined with it.");
       return;
     }
     const why = reason ? `: ${reason}` : "";
-    showError("disconnected", `The relay closed the connection (code ${code}${why}).`);
+    showError("disconnected", `The relay closed the connection (code ${code}${why}). Press Join to join again.`);
+  });
+  on("reconnecting", (e) => {
+    const { attempt } = e.detail;
+    if (attempt === 1) logLine("Connection lost; reconnecting.");
+    showBanner("reconnecting", `Connection lost — reconnecting… (attempt ${attempt})`);
+  });
+  on("resumed", () => {
+    lastStats = null; // the same connections, but a gap in the counters
+    logLine("Reconnected: the session resumed.");
+    showBanner("resumed", "Reconnected. You are back in the room.", 5000);
+  });
+  on("rejoined", () => {
+    lastStats = null; // new connections, new counters
+    logLine("Reconnected as a new participant: the relay had let the session go.");
+    showBanner("rejoined", "Reconnected. The relay had let your session go, so you joined again.", 8000);
+  });
+  on("reconnectfailed", (e) => {
+    const err = e.detail.error;
+    if (!(err instanceof RelayError)) {
+      showError("disconnected", `Could not reconnect after ${e.detail.attempts} attempts: ${err?.message || err}.`);
+    }
+  });
+  on("draining", (e) => {
+    drained = true;
+    startDrainCountdown(e.detail.timeout_ms);
+    logLine("The relay is shutting down.");
   });
 
   on("joined", (e) => onJoined(e.detail));
@@ -228,6 +237,9 @@ function wire(c) {
   });
   on("participant_left", (e) => {
     const { participant, reason } = e.detail;
+    // Another connection resumed this session; the close that follows is
+    // explained by "close" (reason "replaced").
+    if (participant === room.self?.id) return;
     const p = room.participants.get(participant);
     room.participants.delete(participant);
     room.speaking.delete(participant);
@@ -338,7 +350,7 @@ function onJoined(msg) {
   for (const p of msg.participants || []) upsert(p);
   if (!room.participants.has(room.self.id)) upsert(room.self);
   ui.roomName.textContent = msg.room;
-  logLine(`Joined ${msg.room} as ${msg.participant.name} (${msg.participant.role}).`);
+  if (!msg.resumed) logLine(`Joined ${msg.room} as ${msg.participant.name} (${msg.participant.role}).`);
   showView("room");
   startStats();
   renderRoom();
@@ -577,8 +589,13 @@ function showView(which) {
   ui.roomView.hidden = which !== "room";
 }
 
-function renderStatus({ ws, sub, pub, rtt }) {
-  ui.status.dataset.ws = ws;
+function renderStatus({ ws, sub, pub, rtt, reconnecting }) {
+  ui.status.dataset.ws = reconnecting ? "connecting" : ws;
+  if (reconnecting && room.self) {
+    ui.status.textContent = `Reconnecting… · sub ${sub}${pub !== "none" ? ` · pub ${pub}` : ""}`;
+    ui.status.classList.add("warn");
+    return;
+  }
   if (ws === "closed" && !room.self) {
     ui.status.textContent = "Not connected";
     ui.status.classList.remove("warn");
@@ -858,11 +875,61 @@ const ERROR_HELP = {
   conflict: "That is already in progress.",
   internal: "The relay hit an internal error; try again.",
   shutting_down: "The relay is restarting; join again in a moment.",
+  rate_limited: "This page sent the relay too many messages at once, so the relay closed the connection. Press Join to join again.",
 };
 
 function explain(code, message) {
   const help = ERROR_HELP[code];
   return help ? `${help} (${message})` : message;
+}
+
+// ---- banner: reconnecting, resumed, draining ----
+
+let bannerTimer = 0;
+let drainTimer = 0;
+
+// showBanner shows one line above the room; kind (data-kind) is one of
+// reconnecting, resumed, rejoined, draining. hideAfter ms, if given.
+function showBanner(kind, text, hideAfter = 0) {
+  clearTimeout(bannerTimer);
+  bannerTimer = 0;
+  if (kind !== "draining") stopDrainCountdown();
+  ui.banner.dataset.kind = kind;
+  ui.banner.textContent = text;
+  ui.banner.hidden = false;
+  if (hideAfter) bannerTimer = setTimeout(hideBanner, hideAfter);
+}
+
+function hideBanner() {
+  clearTimeout(bannerTimer);
+  bannerTimer = 0;
+  stopDrainCountdown();
+  ui.banner.hidden = true;
+  ui.banner.dataset.kind = "";
+  ui.banner.textContent = "";
+}
+
+// The draining banner counts down the seconds until the relay closes.
+function startDrainCountdown(timeoutMs) {
+  stopDrainCountdown();
+  const end = performance.now() + Math.max(0, timeoutMs || 0);
+  const render = () => {
+    const secs = Math.max(0, Math.ceil((end - performance.now()) / 1000));
+    showBanner(
+      "draining",
+      secs > 0
+        ? `This relay is shutting down; reconnect in a moment (${secs} s left).`
+        : "This relay is shutting down; reconnect in a moment.",
+    );
+    if (secs <= 0) stopDrainCountdown();
+  };
+  render();
+  if (end > performance.now()) drainTimer = setInterval(render, 1000);
+}
+
+function stopDrainCountdown() {
+  clearInterval(drainTimer);
+  drainTimer = 0;
 }
 
 // ---- errors and log ----

@@ -5,23 +5,57 @@
 //   pub  offered by this client, only for role host or guest; the microphone.
 //
 // Every server message is dispatched as a CustomEvent named by its "type"
-// (joined, participant_joined, error, ...) with the message as detail, and
-// also as a "message" event. Events the client adds itself:
+// (joined, participant_joined, draining, error, ...) with the message as
+// detail, and also as a "message" event. Events the client adds itself:
 //
 //   track        {track, stream, streamId, participant, receiver, transceiver}
 //                a remote track on sub; streamId is the publisher's id.
 //   trackended   {track, streamId, participant}: the track was removed from
-//                its stream or ended (the server renegotiated it away).
+//                its stream or ended (the server renegotiated it away, or
+//                the sub connection was closed).
 //   localtrack   {track, stream}: the microphone is being published.
 //   localtrackended {track}
 //   publisherror {error}: getUserMedia or the pub negotiation failed; the
 //                session stays up, so the page can explain and offer a retry.
-//   statechange  {ws, sub, pub, rtt}: WebSocket or ICE state changed.
-//   close        {code, reason, wasClean}: the WebSocket closed.
+//   statechange  {ws, sub, pub, rtt, reconnecting}: WebSocket or ICE state
+//                changed, or a reconnection began or ended.
+//   reconnecting {attempt, delay, code, reason}: the WebSocket closed
+//                unexpectedly; attempt number `attempt` starts in `delay` ms
+//                (code and reason are the lost connection's close).
+//   resumed      {iceRestart, attempt, joined}: the relay resumed the session
+//                (same participant, tracks and mic state); the peer
+//                connections were kept and ICE restarts on both.
+//   rejoined     {previous, attempt, joined}: the relay no longer knew the
+//                session and joined afresh (a new participant id; previous is
+//                the old one); the peer connections were replaced and the
+//                microphone is published again if the role allows.
+//   reconnectfailed {attempts, error}: reconnecting gave up (the window
+//                passed or the relay refused the join); "close" follows.
+//   close        {code, reason, wasClean}: the session is over: the WebSocket
+//                closed and will not be reopened (after leave, kicked,
+//                replaced, a 1008 or 1001 close, draining, or a failed
+//                reconnection; code and reason are the last close's).
+//
+// Reconnection (option reconnect, on by default): when the WebSocket of a
+// joined session closes unexpectedly, the client reconnects with backoff
+// (reconnectDelay doubling up to reconnectMaxDelay, for at most
+// reconnectWindow ms: the relay's grace period), sends join again with the
+// same room, name, role and token plus the relay's resume token and
+// ice_restart, and keeps its peer connections. Requests outstanding when
+// the connection drops are rejected with an error named
+// "ConnectionLostError" (a pub offer in flight is made again after the
+// resume instead). simulateDisconnect() drops the WebSocket without a
+// leave, for tests.
 
 const PROTOCOL_VERSION = 1;
 const PING_INTERVAL_MS = 20_000;
 const REQUEST_TIMEOUT_MS = 15_000;
+// Reconnection: 250 ms, 500 ms, 1 s, 2 s, 4 s, ... within the relay's
+// default grace period of 10 s.
+const RECONNECT_DELAY_MS = 250;
+const RECONNECT_MAX_DELAY_MS = 4_000;
+const RECONNECT_WINDOW_MS = 10_000;
+const ATTEMPT_TIMEOUT_MS = 5_000;
 
 const PUBLISHING_ROLES = new Set(["host", "guest"]);
 
@@ -55,7 +89,9 @@ export const DEFAULT_AUDIO_CONSTRAINTS = Object.freeze({
 
 export class RelayClient extends EventTarget {
   #opts;
+  #url = "";
   #ws = null;
+  #wsJoined = false; // joined arrived on the current #ws
   #nextID = 1;
   #pending = new Map(); // id -> {resolve, reject, timer}
   #pingTimer = null;
@@ -65,7 +101,11 @@ export class RelayClient extends EventTarget {
   #pub = null;
   #micStream = null;
   #publishing = null; // the promise of an ongoing publishMicrophone
-  #closed = false;
+  #closed = false; // the session is over (left, or closed for good)
+  #joinReq = null; // {room, name, role, token} of the last join that succeeded
+  #resume = ""; // joined.resume: the secret that resumes this session
+  #final = ""; // why the next close must not be retried: kicked, replaced, draining
+  #reconnect = null; // {attempt, code, reason, timer, wake, fatal} while reconnecting
 
   /** The participant as joined reported it ({id, name, role}), or null. */
   self = null;
@@ -79,6 +119,14 @@ export class RelayClient extends EventTarget {
    *   this participant's role is host or guest, stop when it is not
    * @param {MediaTrackConstraints} [opts.audio] getUserMedia audio constraints
    * @param {number} [opts.pingInterval=20000]  ms between pings
+   * @param {boolean} [opts.reconnect=true]     reconnect and resume after an
+   *   unexpected close of a joined session's WebSocket
+   * @param {number} [opts.reconnectDelay=250]  ms before the first attempt;
+   *   doubles with every attempt
+   * @param {number} [opts.reconnectMaxDelay=4000] the longest wait between attempts
+   * @param {number} [opts.reconnectWindow=10000] ms after the drop within which
+   *   attempts start: the relay keeps a lost participant this long (-grace)
+   * @param {number} [opts.attemptTimeout=5000] ms one attempt (open and join) may take
    */
   constructor(opts = {}) {
     super();
@@ -87,6 +135,11 @@ export class RelayClient extends EventTarget {
       autoPublish: true,
       audio: DEFAULT_AUDIO_CONSTRAINTS,
       pingInterval: PING_INTERVAL_MS,
+      reconnect: true,
+      reconnectDelay: RECONNECT_DELAY_MS,
+      reconnectMaxDelay: RECONNECT_MAX_DELAY_MS,
+      reconnectWindow: RECONNECT_WINDOW_MS,
+      attemptTimeout: ATTEMPT_TIMEOUT_MS,
       ...opts,
     };
   }
@@ -95,27 +148,41 @@ export class RelayClient extends EventTarget {
 
   /** Opens the WebSocket; resolves when it is open. */
   connect(url = defaultRelayURL()) {
-    if (this.#ws) return Promise.reject(new Error("already connected"));
+    if (this.#ws || this.#reconnect) return Promise.reject(new Error("already connected"));
     this.#closed = false;
+    this.#final = "";
+    this.#joinReq = null;
+    this.#resume = "";
     this.self = null;
     this.room = "";
+    this.#url = url;
+    return this.#open(url);
+  }
+
+  // #open opens a WebSocket as the current one. Events of a socket that is
+  // no longer current (given up on by a reconnection) are ignored.
+  #open(url) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
       this.#ws = ws;
+      this.#wsJoined = false;
       let opened = false;
       ws.addEventListener("open", () => {
+        if (ws !== this.#ws) return;
         opened = true;
         this.#startPing();
         this.#emitState();
         resolve();
       });
-      ws.addEventListener("message", (e) => this.#onMessage(e.data));
+      ws.addEventListener("message", (e) => {
+        if (ws === this.#ws) this.#onMessage(e.data);
+      });
       ws.addEventListener("error", () => {
         if (!opened) reject(new Error(`cannot connect to ${url}`));
       });
       ws.addEventListener("close", (e) => {
         if (!opened) reject(new Error(`cannot connect to ${url} (code ${e.code})`));
-        this.#onClose(e);
+        if (ws === this.#ws) this.#onClose(e);
       });
       this.#emitState();
     });
@@ -129,16 +196,34 @@ export class RelayClient extends EventTarget {
   async join({ room, name, role = "audience", token } = {}) {
     const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
     if (token) msg.token = token;
-    return this.#request(msg);
+    const joined = await this.#request(msg);
+    this.#joinReq = { room, name, role, token };
+    return joined;
   }
 
-  /** Sends leave, closes both peer connections and, soon after, the socket. */
+  /**
+   * Sends leave, closes both peer connections and, soon after, the socket.
+   * While reconnecting, it stops reconnecting instead (there is no joined
+   * connection to send leave on: the relay lets the participant go when
+   * its grace period ends).
+   */
   async leave() {
+    if (this.#reconnect) {
+      this.#stopReconnect();
+      this.#closed = true;
+      const ws = this.#ws;
+      this.#ws = null;
+      this.#stopPing();
+      if (ws && ws.readyState !== WebSocket.CLOSED) ws.close(1000, "leave");
+      this.#rejectPending("left while reconnecting");
+      this.#end({ code: 1000, reason: "leave", wasClean: true });
+      return;
+    }
     if (!this.#ws) return;
     const ws = this.#ws;
     this.#closed = true;
     // Before joined, leave would be a bad_request; closing says enough.
-    const sent = this.self !== null && this.send({ type: "leave" });
+    const sent = this.#wsJoined && this.send({ type: "leave" });
     this.#teardownMedia();
     if (!sent && ws.readyState !== WebSocket.CLOSED) ws.close(1000, "leave");
     // The server closes with 1000 after leave; do not wait on it forever.
@@ -155,6 +240,22 @@ export class RelayClient extends EventTarget {
     });
   }
 
+  /**
+   * For tests: closes the WebSocket without a leave, as a network drop
+   * would (the relay keeps the participant for its grace period), and the
+   * client reconnects as after any unexpected close. With forgetSession,
+   * the reconnection presents a resume token the relay does not know, as
+   * after the grace period: the relay joins it afresh. Returns false when
+   * there is no open WebSocket.
+   */
+  simulateDisconnect({ forgetSession = false } = {}) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+    if (forgetSession) this.#resume = `forgotten-${Math.random().toString(36).slice(2)}`;
+    ws.close(4000, "simulated disconnect");
+    return true;
+  }
+
   /** Sends one message as JSON. Returns false if the socket is not open. */
   send(msg) {
     if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
@@ -162,7 +263,10 @@ export class RelayClient extends EventTarget {
     return true;
   }
 
-  /** WebSocket and ICE states, and the last ping round trip in ms. */
+  /**
+   * WebSocket and ICE states, the last ping round trip in ms, and whether
+   * the client is reconnecting (ws is then "connecting" or "closed").
+   */
   get state() {
     const ws = this.#ws;
     return {
@@ -170,6 +274,7 @@ export class RelayClient extends EventTarget {
       sub: this.#sub ? this.#sub.pc.iceConnectionState : "none",
       pub: this.#pub ? this.#pub.pc.iceConnectionState : "none",
       rtt: this.#rtt,
+      reconnecting: this.#reconnect !== null,
     };
   }
 
@@ -228,8 +333,10 @@ export class RelayClient extends EventTarget {
 
   /**
    * Captures the microphone and offers it on pub. Resolves when the relay
-   * has answered. Rejects (and dispatches publisherror) if getUserMedia or
-   * the negotiation fails; a second call while one runs joins the first.
+   * has answered (or, if the connection dropped meanwhile, when the offer
+   * is left to the reconnection to make again). Rejects (and dispatches
+   * publisherror) if getUserMedia or the negotiation fails; a second call
+   * while one runs joins the first.
    */
   publishMicrophone() {
     if (this.#pub) return Promise.resolve();
@@ -281,7 +388,41 @@ export class RelayClient extends EventTarget {
     await slot.pc.setLocalDescription(offer);
     // The answer arrives as a plain "answer" message, applied in #onAnswer;
     // the request only tells us whether the relay accepted the offer.
-    await this.#request({ type: "offer", pc: "pub", sdp: slot.pc.localDescription.sdp });
+    try {
+      await this.#request({ type: "offer", pc: "pub", sdp: slot.pc.localDescription.sdp });
+    } catch (err) {
+      // Dropped mid-way: a resume offers again (#restartPub), a fresh join
+      // publishes anew.
+      if (isConnectionLost(err) && this.#reconnect) return;
+      throw err;
+    }
+  }
+
+  // #restartPub restarts ICE on the kept pub connection after a resume: a
+  // new offer with new ICE credentials, answered by the relay on its
+  // existing connection. An offer the relay never answered is rolled back
+  // first.
+  async #restartPub() {
+    const slot = this.#pub;
+    if (!slot) {
+      this.#syncPublishing(); // nothing published yet (or a publish in flight)
+      return;
+    }
+    try {
+      const sdp = await this.#serial(slot, async () => {
+        if (slot.pc.signalingState === "have-local-offer") {
+          await slot.pc.setLocalDescription({ type: "rollback" });
+        }
+        const offer = await slot.pc.createOffer({ iceRestart: true });
+        await slot.pc.setLocalDescription(offer);
+        return slot.pc.localDescription.sdp;
+      });
+      await this.#request({ type: "offer", pc: "pub", sdp });
+    } catch (error) {
+      if (slot !== this.#pub || this.#closed || isConnectionLost(error)) return; // a later resume retries
+      this.#closePub();
+      if (canPublish(this.self?.role)) this.#dispatch("publisherror", { error });
+    }
   }
 
   #closePub() {
@@ -313,10 +454,11 @@ export class RelayClient extends EventTarget {
   // A slot is one named peer connection with its own operation queue, so
   // that descriptions and candidates apply in the order they arrived even
   // though each step is asynchronous. Remote candidates that arrive before
-  // the remote description wait in `early`.
+  // the remote description wait in `early`. `ended` holds, for sub, the
+  // callbacks that report each remote track's end.
   #newSlot(name) {
     const pc = new RTCPeerConnection({ iceServers: this.#opts.iceServers });
-    const slot = { name, pc, queue: Promise.resolve(), early: [] };
+    const slot = { name, pc, queue: Promise.resolve(), early: [], ended: new Set() };
     pc.addEventListener("icecandidate", (e) => {
       // Firefox ends each generation with an empty candidate; the relay
       // wants null for the end of candidates.
@@ -327,6 +469,14 @@ export class RelayClient extends EventTarget {
     pc.addEventListener("connectionstatechange", () => this.#emitState());
     this.#emitState();
     return slot;
+  }
+
+  // #serial runs step after the slot's queued steps; the returned promise
+  // has step's outcome, the queue goes on either way.
+  #serial(slot, step) {
+    const p = slot.queue.then(step);
+    slot.queue = p.catch(() => {});
+    return p;
   }
 
   #enqueue(slot, step) {
@@ -340,12 +490,12 @@ export class RelayClient extends EventTarget {
   #subSlot() {
     if (this.#sub) return this.#sub;
     const slot = this.#newSlot("sub");
-    slot.pc.addEventListener("track", (e) => this.#onRemoteTrack(e));
+    slot.pc.addEventListener("track", (e) => this.#onRemoteTrack(slot, e));
     this.#sub = slot;
     return slot;
   }
 
-  #onRemoteTrack(e) {
+  #onRemoteTrack(slot, e) {
     const { track, receiver, transceiver } = e;
     const stream = e.streams[0] ?? null;
     const streamId = stream ? stream.id : "";
@@ -354,8 +504,10 @@ export class RelayClient extends EventTarget {
     const ended = () => {
       if (done) return;
       done = true;
+      slot.ended.delete(ended);
       this.#dispatch("trackended", { track, streamId, participant: streamId });
     };
+    slot.ended.add(ended);
     track.addEventListener("ended", ended);
     // A renegotiation that removes the track removes it from its stream;
     // the track itself ends only when the transceiver stops.
@@ -365,8 +517,9 @@ export class RelayClient extends EventTarget {
     this.#dispatch("track", detail);
   }
 
-  // The server offers on sub, at join and again whenever tracks change;
-  // every offer is answered on the same connection.
+  // The server offers on sub, at join and again whenever tracks change (or
+  // ICE restarts after a resume); every offer is answered on the same
+  // connection.
   #onOffer(msg) {
     if (msg.pc !== "sub") return;
     const slot = this.#subSlot();
@@ -419,10 +572,23 @@ export class RelayClient extends EventTarget {
     }
     if (!msg || typeof msg !== "object" || typeof msg.type !== "string") return;
 
+    // A joined that answers a reconnection's join: resumed keeps the peer
+    // connections; a fresh one replaces them, before the sub offer that
+    // follows is applied.
+    const rejoin = msg.type === "joined" && this.#reconnect !== null ? this.#reconnect : null;
+    const previous = this.self?.id ?? null;
+
     switch (msg.type) {
       case "joined":
+        if (rejoin && !msg.resumed) this.#teardownMedia();
         this.self = { ...msg.participant };
         this.room = msg.room;
+        this.#resume = typeof msg.resume === "string" ? msg.resume : "";
+        this.#wsJoined = true;
+        if (rejoin) {
+          this.#stopReconnect();
+          this.#emitState();
+        }
         break;
       case "offer":
         this.#onOffer(msg);
@@ -445,6 +611,17 @@ export class RelayClient extends EventTarget {
       case "role_changed":
         if (this.self && msg.participant === this.self.id) this.self.role = msg.role;
         break;
+      // After these the relay closes the connection on purpose: do not
+      // reconnect then.
+      case "kicked":
+        this.#final = "kicked";
+        break;
+      case "draining":
+        this.#final = "draining";
+        break;
+      case "participant_left":
+        if (this.self && msg.participant === this.self.id && msg.reason === "replaced") this.#final = "replaced";
+        break;
     }
 
     if (msg.id && this.#pending.has(msg.id)) {
@@ -460,27 +637,38 @@ export class RelayClient extends EventTarget {
 
     // After the page has seen joined / role_changed, so that it knows the
     // role before any localtrack or publisherror event.
-    if (msg.type === "joined") this.#syncPublishing();
+    if (msg.type === "joined") {
+      if (rejoin && msg.resumed) {
+        this.#dispatch("resumed", { iceRestart: true, attempt: rejoin.attempt, joined: msg });
+        this.#restartPub();
+      } else if (rejoin) {
+        this.#dispatch("rejoined", { previous, attempt: rejoin.attempt, joined: msg });
+        this.#syncPublishing();
+      } else {
+        this.#syncPublishing();
+      }
+    }
     if (msg.type === "role_changed" && msg.participant === this.self?.id) this.#syncPublishing();
   }
 
-  #request(msg) {
+  #request(msg, timeout = REQUEST_TIMEOUT_MS) {
     const id = `c${this.#nextID++}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new Error(`no reply to ${msg.type} within ${REQUEST_TIMEOUT_MS / 1000} s`));
-      }, REQUEST_TIMEOUT_MS);
+        reject(new Error(`no reply to ${msg.type} within ${timeout / 1000} s`));
+      }, timeout);
       this.#pending.set(id, { resolve, reject, timer });
       if (!this.send({ ...msg, id })) {
         this.#pending.delete(id);
         clearTimeout(timer);
-        reject(new Error("not connected"));
+        reject(connectionLost("not connected"));
       }
     });
   }
 
   #startPing() {
+    this.#stopPing();
     this.#pingTimer = setInterval(() => {
       const id = `p${this.#nextID++}`;
       this.#pingSentAt.clear(); // only the latest ping is timed
@@ -489,26 +677,130 @@ export class RelayClient extends EventTarget {
     }, this.#opts.pingInterval);
   }
 
-  #onClose(e) {
-    this.#closed = true;
+  #stopPing() {
     clearInterval(this.#pingTimer);
     this.#pingTimer = null;
+    this.#pingSentAt.clear();
+  }
+
+  #onClose(e) {
+    this.#stopPing();
+    this.#ws = null;
+    this.#wsJoined = false;
+    this.#rejectPending(`connection closed (code ${e.code})`);
+    if (this.#reconnect) {
+      // A reconnection's socket closed; its loop goes on, or gives up on a
+      // close that is a decision.
+      if (!this.#mayRetry(e)) this.#reconnect.fatal = e;
+      this.#reconnect.wake?.();
+      this.#emitState();
+      return;
+    }
+    if (this.#mayRetry(e) && this.self && !this.#closed) {
+      this.#runReconnect(e);
+      return;
+    }
+    this.#end(e);
+  }
+
+  #rejectPending(why) {
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
-      p.reject(new Error(`connection closed (code ${e.code})`));
+      p.reject(connectionLost(why));
     }
     this.#pending.clear();
+  }
+
+  // #mayRetry: the close was not a decision of this client (leave) or of
+  // the relay (kicked, replaced, a policy close, draining, shutting down).
+  #mayRetry(e) {
+    if (!this.#opts.reconnect || this.#closed || this.#final) return false;
+    if (e.code === 1008 || e.code === 1001) return false;
+    if (e.code === 1000 && e.reason === "replaced") return false;
+    return true;
+  }
+
+  // #end ends the session for good: media torn down, then "close".
+  #end(e) {
+    this.#closed = true;
     this.#teardownMedia();
-    this.#ws = null;
     this.#emitState();
     this.#dispatch("close", { code: e.code, reason: e.reason, wasClean: e.wasClean });
+  }
+
+  async #runReconnect(e) {
+    const r = { attempt: 0, code: e.code, reason: e.reason, timer: 0, wake: null, fatal: null };
+    this.#reconnect = r;
+    this.#emitState();
+    const since = performance.now();
+    let error = new Error(`connection lost (code ${e.code})`);
+    for (;;) {
+      const left = this.#opts.reconnectWindow - (performance.now() - since);
+      if (left <= 0) break;
+      const delay = Math.round(Math.min(this.#opts.reconnectDelay * 2 ** r.attempt, this.#opts.reconnectMaxDelay, left));
+      r.attempt++;
+      this.#dispatch("reconnecting", { attempt: r.attempt, delay, code: e.code, reason: e.reason });
+      await new Promise((resolve) => {
+        r.wake = resolve;
+        r.timer = setTimeout(resolve, delay);
+      });
+      r.wake = null;
+      if (this.#reconnect !== r) return; // left meanwhile
+      try {
+        await this.#attempt(r);
+        return; // joined: #onMessage has taken it from there
+      } catch (err) {
+        if (this.#reconnect !== r) return;
+        error = err;
+        // Drop whatever this attempt left open.
+        const ws = this.#ws;
+        this.#ws = null;
+        this.#stopPing();
+        if (ws && ws.readyState !== WebSocket.CLOSED) ws.close(1000, "reconnect attempt abandoned");
+        // The relay refused the join (shutting_down, unauthorized,
+        // room_full, ...) or closed on purpose: retrying will not help.
+        if (err instanceof RelayError || r.fatal || this.#final) break;
+      }
+    }
+    if (this.#reconnect !== r) return;
+    this.#stopReconnect();
+    this.#dispatch("reconnectfailed", { attempts: r.attempt, error });
+    const last = r.fatal ?? { code: r.code, reason: r.reason, wasClean: false };
+    this.#end(last);
+  }
+
+  // #attempt opens a new WebSocket and joins with the resume token, each
+  // step within attemptTimeout.
+  async #attempt(r) {
+    const timeout = this.#opts.attemptTimeout;
+    await withTimeout(this.#open(this.#url), timeout, "open the WebSocket");
+    if (this.#reconnect !== r) return;
+    const { room, name, role, token } = this.#joinReq ?? { room: this.room, name: this.self?.name, role: this.self?.role };
+    const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
+    if (token) msg.token = token;
+    if (this.#resume) {
+      msg.resume = this.#resume;
+      msg.ice_restart = true; // the peer connections are kept
+    }
+    await this.#request(msg, timeout);
+  }
+
+  #stopReconnect() {
+    const r = this.#reconnect;
+    if (!r) return;
+    this.#reconnect = null;
+    clearTimeout(r.timer);
+    r.wake?.();
   }
 
   #teardownMedia() {
     this.#closePub();
     if (this.#sub) {
-      this.#sub.pc.close();
+      const slot = this.#sub;
       this.#sub = null;
+      slot.pc.close();
+      // Closing ends the remote tracks without an "ended" event.
+      for (const ended of [...slot.ended]) ended();
     }
     this.#emitState();
   }
@@ -520,6 +812,26 @@ export class RelayClient extends EventTarget {
   #dispatch(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+function connectionLost(message) {
+  const err = new Error(message);
+  err.name = "ConnectionLostError";
+  return err;
+}
+
+function isConnectionLost(err) {
+  return err?.name === "ConnectionLostError";
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(connectionLost(`could not ${what} within ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function withParticipant(type, participant) {
