@@ -7,11 +7,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -35,6 +37,18 @@ const (
 	iceFailedTimeout       = 5 * time.Second // then this much more: failed
 	iceKeepaliveInterval   = 2 * time.Second
 )
+
+// srtpProfiles are the SRTP protection profiles the relay offers in DTLS,
+// most preferred first. Where the relay is the DTLS server (on sub, which
+// it offers), its order decides. AES-128-GCM first: one AES-CTR pass and
+// GHASH with AES-NI and CLMUL, against AES-CTR plus HMAC-SHA1 for
+// AES-CM, and 10 AES rounds against 14 for AES-256-GCM
+// (BenchmarkSRTPEncrypt). AES-CM stays for clients without GCM.
+var srtpProfiles = []dtls.SRTPProtectionProfile{
+	dtls.SRTP_AEAD_AES_128_GCM,
+	dtls.SRTP_AEAD_AES_256_GCM,
+	dtls.SRTP_AES128_CM_HMAC_SHA1_80,
+}
 
 // newAPI builds the pion API every peer connection of the relay shares.
 func newAPI(cfg ICEConfig) (*webrtc.API, error) {
@@ -77,6 +91,7 @@ func newAPI(cfg ICEConfig) (*webrtc.API, error) {
 	// default is 30 s), which starts its grace period (resume.go). ICE
 	// stays usable after failing: a resume restarts it.
 	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepaliveInterval)
+	se.SetSRTPProtectionProfiles(srtpProfiles...)
 	if cfg.UDPMux != nil {
 		se.SetICEUDPMux(cfg.UDPMux)
 	}
@@ -104,6 +119,23 @@ func newAPI(cfg ICEConfig) (*webrtc.API, error) {
 	), nil
 }
 
+// udpMux is the relay's ice.UDPMux and the batch state of its sockets
+// (udpbatch.go), which the tracks' readers use to send a fan-out with one
+// sendmmsg.
+type udpMux struct {
+	ice.UDPMux
+	batch *udpBatch
+}
+
+// batchOf is mux's batch state, or nil if mux is not the relay's own (a
+// test's) and writes cannot be batched.
+func batchOf(mux ice.UDPMux) *udpBatch {
+	if m, ok := mux.(*udpMux); ok {
+		return m.batch
+	}
+	return nil
+}
+
 // ListenUDP opens the one UDP port all peers' media goes through. addr is
 // host:port; an empty or unspecified host listens on every interface (on
 // the same port), a specific host on that address only. With loopback,
@@ -117,11 +149,19 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("UDP address %q: bad port %q", addr, portStr)
 	}
+	batch := &udpBatch{}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		if port == 0 {
 			return nil, fmt.Errorf("UDP address %q: listening on every interface needs a fixed port", addr)
 		}
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6)}
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, fmt.Errorf("list network interfaces: %w", err)
+		}
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithNet(batchNet{Net: std, g: batch}),
+		}
 		if loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
@@ -129,7 +169,7 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listen UDP on port %d: %w", port, err)
 		}
-		return mux, nil
+		return &udpMux{UDPMux: mux, batch: batch}, nil
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
@@ -139,5 +179,6 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen UDP on %s: %w", addr, err)
 	}
-	return ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}), nil
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newBatchConn(conn, batch)})
+	return &udpMux{UDPMux: mux, batch: batch}, nil
 }

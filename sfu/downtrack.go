@@ -4,14 +4,16 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"github.com/lianmai/relay/bufpool"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
 // downTrack is one published track as one subscriber receives it: the
-// relay's own webrtc.TrackLocal, written by the subscriber's writer
-// goroutine with a header rewritten for this subscriber.
+// relay's own webrtc.TrackLocal. Live packets are written by the
+// published track's reader (upTrack.forward) with a header rewritten for
+// this subscriber; retransmissions by the down track's RTCP reader.
 type downTrack struct {
 	up     *upTrack
 	sub    *subscriber
@@ -20,20 +22,22 @@ type downTrack struct {
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
 
-	// seqOffset maps the publisher's sequence numbers to this subscriber's
-	// (out = in + seqOffset). Written by the writer, read by the RTCP loop
-	// to map NACKs back.
+	// seqOffset and tsOffset map the publisher's sequence numbers and
+	// timestamps to this subscriber's (out = in + offset). Written by the
+	// track's reader, read by the RTCP reader for retransmissions.
 	seqOffset atomic.Uint32
+	tsOffset  atomic.Uint32
 
-	// Owned by the writer goroutine.
+	// Owned by the track's reader (writeLive).
 	hdr        rtp.Header
 	started    bool
 	inSSRC     uint32
-	tsOffset   uint32
 	lastOutSeq uint16
 	lastOutTS  uint32
 	lastWrite  int64 // nanotime of the last live write
 	sampled    uint32
+
+	rtxHdr rtp.Header // owned by the RTCP reader (writeRTX)
 }
 
 // binding is what pion negotiated for this track on the subscriber's
@@ -84,43 +88,79 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// write sends q's packet to the subscriber. Called by the writer only.
-func (d *downTrack) write(q queued) {
+// writeLive sends the live packet pkt, read at now, to the subscriber and
+// returns the payload bytes written, or -1 if nothing was written (the
+// drop is counted). Called by the track's reader only, which counts what
+// went out once per packet (upTrack.forward).
+func (d *downTrack) writeLive(pkt *bufpool.Packet, now int64) int {
+	m := d.sub.m
+	b := d.bound.Load()
+	if b == nil {
+		m.dropNotNegotiated.Inc()
+		return -1
+	}
+	raw := pkt.Bytes()
+	f, ok := parseRTP(raw)
+	if !ok {
+		m.dropMalformed.Inc()
+		return -1
+	}
+	switch {
+	case !d.started:
+		d.started, d.inSSRC, d.lastWrite = true, f.ssrc, now
+	case f.ssrc != d.inSSRC:
+		// A new stream from the publisher (it reconnected): continue
+		// this subscriber's numbering where it stopped.
+		d.inSSRC = f.ssrc
+		d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
+		elapsed := max(uint32((now-d.lastWrite)*int64(opusCodec.ClockRate)/1e9), minFrameTicks)
+		d.tsOffset.Store(d.lastOutTS + elapsed - f.ts)
+	default:
+		seq := f.seq + uint16(d.seqOffset.Load())
+		if now-d.lastWrite > resumeGap && seq != d.lastOutSeq+1 && seq-d.lastOutSeq < 0x8000 {
+			// The stream paused and resumed: hide the gap in sequence
+			// numbers (timestamps keep the real time elapsed).
+			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
+		}
+	}
+	seq := f.seq + uint16(d.seqOffset.Load())
+	n, ok := d.send(&d.hdr, b, raw, f, seq)
+	if !ok {
+		return -1
+	}
+	d.lastOutSeq, d.lastOutTS, d.lastWrite = seq, d.hdr.Timestamp, now
+	if d.sampled++; d.sampled%16 == 1 && pkt.ReadAt != 0 {
+		m.ForwardLatency.Observe(float64(nanotime()-pkt.ReadAt) / 1e9)
+	}
+	d.owner.firstMediaWritten()
+	return n
+}
+
+// writeRTX retransmits pkt as the subscriber's sequence number seq.
+// Called by the RTCP reader only.
+func (d *downTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
 	m := d.sub.m
 	b := d.bound.Load()
 	if b == nil {
 		m.dropNotNegotiated.Inc()
 		return
 	}
-	raw := q.pkt.Bytes()
+	raw := pkt.Bytes()
 	f, ok := parseRTP(raw)
 	if !ok {
 		m.dropMalformed.Inc()
 		return
 	}
-	now := nanotime()
-	seq := f.seq + uint16(d.seqOffset.Load())
-	if q.rtxSeq < 0 {
-		switch {
-		case !d.started:
-			d.started, d.inSSRC, d.lastWrite = true, f.ssrc, now
-		case f.ssrc != d.inSSRC:
-			// A new stream from the publisher (it reconnected): continue
-			// this subscriber's numbering where it stopped.
-			d.inSSRC = f.ssrc
-			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
-			elapsed := max(uint32((now-d.lastWrite)*int64(opusCodec.ClockRate)/1e9), minFrameTicks)
-			d.tsOffset = d.lastOutTS + elapsed - f.ts
-		case now-d.lastWrite > resumeGap && seq != d.lastOutSeq+1 && seq-d.lastOutSeq < 0x8000:
-			// The stream paused and resumed: hide the gap in sequence
-			// numbers (timestamps keep the real time elapsed).
-			d.seqOffset.Store(uint32(d.lastOutSeq + 1 - f.seq))
-		}
-		seq = f.seq + uint16(d.seqOffset.Load())
-	} else {
-		seq = uint16(q.rtxSeq)
+	if n, ok := d.send(&d.rtxHdr, b, raw, f, seq); ok {
+		m.PacketsOut.Inc()
+		m.BytesOut.Add(float64(n))
 	}
-	h := &d.hdr
+}
+
+// send rewrites h for this subscriber and writes raw's payload through
+// pion (interceptors, SRTP, the UDP port); it returns the payload bytes
+// written. h is owned by the caller (writeLive or writeRTX).
+func (d *downTrack) send(h *rtp.Header, b *binding, raw []byte, f rtpFields, seq uint16) (int, bool) {
 	h.Version = 2
 	// pion writes the padding itself from PaddingSize: pass the payload
 	// without it.
@@ -128,23 +168,14 @@ func (d *downTrack) write(q queued) {
 	h.Marker = f.marker
 	h.PayloadType = b.pt
 	h.SequenceNumber = seq
-	h.Timestamp = f.ts + d.tsOffset
+	h.Timestamp = f.ts + d.tsOffset.Load()
 	h.SSRC = b.ssrc
 	payload := raw[f.payloadOffset : len(raw)-int(f.paddingSize)]
 	if _, err := b.w.WriteRTP(h, payload); err != nil {
-		m.dropWriteFailed.Inc()
-		return
+		d.sub.m.dropWriteFailed.Inc()
+		return 0, false
 	}
-	m.PacketsOut.Inc()
-	m.BytesOut.Add(float64(len(payload)))
-	if q.rtxSeq >= 0 {
-		return
-	}
-	d.lastOutSeq, d.lastOutTS, d.lastWrite = seq, h.Timestamp, now
-	if d.sampled++; d.sampled%16 == 1 && q.pkt.ReadAt != 0 {
-		m.ForwardLatency.Observe(float64(now-q.pkt.ReadAt) / 1e9)
-	}
-	d.owner.firstMediaWritten()
+	return len(payload), true
 }
 
 // rtcpLoop reads what the subscriber sends about this track and serves its
@@ -168,8 +199,8 @@ func (d *downTrack) rtcpLoop() {
 	}
 }
 
-// serveNACK queues a retransmission of the packet the subscriber knows as
-// seq, if the history still has it.
+// serveNACK retransmits the packet the subscriber knows as seq, if the
+// history still has it. Called by the RTCP reader only.
 func (d *downTrack) serveNACK(seq uint16) {
 	m := d.sub.m
 	m.NACKsReceived.Inc()
@@ -178,7 +209,7 @@ func (d *downTrack) serveNACK(seq uint16) {
 		m.NACKsMissed.Inc()
 		return
 	}
-	d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: int32(seq)})
+	d.writeRTX(pkt, seq)
 	pkt.Release()
 	m.NACKsServed.Inc()
 }

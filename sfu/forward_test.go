@@ -116,33 +116,12 @@ func (f *forwardFixture) forward(pkt *bufpool.Packet, n int) {
 	f.up.forward(pkt, n, f.m)
 }
 
-// drain does what each subscriber's writeLoop does with what is queued,
-// synchronously; it returns how many packets it wrote.
-func (f *forwardFixture) drain() int {
-	n := 0
-	for _, d := range f.downs {
-		n += drainSub(d.sub)
-	}
-	return n
-}
-
-func drainSub(s *subscriber) int {
-	for n := 0; ; n++ {
-		select {
-		case q := <-s.queue:
-			q.send()
-		default:
-			return n
-		}
-	}
-}
-
-// send forwards raw as if read from the publisher, and drains the queues.
+// send forwards raw as if read from the publisher; the writes are done
+// when it returns.
 func (f *forwardFixture) send(raw []byte) {
 	pkt := bufpool.Get()
 	n := copy(pkt.Buf(), raw)
 	f.forward(pkt, n)
-	f.drain()
 }
 
 // sendHeld is send keeping a reference for the test, so that the packet
@@ -152,15 +131,13 @@ func (f *forwardFixture) sendHeld(raw []byte) *bufpool.Packet {
 	pkt.Retain()
 	n := copy(pkt.Buf(), raw)
 	f.forward(pkt, n)
-	f.drain()
 	return pkt
 }
 
-// checkReleased drains the queues and clears the history, then checks that
-// the test's reference to each of held was the last one.
+// checkReleased clears the history, then checks that the test's reference
+// to each of held was the last one.
 func (f *forwardFixture) checkReleased(tb testing.TB, held []*bufpool.Packet) {
 	tb.Helper()
-	f.drain()
 	f.up.hist.clear()
 	for i, p := range held {
 		p.Release()
@@ -442,7 +419,6 @@ func TestServeNACK(t *testing.T) {
 			seq := base + uint16(tt.nack)
 
 			d.serveNACK(seq)
-			f.drain()
 			// A live packet afterwards continues the live numbering.
 			held = append(held, f.sendHeld(inPacket(t, testInSSRC+1, in0+50, 5000+50*testFrameTS)))
 			got := w.take()
@@ -493,95 +469,9 @@ func TestServeNACK(t *testing.T) {
 	}
 }
 
-func TestEnqueueDropsOldest(t *testing.T) {
-	tests := []struct {
-		name      string
-		queueSize int
-		packets   int
-	}{
-		{name: "4 of 10", queueSize: 4, packets: 10},
-		{name: "1 of 3", queueSize: 1, packets: 3},
-		{name: "no drop", queueSize: 4, packets: 4},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := NewMetrics(nil)
-			s := newSubscriber(tt.queueSize, m)
-			d := &downTrack{sub: s}
-			// The test holds one reference of its own to every packet
-			// until the end, so that none returns to the pool meanwhile
-			// and each can be checked for exactly one release.
-			var all []*bufpool.Packet
-			for i := range tt.packets {
-				p := seqPacket(uint16(i))
-				p.Retain() // the test's own
-				s.enqueue(queued{pkt: p, dt: d, rtxSeq: -1})
-				p.Release() // the reader's
-				all = append(all, p)
-			}
-			dropped := tt.packets - tt.queueSize
-			if dropped < 0 {
-				dropped = 0
-			}
-			if got := counterValue(t, m.dropQueueFull); got != float64(dropped) {
-				t.Errorf("dropQueueFull = %v, want %d", got, dropped)
-			}
-			if len(s.queue) != tt.packets-dropped {
-				t.Fatalf("queue holds %d, want %d", len(s.queue), tt.packets-dropped)
-			}
-			// The newest, in order.
-			for i := dropped; i < tt.packets; i++ {
-				q := <-s.queue
-				if q.pkt != all[i] || q.dt != d || q.rtxSeq != -1 {
-					t.Errorf("queue[%d] = packet %d, want %d", i-dropped, pktSeq(q.pkt), i)
-				}
-				q.pkt.Release() // the writer's
-			}
-			for i, p := range all {
-				p.Release() // the test's: the last, if the queue released the dropped
-				assertFreed(t, p, fmt.Sprintf("packet %d", i))
-			}
-			p := bufpool.Get()
-			p.Release()
-		})
-	}
-}
-
-// TestWriteLoopStop: after stop, writeLoop ends and releases what is still
-// queued.
-func TestWriteLoopStop(t *testing.T) {
-	// writeLoop's select may still write some of what is queued before it
-	// sees done: the down track is bound to a writer for that.
-	f := newForwardFixture(t, 1, 8, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
-	d := f.downs[0]
-	var all []*bufpool.Packet
-	for i := range 5 {
-		p := seqPacket(uint16(i))
-		p.Retain() // the test's own
-		d.sub.enqueue(queued{pkt: p, dt: d, rtxSeq: -1})
-		p.Release()
-		all = append(all, p)
-	}
-	d.sub.stop()
-	done := make(chan struct{})
-	go func() { d.sub.writeLoop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("writeLoop did not end after stop")
-	}
-	if len(d.sub.queue) != 0 {
-		t.Errorf("%d packets left in the queue", len(d.sub.queue))
-	}
-	for i, p := range all {
-		p.Release()
-		assertFreed(t, p, fmt.Sprintf("packet %d", i))
-	}
-}
-
-// forwardAllocs measures the forward path for one packet fanned out to
-// subs down tracks: from the pool, through the fan-out and each queue, to
-// the writer and back to the pool.
+// forwardAllocs measures the forward path for one packet written to subs
+// down tracks: from the pool, through the fan-out and each write, and back
+// to the pool.
 func forwardAllocs(tb testing.TB, subs int) float64 {
 	f := newForwardFixture(tb, subs, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 	raw := inPacket(tb, testInSSRC, 0, 0)
@@ -594,15 +484,18 @@ func forwardAllocs(tb testing.TB, subs int) float64 {
 		binary.BigEndian.PutUint32(b[4:], ts)
 		seq, ts = seq+1, ts+testFrameTS
 		f.forward(pkt, n)
-		if got := f.drain(); got != subs {
-			tb.Fatalf("drained %d packets, want %d", got, subs)
-		}
 	}
 	// Warm up: first writes (join latency), history full, pool stocked.
 	for range 2 * historySize {
 		step()
 	}
-	return testing.AllocsPerRun(1000, step)
+	const runs = 1000
+	allocs := testing.AllocsPerRun(runs, step)
+	// AllocsPerRun runs step once more to warm up.
+	if got, want := counterValue(tb, f.m.PacketsOut), float64((2*historySize+runs+1)*subs); got != want {
+		tb.Fatalf("PacketsOut = %v, want %v: not every packet was written", got, want)
+	}
+	return allocs
 }
 
 func TestForwardZeroAllocs(t *testing.T) {

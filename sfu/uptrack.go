@@ -10,7 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// upTrack is one published track: a reader goroutine fans its packets out
+// upTrack is one published track: a reader goroutine writes its packets
 // to every subscriber's down track.
 type upTrack struct {
 	id    string
@@ -18,6 +18,7 @@ type upTrack struct {
 	owner *Participant
 	hist  history
 
+	batch    *udpBatch   // the relay's UDP write batching, nil without
 	muted    atomic.Bool // set under room.mu; the reader drops everything while set
 	levelExt uint8       // the audio level extension's id on pub, 0 if not negotiated
 	meter    levelMeter
@@ -31,6 +32,9 @@ type upTrack struct {
 
 func newUpTrack(owner *Participant, kind string) *upTrack {
 	t := &upTrack{id: newID("t_"), kind: kind, owner: owner}
+	if owner.sfu != nil {
+		t.batch = batchOf(owner.sfu.cfg.ICE.UDPMux)
+	}
 	t.subs.Store(&[]*downTrack{})
 	return t
 }
@@ -70,8 +74,8 @@ func (t *upTrack) close() {
 	t.mu.Unlock()
 }
 
-// readLoop reads the publisher's packets until the track ends, and hands
-// each to every subscriber's queue. It never blocks on a subscriber.
+// readLoop reads the publisher's packets until the track ends, and writes
+// each to every subscriber.
 func (t *upTrack) readLoop(remote *webrtc.TrackRemote, m *Metrics) {
 	defer t.hist.clear()
 	for {
@@ -85,9 +89,15 @@ func (t *upTrack) readLoop(remote *webrtc.TrackRemote, m *Metrics) {
 	}
 }
 
-// forward hands the packet just read into pkt (n bytes) to every
-// subscriber's queue and keeps it in the history. It takes over the
-// caller's reference.
+// forward writes the packet just read into pkt (n bytes) to every
+// subscriber and keeps it in the history. It takes over the caller's
+// reference.
+//
+// The writes are inline, one after the other, rather than handed to a
+// writer goroutine per subscriber: a write to a UDP peer does not block on
+// that peer (every peer shares the one UDP socket), and the hand-off cost
+// more than the write (a goroutine wake-up per packet per subscriber;
+// docs/performance.md has the figures).
 func (t *upTrack) forward(pkt *bufpool.Packet, n int, m *Metrics) {
 	if n < 12 {
 		pkt.Release()
@@ -95,7 +105,8 @@ func (t *upTrack) forward(pkt *bufpool.Packet, n int, m *Metrics) {
 		return
 	}
 	pkt.SetLen(n)
-	pkt.ReadAt = nanotime()
+	now := nanotime()
+	pkt.ReadAt = now
 	m.PacketsIn.Inc()
 	m.BytesIn.Add(float64(n))
 	if t.muted.Load() {
@@ -104,12 +115,33 @@ func (t *upTrack) forward(pkt *bufpool.Packet, n int, m *Metrics) {
 	}
 	if t.levelExt != 0 {
 		if lv, ok := audioLevel(pkt.Bytes(), t.levelExt); ok {
-			t.meter.update(lv, pkt.ReadAt)
+			t.meter.update(lv, now)
 		}
 	}
 	t.hist.put(binary.BigEndian.Uint16(pkt.Bytes()[2:]), pkt)
-	for _, d := range *t.subs.Load() {
-		d.sub.enqueue(queued{pkt: pkt, dt: d, rtxSeq: -1})
+	out, bytes := t.writeAll(*t.subs.Load(), pkt, now)
+	// Counted once per packet, not per subscriber: the counters are
+	// atomics every reader shares.
+	if out > 0 {
+		m.PacketsOut.Add(float64(out))
+		m.BytesOut.Add(float64(bytes))
 	}
 	pkt.Release()
+}
+
+// writeAll writes pkt to every one of subs, and returns how many packets
+// and payload bytes went out. With more than one subscriber the writes
+// leave in one sendmmsg (udpbatch.go) rather than a sendto each.
+func (t *upTrack) writeAll(subs []*downTrack, pkt *bufpool.Packet, now int64) (out, bytes int) {
+	if t.batch != nil && len(subs) > 1 {
+		t.batch.begin()
+		defer t.batch.end()
+	}
+	for _, d := range subs {
+		if b := d.writeLive(pkt, now); b >= 0 {
+			out++
+			bytes += b
+		}
+	}
+	return out, bytes
 }

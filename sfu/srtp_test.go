@@ -1,0 +1,203 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+)
+
+// peerDeadline bounds each test that starts pion peers; the race detector
+// on a busy machine is slow.
+const peerDeadline = 30 * time.Second
+
+// TestSRTPProfileNegotiation: real pion peers over loopback, the relay's
+// side built by newAPI on ListenUDP's port (batched writes included). A
+// client offering GCM gets GCM; a client offering only AES-CM still gets
+// audio. Where the relay offers (sub) it is the DTLS server and its order
+// wins (AES-128-GCM); where the client offers (pub) the client's does.
+func TestSRTPProfileNegotiation(t *testing.T) {
+	tests := []struct {
+		name        string
+		client      []dtls.SRTPProtectionProfile // nil: pion's default (GCM-256, GCM-128, AES-CM)
+		relayOffers bool
+		want        string
+	}{
+		{name: "sub, client offers GCM", relayOffers: true, want: "SRTP_AEAD_AES_128_GCM"},
+		{name: "sub, client offers AES-CM only", relayOffers: true,
+			client: []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, want: "SRTP_AES128_CM_HMAC_SHA1_80"},
+		{name: "pub, client offers GCM-128 first", relayOffers: false,
+			client: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}, want: "SRTP_AEAD_AES_128_GCM"},
+		{name: "pub, client offers AES-CM only", relayOffers: false,
+			client: []dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}, want: "SRTP_AES128_CM_HMAC_SHA1_80"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t)
+			ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
+			defer cancel()
+
+			mux, err := ListenUDP("127.0.0.1:0", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mux.Close()
+			relayAPI, err := newAPI(ICEConfig{UDPMux: mux, Loopback: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			relay, err := relayAPI.NewPeerConnection(webrtc.Configuration{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			client, err := clientAPI(t, tt.client).NewPeerConnection(webrtc.Configuration{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+
+			// The side that offers sends the audio, as on sub (relay to
+			// client) and pub (client to relay).
+			sender, receiver := relay, client
+			if !tt.relayOffers {
+				sender, receiver = client, relay
+			}
+			track, err := webrtc.NewTrackLocalStaticRTP(opusCodec.RTPCodecCapability, "audio", "stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sender.AddTrack(track); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan []byte, 1)
+			receiver.OnTrack(func(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+				buf := make([]byte, 1500)
+				n, _, err := remote.Read(buf)
+				if err == nil {
+					got <- buf[:n]
+				}
+			})
+			if err := connect(ctx, sender, receiver); err != nil {
+				t.Fatal(err)
+			}
+
+			payload := []byte{0xfc, 0xff, 0xfe}
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			var pkt []byte
+			for seq := uint16(0); pkt == nil; seq++ {
+				err := track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * testFrameTS}, Payload: payload})
+				if err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case pkt = <-got:
+				case <-tick.C:
+				case <-ctx.Done():
+					t.Fatal("no audio arrived before the deadline")
+				}
+			}
+			var p rtp.Packet
+			if err := p.Unmarshal(pkt); err != nil || string(p.Payload) != string(payload) {
+				t.Errorf("received %x (%v), want payload %x", pkt, err, payload)
+			}
+			for _, pc := range []*webrtc.PeerConnection{relay, client} {
+				if got := srtpCipher(pc); got != tt.want {
+					t.Errorf("SRTP profile %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// clientAPI is a browser-like peer on loopback offering profiles (nil:
+// pion's default).
+func clientAPI(t *testing.T, profiles []dtls.SRTPProtectionProfile) *webrtc.API {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if profiles != nil {
+		se.SetSRTPProtectionProfiles(profiles...)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+}
+
+// connect runs offer and answer (with every candidate gathered) and waits
+// until both sides are connected.
+func connect(ctx context.Context, offerer, answerer *webrtc.PeerConnection) error {
+	connected := func(pc *webrtc.PeerConnection) <-chan struct{} {
+		c := make(chan struct{})
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateConnected {
+				close(c)
+			}
+		})
+		return c
+	}
+	c1, c2 := connected(offerer), connected(answerer)
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	gathered := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return errors.New("offerer gathering: deadline")
+	}
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		return err
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	gathered = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		return err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return errors.New("answerer gathering: deadline")
+	}
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		return err
+	}
+	for _, c := range []<-chan struct{}{c1, c2} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return errors.New("not connected before the deadline")
+		}
+	}
+	return nil
+}
+
+// srtpCipher is the SRTP profile pc's transport negotiated.
+func srtpCipher(pc *webrtc.PeerConnection) string {
+	for _, s := range pc.GetStats() {
+		if ts, ok := s.(webrtc.TransportStats); ok && ts.SRTPCipher != "" {
+			return ts.SRTPCipher
+		}
+	}
+	return ""
+}

@@ -1,0 +1,12 @@
+//go:build !(linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le || s390x))
+
+package sfu
+
+import "net"
+
+// batchSender without sendmmsg: batchConn writes every datagram at once.
+type batchSender struct{}
+
+func (*batchSender) init(*net.UDPConn) bool { return false }
+
+func (*batchSender) send(*batchConn, *batchBuf) {}

@@ -1,0 +1,92 @@
+package sfu
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// TestBatchConn: writes inside a batch leave only when the batch ends, all
+// of them and in order; writes outside go out at once; a batch larger than
+// maxBatch is sent in several.
+func TestBatchConn(t *testing.T) {
+	tests := []struct {
+		name    string
+		batched bool
+		n       int
+	}{
+		{name: "no batch", batched: false, n: 3},
+		{name: "one batch", batched: true, n: 10},
+		{name: "batch over maxBatch", batched: true, n: 2*maxBatch + 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &udpBatch{}
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bc := newBatchConn(c, g)
+			defer bc.Close()
+			rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rx.Close()
+			if err := rx.SetReadBuffer(1 << 20); err != nil {
+				t.Fatal(err)
+			}
+			to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+
+			if tt.batched {
+				g.begin()
+			}
+			for i := range tt.n {
+				msg := fmt.Appendf(nil, "packet %d", i)
+				if n, err := bc.WriteToAddrPort(msg, to); err != nil || n != len(msg) {
+					t.Fatalf("write %d: %d, %v", i, n, err)
+				}
+			}
+			buf := make([]byte, 1500)
+			if tt.batched {
+				// Only what filled whole batches has left.
+				sent := tt.n / maxBatch * maxBatch
+				for i := range sent {
+					readPacket(t, rx, buf, i)
+				}
+				if err := rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+					t.Fatal(err)
+				}
+				if n, _, err := rx.ReadFromUDPAddrPort(buf); err == nil {
+					t.Fatalf("%q arrived before the batch ended", buf[:n])
+				}
+				g.end()
+				for i := sent; i < tt.n; i++ {
+					readPacket(t, rx, buf, i)
+				}
+			} else {
+				for i := range tt.n {
+					readPacket(t, rx, buf, i)
+				}
+			}
+			if bc.pend.n != 0 {
+				t.Errorf("%d datagrams still pending", bc.pend.n)
+			}
+		})
+	}
+}
+
+func readPacket(t *testing.T, rx *net.UDPConn, buf []byte, i int) {
+	t.Helper()
+	if err := rx.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := rx.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("packet %d: %v", i, err)
+	}
+	if want := fmt.Sprintf("packet %d", i); string(buf[:n]) != want {
+		t.Fatalf("got %q, want %q", buf[:n], want)
+	}
+}
