@@ -27,9 +27,6 @@ type Config struct {
 	// MaxTracks is how many tracks (sending m-sections of its pub offer)
 	// a participant may publish.
 	MaxTracks int
-	// QueueSize is the length, in packets, of each subscriber's send
-	// queue; a full queue drops its oldest packet.
-	QueueSize int
 	// ICE says how peers reach the relay.
 	ICE ICEConfig
 	// Metrics, nil for a private set nobody scrapes (tests).
@@ -55,7 +52,6 @@ type ICEConfig struct {
 const (
 	DefaultSeats       = 9
 	DefaultGracePeriod = 10 * time.Second
-	DefaultQueueSize   = 128 // 1.28 s of one 10 ms track; a burst of several tracks
 	// DefaultMaxParticipants and DefaultMaxRooms are guards against abuse,
 	// well above what one relay core serves (docs/performance.md).
 	DefaultMaxParticipants  = 1000
@@ -86,9 +82,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTracks <= 0 {
 		c.MaxTracks = DefaultMaxTracks
-	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)

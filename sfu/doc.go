@@ -5,12 +5,11 @@
 // Participant methods, and receives what it must tell clients through the
 // Sink it passes in.
 //
-// The packet path (see docs/performance.md):
+// The packet path (see docs/architecture.md and docs/performance.md):
 //
-//	publisher ─► upTrack.readLoop ──(retain, non-blocking send)──► subscriber.queue ─► subscriber.writeLoop ─► downTrack ─► pion (SRTP, UDP)
+//	publisher ─► upTrack.readLoop ─► for each subscriber: downTrack.write ─► pion (SRTP) ─► batched UDP (sendmmsg)
 //
-// One reader goroutine per published track, one writer goroutine per
-// subscribing participant; no lock is held across a network write, and a
-// full subscriber queue drops its oldest packet rather than block the
-// reader.
+// One reader goroutine per published track writes the packet to every
+// subscriber inline, inside one UDP write batch (udpbatch.go); no lock is
+// held across a network write, and a UDP write never waits for the peer.
 package sfu

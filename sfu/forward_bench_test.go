@@ -15,7 +15,7 @@ import (
 func BenchmarkForward(b *testing.B) {
 	for _, subs := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
-			f := newForwardFixture(b, subs, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+			f := newForwardFixture(b, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 			raw := inPacket(b, testInSSRC, 0, 0)
 			seq, ts := uint16(0), uint32(0)
 			b.ReportAllocs()

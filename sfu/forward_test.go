@@ -71,23 +71,22 @@ var (
 // Negotiated values on the subscribers' side, different from the
 // publisher's so that the rewrite shows.
 const (
-	testOutPT     = 96
-	testOutSSRC   = 0x50b0000
-	testInPT      = 111
-	testInSSRC    = 0xaaaa0001
-	testFrameTS   = 480 // 10 ms at 48 kHz
-	testQueueSize = 64
+	testOutPT   = 96
+	testOutSSRC = 0x50b0000
+	testInPT    = 111
+	testInSSRC  = 0xaaaa0001
+	testFrameTS = 480 // 10 ms at 48 kHz
 )
 
 // forwardFixture is one published track and its down tracks, each with a
-// subscriber (queue) of its own, built directly from the structs.
+// subscriber of its own, built directly from the structs.
 type forwardFixture struct {
 	m     *Metrics
 	up    *upTrack
 	downs []*downTrack
 }
 
-func newForwardFixture(tb testing.TB, subs, queueSize int, writer func(i int) webrtc.TrackLocalWriter) *forwardFixture {
+func newForwardFixture(tb testing.TB, subs int, writer func(i int) webrtc.TrackLocalWriter) *forwardFixture {
 	tb.Helper()
 	m := NewMetrics(nil)
 	s := &SFU{cfg: Config{Metrics: m}}
@@ -97,7 +96,7 @@ func newForwardFixture(tb testing.TB, subs, queueSize int, writer func(i int) we
 		owner := &Participant{
 			id:       fmt.Sprintf("p_sub%d", i),
 			sfu:      s,
-			sub:      newSubscriber(queueSize, m),
+			sub:      newSubscriber(m),
 			joinedAt: time.Now(),
 		}
 		d := newDownTrack(f.up, owner)
@@ -195,7 +194,7 @@ func TestDownTrackHeaderRewrite(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			const subs = 3
 			ws := make([]*recordWriter, subs)
-			f := newForwardFixture(t, subs, testQueueSize, func(i int) webrtc.TrackLocalWriter {
+			f := newForwardFixture(t, subs, func(i int) webrtc.TrackLocalWriter {
 				ws[i] = &recordWriter{}
 				return ws[i]
 			})
@@ -252,7 +251,7 @@ func TestDownTrackHeaderRewrite(t *testing.T) {
 // TestDownTrackNotNegotiated: a down track not (or no longer) bound drops
 // and counts, and holds no reference.
 func TestDownTrackNotNegotiated(t *testing.T) {
-	f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 	f.downs[0].bound.Store(nil)
 	f.send(inPacket(t, testInSSRC, 1, 1))
 	if got := counterValue(t, f.m.dropNotNegotiated); got != 1 {
@@ -267,7 +266,7 @@ func TestDownTrackNotNegotiated(t *testing.T) {
 // the subscriber's numbering.
 func TestDownTrackWriteFailed(t *testing.T) {
 	w := &recordWriter{}
-	f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return w })
 	f.send(inPacket(t, testInSSRC, 10, 4800))
 	w.err = errors.New("closed")
 	f.send(inPacket(t, testInSSRC, 11, 4800+testFrameTS))
@@ -296,7 +295,7 @@ func TestDownTrackSSRCChange(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &recordWriter{}
-			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return w })
 			d := f.downs[0]
 			for i := range 3 {
 				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
@@ -349,7 +348,7 @@ func TestDownTrackResume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &recordWriter{}
-			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return w })
 			d := f.downs[0]
 			for i := range 3 {
 				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
@@ -395,7 +394,7 @@ func TestServeNACK(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &recordWriter{}
-			f := newForwardFixture(t, 1, testQueueSize, func(int) webrtc.TrackLocalWriter { return w })
+			f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return w })
 			d := f.downs[0]
 			// A first stream, then a second with other numbers, so that
 			// the subscriber's numbering differs from the publisher's.
@@ -473,7 +472,7 @@ func TestServeNACK(t *testing.T) {
 // down tracks: from the pool, through the fan-out and each write, and back
 // to the pool.
 func forwardAllocs(tb testing.TB, subs int) float64 {
-	f := newForwardFixture(tb, subs, testQueueSize, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	f := newForwardFixture(tb, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 	raw := inPacket(tb, testInSSRC, 0, 0)
 	seq, ts := uint16(0), uint32(0)
 	step := func() {

@@ -14,7 +14,6 @@ type Metrics struct {
 	PacketsOut prometheus.Counter
 	BytesOut   prometheus.Counter
 
-	dropQueueFull     prometheus.Counter
 	dropNotNegotiated prometheus.Counter
 	dropWriteFailed   prometheus.Counter
 	dropMalformed     prometheus.Counter
@@ -31,7 +30,6 @@ type Metrics struct {
 
 // Drop reasons, the values of relay_packets_dropped_total's reason label.
 const (
-	DropQueueFull     = "queue_full"     // a subscriber's queue was full: its oldest packet went
 	DropNotNegotiated = "not_negotiated" // the subscriber's track was not yet negotiated
 	DropWriteFailed   = "write_failed"   // the write to the subscriber failed (closing connection)
 	DropMalformed     = "malformed"      // not an RTP packet the relay can forward
@@ -66,7 +64,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_bytes_out_total", Help: "RTP payload bytes written to subscribers.",
 		}),
-		dropQueueFull:     drops.WithLabelValues(DropQueueFull),
 		dropNotNegotiated: drops.WithLabelValues(DropNotNegotiated),
 		dropWriteFailed:   drops.WithLabelValues(DropWriteFailed),
 		dropMalformed:     drops.WithLabelValues(DropMalformed),

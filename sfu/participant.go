@@ -232,7 +232,6 @@ func (p *Participant) close() {
 		clear(p.down)
 		sub := p.subPC
 		p.negMu.Unlock()
-		p.sub.stop()
 
 		p.pubMu.Lock()
 		pub := p.pubPC

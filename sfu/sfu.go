@@ -52,7 +52,7 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		role:      jp.Role,
 		sfu:       s,
 		sink:      newSinkSwitch(jp.Sink),
-		sub:       newSubscriber(s.cfg.QueueSize, s.cfg.Metrics),
+		sub:       newSubscriber(s.cfg.Metrics),
 		joinedAt:  jp.ReceivedAt,
 		joinReqID: jp.RequestID,
 		down:      make(map[*upTrack]*downTrack),
@@ -91,7 +91,6 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		}
 	}
 	s.keepResumable(p)
-	go p.sub.writeLoop()
 	p.runSync()
 	return p, nil
 }

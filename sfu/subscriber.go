@@ -11,17 +11,5 @@ type subscriber struct {
 	m *Metrics
 }
 
-// newSubscriber makes a participant's subscriber. queueSize is no longer
-// used (there is no queue); Config.QueueSize can go.
-func newSubscriber(queueSize int, m *Metrics) *subscriber {
-	_ = queueSize
-	return &subscriber{m: m}
-}
-
-// writeLoop returns at once: nothing is queued for a writer any more. It
-// stays until its caller (SFU.Join) stops starting it.
-func (s *subscriber) writeLoop() {}
-
-// stop does nothing: there is no writer to stop. It stays until its caller
-// (Participant.close) stops calling it.
-func (s *subscriber) stop() {}
+// newSubscriber makes a participant's subscriber.
+func newSubscriber(m *Metrics) *subscriber { return &subscriber{m: m} }

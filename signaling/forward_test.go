@@ -187,8 +187,8 @@ func TestForwarding(t *testing.T) {
 		}
 		rc.mu.Unlock()
 	}
-	if got := r.counter(t, "relay_packets_dropped_total", "reason", "queue_full"); got != 0 {
-		t.Errorf("%v packets dropped for full queues on an idle loopback", got)
+	if got := r.counter(t, "relay_packets_dropped_total", "reason", "write_failed"); got != 0 {
+		t.Errorf("%v packets failed to write on an idle loopback", got)
 	}
 }
 

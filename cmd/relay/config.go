@@ -30,7 +30,6 @@ type Config struct {
 	MicTimeout      time.Duration
 	AuthSecret      string
 	Grace           time.Duration
-	QueueSize       int
 	GOGC            int
 	MemoryLimit     int64 // 0 automatic, <0 none
 	ShutdownTimeout time.Duration
@@ -65,7 +64,6 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation waits for an answer")
 	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret for join tokens; empty: no tokens, anyone may join as anyone (development only). Prefer the RELAY_AUTH_SECRET environment variable: flags show in ps")
 	fs.DurationVar(&c.Grace, "grace", sfu.DefaultGracePeriod, "how long a participant whose connection failed is kept before it is removed (reason timeout)")
-	fs.IntVar(&c.QueueSize, "queue", sfu.DefaultQueueSize, "packets queued per subscriber before the oldest is dropped")
 	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))
 	fs.StringVar(&memLimit, "gomemlimit", "", "soft memory limit, e.g. 1GiB; empty: GOMEMLIMIT, else 90% of the cgroup limit, else none; \"none\" for none")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM or SIGINT, how long connected clients get (told with a draining message) to move before they are closed; a second signal exits at once. Keep it below the orchestrator's kill timeout (docker stop -t, Kubernetes terminationGracePeriodSeconds)")
@@ -132,9 +130,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.Seats < 1 {
 		return c, fmt.Errorf("-seats: %d: a room needs at least one seat", c.Seats)
 	}
-	if c.Grace <= 0 || c.QueueSize < 1 || c.ShutdownTimeout <= 0 || c.MaxParticipants < 1 || c.MaxRooms < 1 || c.MicTimeout <= 0 ||
+	if c.Grace <= 0 || c.ShutdownTimeout <= 0 || c.MaxParticipants < 1 || c.MaxRooms < 1 || c.MicTimeout <= 0 ||
 		c.DrainTimeout < 0 || c.MaxTracks < 1 || c.MessageRate <= 0 || c.MessageBurst < 1 || c.MaxSDPSize < 1 || c.JoinTimeout <= 0 {
-		return c, errors.New("-grace, -queue, -shutdown-timeout, -max-participants, -max-rooms, -mic-timeout, -max-tracks, -message-rate, -message-burst, -max-sdp and -join-timeout must be positive, -drain-timeout 0 or more")
+		return c, errors.New("-grace, -shutdown-timeout, -max-participants, -max-rooms, -mic-timeout, -max-tracks, -message-rate, -message-burst, -max-sdp and -join-timeout must be positive, -drain-timeout 0 or more")
 	}
 	for _, o := range strings.Split(origins, ",") {
 		if o = strings.TrimSpace(o); o == "" {
@@ -155,7 +153,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 }
 
 func (c Config) sfuConfig() sfu.Config {
-	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace, QueueSize: c.QueueSize,
+	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 		MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks}
 }
 
