@@ -50,41 +50,46 @@ var srtpProfiles = []dtls.SRTPProtectionProfile{
 	dtls.SRTP_AES128_CM_HMAC_SHA1_80,
 }
 
-// newAPI builds the pion API every peer connection of the relay shares.
-func newAPI(cfg ICEConfig) (*webrtc.API, error) {
+// apis are the pion APIs of the relay's pub and sub connections: the same
+// codecs and settings, different interceptors.
+type apis struct{ pub, sub *webrtc.API }
+
+// newAPI builds the pion APIs every peer connection of the relay uses.
+func newAPI(cfg ICEConfig) (apis, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("register opus: %w", err)
+		return apis{}, fmt.Errorf("register opus: %w", err)
 	}
 	// RFC 6464 audio levels from publishers, for the speakers event. Only
 	// where the relay receives: forwarded packets carry no extensions.
 	err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI},
 		webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionRecvonly)
 	if err != nil {
-		return nil, fmt.Errorf("register audio level extension: %w", err)
+		return apis{}, fmt.Errorf("register audio level extension: %w", err)
 	}
 
-	// Interceptors: NACK generation toward publishers and receiver reports
-	// on pub; sender reports on sub. NACKs from subscribers are served by
-	// the relay's own per-track history (history.go), not by pion's
-	// per-sender responder, which would copy every packet once per
-	// subscriber.
-	ir := &interceptor.Registry{}
+	// Interceptors, each connection only those it needs (every interceptor
+	// runs a ticker goroutine per connection): on pub, NACK generation
+	// toward the publisher and receiver reports; on sub, sender reports.
+	// NACKs from subscribers are served by the relay's own per-track
+	// history (history.go), not by pion's per-sender responder, which
+	// would copy every packet once per subscriber.
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("nack generator: %w", err)
+		return apis{}, fmt.Errorf("nack generator: %w", err)
 	}
-	ir.Add(gen)
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("receiver reports: %w", err)
+		return apis{}, fmt.Errorf("receiver reports: %w", err)
 	}
-	ir.Add(rr)
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
-		return nil, fmt.Errorf("sender reports: %w", err)
+		return apis{}, fmt.Errorf("sender reports: %w", err)
 	}
-	ir.Add(sr)
+	pubIR, subIR := &interceptor.Registry{}, &interceptor.Registry{}
+	pubIR.Add(gen)
+	pubIR.Add(rr)
+	subIR.Add(sr)
 
 	se := webrtc.SettingEngine{}
 	// A peer that vanishes without a word is noticed in about 10 s (pion's
@@ -109,14 +114,13 @@ func newAPI(cfg ICEConfig) (*webrtc.API, error) {
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("announce IPs %v: %w", cfg.AnnounceIPs, err)
+			return apis{}, fmt.Errorf("announce IPs %v: %w", cfg.AnnounceIPs, err)
 		}
 	}
-	return webrtc.NewAPI(
-		webrtc.WithMediaEngine(me),
-		webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(se),
-	), nil
+	return apis{
+		pub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
+		sub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+	}, nil
 }
 
 // udpMux is the relay's ice.UDPMux and the batch state of its sockets

@@ -77,7 +77,11 @@ func (p *Participant) isGone() bool {
 // newPeerConnection creates one of p's connections with the handlers both
 // share.
 func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.PeerConnection, error) {
-	conn, err := p.sfu.api.NewPeerConnection(webrtc.Configuration{})
+	api := p.sfu.api.sub
+	if pc == Pub {
+		api = p.sfu.api.pub
+	}
+	conn, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
 	}

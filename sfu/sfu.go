@@ -6,13 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 )
 
 // SFU holds the relay's rooms.
 type SFU struct {
 	cfg Config
-	api *webrtc.API
+	api apis
 	log *slog.Logger
 
 	mu        sync.Mutex

@@ -53,7 +53,11 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			relay, err := relayAPI.NewPeerConnection(webrtc.Configuration{})
+			api := relayAPI.pub // the relay answers and receives, as on pub
+			if tt.relayOffers {
+				api = relayAPI.sub // the relay offers and sends, as on sub
+			}
+			relay, err := api.NewPeerConnection(webrtc.Configuration{})
 			if err != nil {
 				t.Fatal(err)
 			}
