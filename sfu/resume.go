@@ -128,6 +128,10 @@ func (p *Participant) restartSub() {
 // same tracks: the client has new peer connections.
 func (p *Participant) replaceSub() error {
 	p.negMu.Lock()
+	if p.isGone() { // removed meanwhile: close has taken or will take the old one
+		p.negMu.Unlock()
+		return ErrClosed
+	}
 	old := p.subPC
 	for up, d := range p.down {
 		up.removeSubscriber(d)

@@ -26,8 +26,9 @@ func (s *session) handle(data []byte) bool {
 	if s.p == nil {
 		return s.handleBeforeJoin(msg, received)
 	}
-	if !s.p.Owns(s) {
-		return false // a resume took the participant over; Close ends this session
+	if !s.p.Owns(s) { // a resume took the participant over
+		s.closeWith(protocol.CloseNormal, protocol.CloseTextReplaced)
+		return false
 	}
 	switch m := msg.(type) {
 	case *protocol.Ping:
