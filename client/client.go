@@ -53,6 +53,12 @@ type Config struct {
 	// interceptors first, before the NACK generator and the receiver
 	// reports: packets it drops look lost to them (to simulate loss).
 	ReceiveInterceptor interceptor.Factory
+	// SendInterceptor, if set, is added to the pub peer connection's
+	// interceptors first, before the NACK responder and the sender
+	// reports: it sits between them and the network, so a packet it drops
+	// is lost on the wire after the responder kept it, and the responder's
+	// retransmission (which passes through it too) can repair the loss.
+	SendInterceptor interceptor.Factory
 	// Logger gets the client's and pion's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -43,6 +43,9 @@ func opusCapability(withNACK bool) webrtc.RTPCodecCapability {
 // network and the NACK generator and receiver reports: packets it drops
 // look lost to them. It also turns off SRTP replay protection then, which
 // would otherwise refuse the retransmission of a packet SRTP already saw.
+// For pub it adds cfg.SendInterceptor first: pion's chain wraps the
+// writer in registration order, so the first interceptor writes straight
+// to SRTP and the wire, after the NACK responder has stored the packet.
 func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
@@ -61,6 +64,9 @@ func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.
 	reg := &interceptor.Registry{}
 	if forSub && cfg.ReceiveInterceptor != nil {
 		reg.Add(cfg.ReceiveInterceptor)
+	}
+	if !forSub && cfg.SendInterceptor != nil {
+		reg.Add(cfg.SendInterceptor)
 	}
 	if !cfg.DisableNACK {
 		gen, err := nack.NewGeneratorInterceptor()

@@ -38,6 +38,7 @@ func (r *runner) report(before, start, end snapshot) *Report {
 		rep.Warnings = []string{}
 	}
 	rep.Mic.GrantMs, rep.Mic.ReleaseMs = DistOf(r.micGrant), DistOf(r.micRel)
+	rep.Mic.PublishMs, rep.Mic.HostHeardMs = DistOf(r.micPublish), DistOf(r.micHeard)
 	if rep.Mic.Failures == nil {
 		rep.Mic.Failures = []string{}
 	}
@@ -106,11 +107,19 @@ func (r *runner) audioLocked(a *AudioReport) (firstPacket []float64, lat *Hist) 
 			a.Publishers++
 			a.FramesSent += p.pub.sent.Load()
 			a.FramesDropped += p.pub.dropped.Load()
+			u := &a.Uplink
+			u.Packets += p.up.originals.Load()
+			u.Lost += p.up.lost.Load()
+			u.NACKs += p.up.nackedPackets.Load()
+			u.NACKedPackets += p.up.nackedSeqs.Load()
+			u.Retransmissions += p.up.resent.Load()
+			u.RetransmissionsLost += p.up.resentLost.Load()
 			pacer.Merge(&p.pub.lateness)
 		}
 	}
 	var received uint64
 	var senderDropped int64
+	var repair Hist
 	for _, p := range r.parts {
 		got := make(map[string]bool)
 		decoded := false
@@ -134,6 +143,10 @@ func (r *runner) audioLocked(a *AudioReport) (firstPacket []float64, lat *Hist) 
 			a.UnknownPackets += st.unknown
 			received += st.received
 			lat.Merge(&st.lat)
+			a.RepairedFrames += st.repaired
+			if st.repair != nil {
+				repair.Merge(st.repair)
+			}
 			if st.play != nil {
 				decoded = true
 				a.Decoded.Streams++
@@ -151,10 +164,12 @@ func (r *runner) audioLocked(a *AudioReport) (firstPacket []float64, lat *Hist) 
 		r.missingLocked(a, p, pubs, got)
 	}
 	a.LossPct = pct(float64(a.LostFrames), float64(a.ExpectedFrames-senderDropped))
+	a.Uplink.LossPct = pct(float64(a.Uplink.Lost), float64(a.Uplink.Packets))
 	a.LatePct = pct(float64(a.LateFrames), float64(received))
 	a.StutterPct = pct(float64(a.StutterFrames), float64(a.ExpectedFrames))
 	a.Decoded.StutterPct = pct(float64(a.Decoded.FramesConcealed), float64(a.Decoded.FramesDecoded+a.Decoded.FramesConcealed))
 	a.OneWayMs = lat.Dist()
+	a.RepairMs = repair.Dist()
 	a.PacerLateMs = pacer.Dist()
 	if a.Missing == nil {
 		a.Missing = []string{}
@@ -172,7 +187,7 @@ const missingSlack = int64(3 * time.Second)
 // missingSlack before p's window ended, and were still sending then.
 func (r *runner) missingLocked(a *AudioReport, p *participant, pubs map[string]*participant, got map[string]bool) {
 	end := min(r.win.end.Load(), p.own.end.Load())
-	if end == never || p.c == nil || p.joinedNs > end-missingSlack {
+	if end == never || p.id == "" || p.joinedNs > end-missingSlack {
 		return
 	}
 	for id, pub := range pubs {
@@ -185,7 +200,7 @@ func (r *runner) missingLocked(a *AudioReport, p *participant, pubs map[string]*
 		}
 		a.MissingPublishers++
 		if len(a.Missing) < maxListed {
-			a.Missing = append(a.Missing, fmt.Sprintf("%s (%s, room %d) got nothing from %s (%s)", p.name, p.c.ID(), p.room, pub.name, id))
+			a.Missing = append(a.Missing, fmt.Sprintf("%s (%s, room %d) got nothing from %s (%s)", p.name, p.id, p.room, pub.name, id))
 		}
 	}
 }

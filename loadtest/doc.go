@@ -10,6 +10,11 @@
 // returns a Report; cmd/loadtest is its command line. docs/loadtest.md
 // describes every figure.
 //
+// Injected loss happens by default on each publisher's uplink (uplink.go):
+// an interceptor between pion's NACK responder and the wire drops packets
+// the responder has kept, so the relay's NACKs can repair them as they
+// would a network loss.
+//
 // Every measurement is taken inside this process: a publisher stamps each
 // frame's send time in a per-publisher log (frameLog), and a receiver
 // matches an arriving packet to it by (publisher participant id = RTP

@@ -69,7 +69,10 @@ func TestMicCycling(t *testing.T) {
 		if rep.Audio.Publishers < 3 {
 			t.Fatalf("%d publishers: the mic guest never published", rep.Audio.Publishers)
 		}
-		t.Logf("%d cycles, %d granted (mic_request to guest %s), %d released",
-			m.Attempts, m.Granted, distMs(m.GrantMs), m.Released)
+		if m.PublishMs.Count < 1 || m.HostHeardMs.Count != m.PublishMs.Count || m.HostHeardMs.P50 < m.PublishMs.P50 {
+			t.Fatalf("on the mic to first frame %+v, to the host's first packet %+v", m.PublishMs, m.HostHeardMs)
+		}
+		t.Logf("%d cycles, %d granted (mic_request to guest %s; guest to the host's first packet %s), %d released",
+			m.Attempts, m.Granted, distMs(m.GrantMs), distMs(m.HostHeardMs), m.Released)
 	})
 }

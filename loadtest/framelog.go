@@ -26,10 +26,35 @@ type frameLog struct {
 	n      atomic.Int64   // frames stamped: 0..n-1 are valid
 	first  atomic.Int64   // send ns of frame 0, 0 before
 	stop   atomic.Int64   // ns at which the publisher stopped, 0 while it runs
+
+	hostHeard atomic.Int64 // ns at which a host of the room first read a packet of it, 0 before
+
+	// upLost is a bitset by frame index: the first transmission was lost on
+	// the uplink (loss_at "network"), so a copy that arrives was repaired.
+	// Set by the uplink before the loss could be noticed; read by receivers.
+	upLost []atomic.Uint64
 }
 
 func newFrameLog(id string, room int, ts0 uint32, seq0 uint16, maxFrames int) *frameLog {
-	return &frameLog{id: id, room: room, ts0: ts0, seq0: seq0, stamps: make([]atomic.Int64, maxFrames)}
+	return &frameLog{id: id, room: room, ts0: ts0, seq0: seq0, stamps: make([]atomic.Int64, maxFrames),
+		upLost: make([]atomic.Uint64, (maxFrames+63)/64)}
+}
+
+// markUplinkLost records that frame k's first transmission was lost on the
+// uplink.
+func (l *frameLog) markUplinkLost(k int64) {
+	if k >= 0 && k < int64(len(l.stamps)) {
+		l.upLost[k/64].Or(1 << (k % 64))
+	}
+}
+
+// uplinkLost says whether frame k's first transmission was lost on the
+// uplink.
+func (l *frameLog) uplinkLost(k int64) bool {
+	if k < 0 || k >= int64(len(l.stamps)) {
+		return false
+	}
+	return l.upLost[k/64].Load()&(1<<(k%64)) != 0
 }
 
 // stamp records frame k (which must be n) as sent at ns, or dropped.

@@ -6,9 +6,10 @@ import (
 )
 
 // impairment decides, frame by frame, what the sending side does to a
-// publisher's stream before it reaches the network: drop it (loss, in
-// bursts) and hold it back (jitter). One per publisher, used only by its
-// pacer goroutine.
+// publisher's stream: drop it (loss, in bursts) and hold it back (jitter).
+// Each publisher has two: its pacer's (jitter, and loss with loss_at
+// "sender"), used only by the pacer goroutine, and its uplink's (loss with
+// loss_at "network"), used under the uplink's lock.
 type impairment struct {
 	rng *rand.Rand
 	// Loss is a two-state (Gilbert) chain: in the bad state every frame is
@@ -35,6 +36,26 @@ func newImpairment(s Scenario, seed uint64) *impairment {
 		}
 	}
 	return im
+}
+
+// pacerImpairment is what a publisher's pacer does to its frames before
+// pion sees them: jitter always, loss only with loss_at "sender".
+func pacerImpairment(s Scenario, seed uint64) *impairment {
+	if s.LossAt != LossSender {
+		s.LossPct = 0
+	}
+	return newImpairment(s, seed)
+}
+
+// uplinkImpairment is what the publisher's uplink (its SendInterceptor)
+// does to packets after pion's NACK responder has kept them: loss only
+// with loss_at "network", never jitter (it is the pacer's, in order).
+func uplinkImpairment(s Scenario, seed uint64) *impairment {
+	if s.LossAt != LossNetwork {
+		s.LossPct = 0
+	}
+	s.Jitter = 0
+	return newImpairment(s, seed^0x9e3779b97f4a7c15)
 }
 
 // drop says whether the next frame is lost.

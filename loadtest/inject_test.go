@@ -50,6 +50,39 @@ func TestImpairmentLoss(t *testing.T) {
 	}
 }
 
+func TestLossAt(t *testing.T) {
+	count := func(im *impairment) (n int) {
+		for range 10000 {
+			if im.drop() {
+				n++
+			}
+		}
+		return n
+	}
+	tests := []struct {
+		at             string
+		pacer, network bool // which side drops
+	}{
+		{LossNetwork, false, true},
+		{LossSender, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.at, func(t *testing.T) {
+			sc := Scenario{LossPct: 5, LossBurst: 1, LossAt: tt.at, Jitter: Duration(20 * time.Millisecond)}
+			pacer, up := pacerImpairment(sc, 1), uplinkImpairment(sc, 1)
+			if got := count(pacer) > 0; got != tt.pacer {
+				t.Errorf("pacer drops: %v, want %v", got, tt.pacer)
+			}
+			if got := count(up) > 0; got != tt.network {
+				t.Errorf("uplink drops: %v, want %v", got, tt.network)
+			}
+			if pacer.jitter == 0 || up.jitter != 0 {
+				t.Errorf("jitter belongs to the pacer: pacer %d, uplink %d", pacer.jitter, up.jitter)
+			}
+		})
+	}
+}
+
 func TestImpairmentJitter(t *testing.T) {
 	im := newImpairment(Scenario{Jitter: Duration(30 * time.Millisecond)}, 1)
 	var lo, hi int64 = math.MaxInt64, 0

@@ -12,6 +12,10 @@ import (
 // micWait bounds each wait for the relay's answer in a mic cycle.
 const micWait = 5 * time.Second
 
+// micFrameSlack is how much longer than mic_hold a mic guest's frame log
+// lasts (its pacer stops when the log is full).
+const micFrameSlack = 10 * time.Second
+
 // errMicUnsupported: the relay answered bad_request to mic_request.
 var errMicUnsupported = errors.New("relay does not implement the mic workflow")
 
@@ -76,7 +80,10 @@ func (r *runner) micCycle(ctx context.Context, p *participant, room, n int) erro
 	}
 	granted := nanotime()
 	pctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
-	err := p.startPublishing(pctx, r.sc.Seed*1000+int64(500+room*100+n))
+	// A mic guest's frame log covers its hold and some slack, not the
+	// whole run: a long soak cycles hundreds of guests.
+	maxFrames := int((r.sc.MicHold.D() + micFrameSlack) / time.Duration(frameInterval))
+	err := p.startPublishing(pctx, r.sc.Seed*1000+int64(500+room*100+n), maxFrames)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s publishing as guest: %w", p.name, err)
@@ -88,6 +95,21 @@ func (r *runner) micCycle(ctx context.Context, p *participant, room, n int) erro
 
 	_ = sleepCtx(ctx, r.sc.MicHold.D())
 	p.pub.halt()
+	// On the mic to the host's first packet of it: the guest's pub
+	// connection (offer, answer, ICE, DTLS), the relay announcing the track
+	// and renegotiating the host's sub connection, and forwarding.
+	first, heard := p.pub.log.first.Load(), p.pub.log.hostHeard.Load()
+	r.mu.Lock()
+	if first != 0 {
+		r.micPublish = append(r.micPublish, float64(first-granted)/1e6)
+	}
+	if heard != 0 {
+		r.micHeard = append(r.micHeard, float64(heard-granted)/1e6)
+	}
+	r.mu.Unlock()
+	if heard == 0 && ctx.Err() == nil {
+		r.micFail(fmt.Errorf("%s: no host of room %d heard it during its %s on the mic", p.name, room, r.sc.MicHold.D()))
+	}
 	t1 := nanotime()
 	relID := id + "-release"
 	if err := p.c.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicRelease, ID: relID}}); err != nil {

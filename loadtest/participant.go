@@ -21,12 +21,14 @@ type participant struct {
 	role   string
 	decode bool // decode and conceal (the stutter sample)
 
-	c        *client.Client
-	dialNs   int64   // when the WebSocket dial started
-	joinedNs int64   // when joined arrived
-	own      *window // its own measurement window; churn and mic end it early
+	c        *client.Client // nil before dial and after close (so that a long run does not keep the closed connections)
+	id       string         // the participant id the relay gave; set by dial
+	dialNs   int64          // when the WebSocket dial started
+	joinedNs int64          // when joined arrived
+	own      *window        // its own measurement window; churn and mic end it early
 
 	pub *publisher // nil unless publishing; set before any receiver can see its track
+	up  *uplink    // the pub connection's way to the relay (injected network loss); set by dial
 
 	mu      sync.Mutex     // guards streams
 	streams []*streamStats // one per track received; each owned by its reader until wg is done
@@ -53,6 +55,8 @@ func (p *participant) dial(ctx context.Context) error {
 		DisableNACK: !p.nack(),
 		Logger:      p.r.clientLog,
 	}
+	p.up = &uplink{}
+	cfg.SendInterceptor = p.up
 	if len(p.r.cfg.TokenSecret) > 0 {
 		tok, err := auth.Mint([]byte(p.r.cfg.TokenSecret), cfg.Room, p.name, p.role, p.r.deadline+time.Hour, time.Now())
 		if err != nil {
@@ -66,7 +70,7 @@ func (p *participant) dial(ctx context.Context) error {
 		return err
 	}
 	p.joinedNs = nanotime()
-	p.c = c
+	p.c, p.id = c, c.ID()
 	p.done = make(chan struct{})
 	p.wg.Add(1)
 	go p.acceptTracks()
@@ -127,6 +131,9 @@ func (p *participant) read(rt *client.RemoteTrack) {
 		}
 	}
 	st := newStreamStats(log, p.r.win, p.own, p.dialNs, play, &p.r.live)
+	if p.role == roleHost {
+		st.heard = &log.hostHeard // for mic cycling: when a host first hears a guest
+	}
 	p.mu.Lock()
 	p.streams = append(p.streams, st)
 	p.mu.Unlock()
@@ -140,12 +147,13 @@ func (p *participant) read(rt *client.RemoteTrack) {
 }
 
 // startPublishing opens the pub peer connection, waits for it to connect
-// and starts the pacer.
-func (p *participant) startPublishing(ctx context.Context, seed int64) error {
+// and starts the pacer, which sends at most maxFrames frames.
+func (p *participant) startPublishing(ctx context.Context, seed int64, maxFrames int) error {
 	v, err := encodeVoice(seed, int(p.r.sc.AudioLoop.D()/time.Duration(frameInterval)))
 	if err != nil {
 		return err
 	}
+	p.up.setLoss(uplinkImpairment(p.r.sc, uint64(seed)))
 	pub, err := p.c.Publish(ctx)
 	if err != nil {
 		return err
@@ -154,9 +162,10 @@ func (p *participant) startPublishing(ctx context.Context, seed int64) error {
 		return err
 	}
 	pk, ts0, seq0 := newPacketizer(uint32(seed))
-	log := newFrameLog(p.c.ID(), p.room, ts0, seq0, p.r.maxFrames)
+	log := newFrameLog(p.c.ID(), p.room, ts0, seq0, maxFrames)
 	p.r.addFrameLog(log)
-	p.pub = newPublisher(pub, log, v, pk, newImpairment(p.r.sc, uint64(seed)))
+	p.up.setLog(log)
+	p.pub = newPublisher(pub, log, v, pk, pacerImpairment(p.r.sc, uint64(seed)))
 	go p.pub.run()
 	return nil
 }
@@ -166,7 +175,9 @@ func (p *participant) startPublishing(ctx context.Context, seed int64) error {
 func (p *participant) endWindow() { p.own.end.CompareAndSwap(never, nanotime()) }
 
 // close stops publishing, leaves (or, past ctx, drops) and waits for
-// every goroutine the participant started.
+// every goroutine the participant started. Then it lets go of the client:
+// what the report needs (streams, frame log, counters) stays, the closed
+// peer connections do not, or a soak's churn would pile them up.
 func (p *participant) close(ctx context.Context) error {
 	if p.c == nil {
 		return nil
@@ -178,6 +189,10 @@ func (p *participant) close(ctx context.Context) error {
 	err := p.c.Leave(ctx)
 	_ = p.c.Close()
 	p.wg.Wait()
+	p.c = nil
+	if p.pub != nil {
+		p.pub.pub = nil
+	}
 	if err != nil {
 		return fmt.Errorf("%s leaving: %w", p.name, err)
 	}

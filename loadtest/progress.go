@@ -79,6 +79,8 @@ func (r *runner) point(a, b snapshot) Sample {
 		s.RelayCPUPct = round3(cpu / dt * 100)
 	}
 	s.RelayRSSBytes = relayRSS(b)
+	s.RelayHeapInuse, _ = b.prom.value("go_memstats_heap_inuse_bytes")
+	s.RelayGoroutines, _ = b.prom.value("go_goroutines")
 	if h := hostShare(a, b); h.ok {
 		s.OtherCPUPct = round3(h.other / dt * 100)
 	}

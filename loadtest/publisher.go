@@ -22,7 +22,7 @@ const maxQueued = 256
 // when it is due and read, then (unless injected loss drops it) written at
 // once or, with injected jitter, after its random hold, in order.
 type publisher struct {
-	pub   *client.Publisher
+	pub   *client.Publisher // nil once the participant closed
 	log   *frameLog
 	voice *voice
 	pk    *opusgen.Packetizer

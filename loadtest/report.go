@@ -87,6 +87,23 @@ type AudioReport struct {
 	OneWayMs          Dist          `json:"one_way_ms"`         // publisher send to receiver read, every in-window packet
 	PacerLateMs       Dist          `json:"pacer_late_ms"`      // how late publishers woke for each frame (load generator health)
 	Decoded           DecodedReport `json:"decoded"`
+	Uplink            UplinkReport  `json:"uplink"`
+	RepairedFrames    uint64        `json:"repaired_frames"` // in-window frames lost on the uplink that receivers got anyway, summed over streams
+	RepairMs          Dist          `json:"repair_ms"`       // send to arrival of those: how long NACK repair took
+}
+
+// UplinkReport is what happened between the publishers and the relay over
+// the whole run: packets lost there by injected loss (loss_at "network"),
+// before any repair, and the relay's NACKs and the retransmissions they
+// brought. The loss listeners got after repair is AudioReport.LossPct.
+type UplinkReport struct {
+	Packets             uint64  `json:"packets"`              // first transmissions written toward the relay
+	Lost                uint64  `json:"lost"`                 // of those, lost by injected loss
+	LossPct             float64 `json:"loss_pct"`             // lost / packets: the loss before repair
+	NACKs               uint64  `json:"nacks"`                // RTCP NACK packets the publishers received from the relay
+	NACKedPackets       uint64  `json:"nacked_packets"`       // sequence numbers those asked for, repeats included
+	Retransmissions     uint64  `json:"retransmissions"`      // packets the publishers' NACK responders sent again
+	RetransmissionsLost uint64  `json:"retransmissions_lost"` // of those, lost again by injected loss
 }
 
 // DecodedReport is the stutter sample: receivers that decode every frame
@@ -164,21 +181,28 @@ type MicReport struct {
 	Failures    []string `json:"failures"`
 	GrantMs     Dist     `json:"grant_ms"`   // mic_request to role_changed guest
 	ReleaseMs   Dist     `json:"release_ms"` // mic_release to role_changed audience
+	// PublishMs is from role_changed guest to the guest's first frame
+	// sent (its pub connection set up); HostHeardMs to a host's first
+	// packet of the guest: what "the host hears the guest" takes.
+	PublishMs   Dist `json:"publish_ms"`
+	HostHeardMs Dist `json:"host_heard_ms"`
 }
 
 // Sample is one point of the time series, taken every second.
 type Sample struct {
-	T             float64 `json:"t"`     // seconds since the run started
-	Phase         string  `json:"phase"` // ramp, settle, measure, teardown
-	Up            int64   `json:"up"`    // participants joined and connected
-	RecvPPS       float64 `json:"recv_pps"`
-	Late          uint64  `json:"late"` // in-window frames that arrived late during this interval
-	RelayInPPS    float64 `json:"relay_in_pps"`
-	RelayOutPPS   float64 `json:"relay_out_pps"`
-	RelayCPUPct   float64 `json:"relay_cpu_pct"`
-	LoadgenCPUPct float64 `json:"loadgen_cpu_pct"`
-	RelayRSSBytes float64 `json:"relay_rss_bytes"`
-	OtherCPUPct   float64 `json:"other_cpu_pct"` // other processes on the machine, % of one core
+	T               float64 `json:"t"`     // seconds since the run started
+	Phase           string  `json:"phase"` // ramp, settle, measure, teardown
+	Up              int64   `json:"up"`    // participants joined and connected
+	RecvPPS         float64 `json:"recv_pps"`
+	Late            uint64  `json:"late"` // in-window frames that arrived late during this interval
+	RelayInPPS      float64 `json:"relay_in_pps"`
+	RelayOutPPS     float64 `json:"relay_out_pps"`
+	RelayCPUPct     float64 `json:"relay_cpu_pct"`
+	LoadgenCPUPct   float64 `json:"loadgen_cpu_pct"`
+	RelayRSSBytes   float64 `json:"relay_rss_bytes"`
+	RelayHeapInuse  float64 `json:"relay_heap_inuse_bytes"` // go_memstats_heap_inuse_bytes at the sample, 0 if unknown
+	RelayGoroutines float64 `json:"relay_goroutines"`       // go_goroutines at the sample, 0 if unknown
+	OtherCPUPct     float64 `json:"other_cpu_pct"`          // other processes on the machine, % of one core
 }
 
 // Charts are the CDFs the HTML report draws: [value ms, fraction] pairs.

@@ -57,13 +57,13 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 	r.phase.Store(phaseRamp)
 	pubs, audience := r.plan()
-	if err := r.ramp(ctx, pubs); err != nil {
+	if err := r.ramp(ctx, pubs, false); err != nil {
 		return nil, fmt.Errorf("joining publishers: %w", err)
 	}
 	if n := r.countPublishers(); n == 0 {
 		return nil, fmt.Errorf("%w: no publisher could join; see the failures above", ErrRefused)
 	}
-	if err := r.ramp(ctx, audience); err != nil {
+	if err := r.ramp(ctx, audience, r.sc.JoinBurst); err != nil {
 		return nil, fmt.Errorf("joining audience: %w", err)
 	}
 

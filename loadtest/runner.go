@@ -62,6 +62,8 @@ type runner struct {
 	mic         MicReport
 	micGrant    []float64
 	micRel      []float64
+	micPublish  []float64 // role_changed guest to the guest's first frame sent, ms
+	micHeard    []float64 // role_changed guest to a host's first packet of the guest, ms
 	warnings    []string
 	series      []Sample
 	relayRSSMax float64
@@ -174,7 +176,7 @@ func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	r.mu.Unlock()
 	err := p.dial(jctx)
 	if err == nil && s.role != roleAudience {
-		err = p.startPublishing(jctx, s.seed)
+		err = p.startPublishing(jctx, s.seed, r.maxFrames)
 	}
 	if err == nil {
 		err = p.c.SubConnected(jctx)
@@ -249,10 +251,10 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 	return pubs, audience
 }
 
-// ramp joins specs at the scenario's rate and concurrency and waits for
-// them all. It gives up early after maxConsecutiveFailures failures in a
-// row: the relay is refusing everyone.
-func (r *runner) ramp(ctx context.Context, specs []joinSpec) error {
+// ramp joins specs at the scenario's rate and concurrency, or with burst
+// all at once, and waits for them all. It gives up early after
+// maxConsecutiveFailures failures in a row: the relay is refusing everyone.
+func (r *runner) ramp(ctx context.Context, specs []joinSpec, burst bool) error {
 	const maxConsecutiveFailures = 10
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -260,10 +262,13 @@ func (r *runner) ramp(ctx context.Context, specs []joinSpec) error {
 	var consecutive atomic.Int32
 	var launchErr error
 	for _, s := range specs {
-		release, err := r.admit(ctx)
-		if err != nil {
-			launchErr = err
-			break
+		release := func() {}
+		if !burst {
+			var err error
+			if release, err = r.admit(ctx); err != nil {
+				launchErr = err
+				break
+			}
 		}
 		wg.Add(1)
 		go func() {

@@ -23,6 +23,7 @@ type Scenario struct {
 	Audience int `json:"audience"` // receivers with role audience, per room
 
 	JoinRate        float64  `json:"join_rate"`        // joins started per second, all rooms together
+	JoinBurst       bool     `json:"join_burst"`       // the audience joins all at once, ignoring join_rate and join_concurrency
 	JoinConcurrency int      `json:"join_concurrency"` // joins in flight at once
 	JoinTimeout     Duration `json:"join_timeout"`     // one join: dial to connected
 	Settle          Duration `json:"settle"`           // after the last join, before measuring
@@ -33,8 +34,9 @@ type Scenario struct {
 	MicCycleEvery Duration `json:"mic_cycle_every"` // per room: an audience member asks for the mic this often; 0 off
 	MicHold       Duration `json:"mic_hold"`        // how long a mic guest publishes before releasing
 
-	LossPct   float64  `json:"loss_pct"`   // frames each publisher drops before sending, percent
+	LossPct   float64  `json:"loss_pct"`   // packets each publisher loses, percent
 	LossBurst float64  `json:"loss_burst"` // mean length of a loss burst, in frames (1: independent losses)
+	LossAt    string   `json:"loss_at"`    // where: LossNetwork (default) or LossSender
 	Jitter    Duration `json:"jitter"`     // each frame is held back a random 0..jitter before sending
 
 	DecodePerRoom int      `json:"decode_per_room"` // receivers per room that decode and conceal (the stutter sample)
@@ -43,6 +45,17 @@ type Scenario struct {
 	LeanNACK      bool     `json:"lean_nack"`       // lean receivers (audience not decoding) negotiate NACK too; default false
 	Seed          int64    `json:"seed"`            // voices, loss and jitter; 0 means 1
 }
+
+// Where injected loss happens (Scenario.LossAt).
+const (
+	// LossNetwork loses packets between the publisher's RTP stack and the
+	// relay: after pion's NACK responder has kept them, so the relay's
+	// NACK can bring them back. Retransmissions cross the same lossy link.
+	LossNetwork = "network"
+	// LossSender drops frames before they reach pion, as a sender that
+	// never sent them would: nothing can repair them.
+	LossSender = "sender"
+)
 
 // Duration is a time.Duration written in JSON as a Go duration string
 // ("20s", "1m30s"); a bare number is seconds.
@@ -122,6 +135,9 @@ func (s Scenario) WithDefaults() Scenario {
 	if s.LossBurst == 0 {
 		s.LossBurst = 1
 	}
+	if s.LossAt == "" {
+		s.LossAt = LossNetwork
+	}
 	if s.AudioLoop == 0 {
 		s.AudioLoop = Duration(2 * time.Second)
 	}
@@ -194,6 +210,9 @@ func (s Scenario) Validate() error {
 	}
 	if s.LossPct < 0 || s.LossPct >= 100 {
 		bad("loss_pct = %g: between 0 and 100 (exclusive)", s.LossPct)
+	}
+	if s.LossAt != LossNetwork && s.LossAt != LossSender {
+		bad("loss_at = %q: %q (lost on the way to the relay, NACK can repair it) or %q (never sent)", s.LossAt, LossNetwork, LossSender)
 	}
 	if s.LossBurst < 1 {
 		bad("loss_burst = %g: at least 1 frame", s.LossBurst)

@@ -56,10 +56,14 @@ type streamStats struct {
 	unknown     uint64 // packets whose timestamp matches no frame the publisher stamped
 	padding     uint64 // packets without payload, skipped
 
-	lat  Hist     // one-way latency of every in-window packet, first copies only
-	play *playout // nil unless this receiver decodes (the stutter sample)
+	lat      Hist     // one-way latency of every in-window packet, first copies only
+	repaired uint64   // in-window frames lost on the uplink and received anyway (retransmitted)
+	repair   *Hist    // their one-way latency; nil until the first
+	play     *playout // nil unless this receiver decodes (the stutter sample)
 
 	live *liveCounters // the run's live counters, for the progress line and the time series
+
+	heard *atomic.Int64 // if set, takes the arrival time of the first packet (once, of all who share it)
 }
 
 // liveCounters are updated by every reader as packets arrive.
@@ -100,6 +104,9 @@ func (s *streamStats) onPacket(now int64, raw []byte) {
 	}
 	if s.firstFrame < 0 {
 		s.firstFrame, s.firstNs = k, now
+		if s.heard != nil {
+			s.heard.CompareAndSwap(0, now)
+		}
 	}
 	if s.play != nil {
 		s.play.arrive(k, now, payload)
@@ -119,6 +126,13 @@ func (s *streamStats) onPacket(now int64, raw []byte) {
 	lat := now - sent
 	s.lat.Add(lat)
 	s.received++
+	if s.log.uplinkLost(k) {
+		s.repaired++
+		if s.repair == nil {
+			s.repair = &Hist{}
+		}
+		s.repair.Add(lat)
+	}
 	if lat <= playoutDeadline {
 		s.onTime++
 	} else {
@@ -153,7 +167,7 @@ func rtpPayload(b []byte) ([]byte, bool) {
 // streamResult is a stream's final accounting over its window.
 type streamResult struct {
 	expected      int64 // frames the publisher produced in the window, dropped ones included
-	senderDropped int64 // of those, dropped by injected loss before sending
+	senderDropped int64 // of those, dropped by injected sender loss before sending
 	lost          int64 // sent but never received
 	stutter       int64 // not playable by their deadline: lost, late or dropped by the sender
 	joinNs        int64 // dial to first packet, or -1 if the publisher was not yet sending at dial

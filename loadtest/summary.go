@@ -22,7 +22,14 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	row("  first packet (join latency)", "%s", distMs(j.FirstPacketMs))
 	a := rep.Audio
 	row("audio", "%d publishers, %d receivers, %d streams, %d packets", a.Publishers, a.Receivers, a.Streams, a.PacketsReceived)
-	row("  loss", "%.3f%% (%d frames)", a.LossPct, a.LostFrames)
+	if u := a.Uplink; u.Lost > 0 || u.NACKs > 0 {
+		row("  uplink loss (before repair)", "%.3f%% (%d of %d packets); the relay NACKed %d packets in %d NACKs, %d retransmitted (%d lost again)",
+			u.LossPct, u.Lost, u.Packets, u.NACKedPackets, u.NACKs, u.Retransmissions, u.RetransmissionsLost)
+	}
+	row("  loss (as received)", "%.3f%% (%d frames)", a.LossPct, a.LostFrames)
+	if a.RepairedFrames > 0 {
+		row("  repaired (NACK)", "%d frames, send to arrival %s", a.RepairedFrames, distMs(a.RepairMs))
+	}
 	row("  late (>40 ms)", "%.3f%% (%d frames)", a.LatePct, a.LateFrames)
 	row("  stutter (40 ms deadline)", "%.3f%% (%d of %d frames); decoded sample %.3f%% over %d streams",
 		a.StutterPct, a.StutterFrames, a.ExpectedFrames, a.Decoded.StutterPct, a.Decoded.Streams)
@@ -59,6 +66,8 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		row("mic cycles", "%d attempted, %d granted, %d released%s", m.Attempts, m.Granted, m.Released, status)
 		if m.Granted > 0 {
 			row("  mic_request to guest", "%s", distMs(m.GrantMs))
+			row("  guest to first frame sent", "%s", distMs(m.PublishMs))
+			row("  guest to host's first packet", "%s", distMs(m.HostHeardMs))
 		}
 	}
 	for _, f := range j.Failures {

@@ -1,7 +1,8 @@
 // Command loadtest drives synthetic co-streaming participants against a
 // Lianmai relay and reports what listeners would feel and what the relay
 // spent. Run `loadtest -h` for its flags; docs/loadtest.md has the rest.
-// `loadtest summarize REPORT.json...` prints the medians of several runs.
+// `loadtest summarize REPORT.json...` prints the medians of several runs;
+// `loadtest soakcheck REPORT.json` judges a soak run (loadtest/soak.sh).
 package main
 
 import (
@@ -45,6 +46,18 @@ func main() {
 
 // run is the whole command; it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "soakcheck" {
+		err := soakcheck(args[1:], stdout, stderr)
+		switch {
+		case err == nil, isHelp(err):
+			return exitOK
+		case errors.Is(err, errSoakFailed):
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return exitUsage
+	}
 	if len(args) > 0 && args[0] == "summarize" {
 		if err := summarize(args[1:], stdout); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)

@@ -48,8 +48,28 @@ var headline = []figure{
 	{"other processes (% of a core)", func(r *loadtest.Report) float64 { return r.Host.OtherPct }},
 }
 
+// optional are figures printed only when some run has them: injected
+// loss and its repair, mic cycling.
+var optional = []figure{
+	{"uplink loss before repair (%)", func(r *loadtest.Report) float64 { return r.Audio.Uplink.LossPct }},
+	{"uplink packets lost", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.Lost) }},
+	{"NACKs to publishers", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.NACKs) }},
+	{"packets NACKed", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.NACKedPackets) }},
+	{"retransmissions", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.Retransmissions) }},
+	{"repaired frames", func(r *loadtest.Report) float64 { return float64(r.Audio.RepairedFrames) }},
+	{"repair p50 (ms)", func(r *loadtest.Report) float64 { return r.Audio.RepairMs.P50 }},
+	{"repair p95 (ms)", func(r *loadtest.Report) float64 { return r.Audio.RepairMs.P95 }},
+	{"mic cycles granted", func(r *loadtest.Report) float64 { return float64(r.Mic.Granted) }},
+	{"mic request to guest p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.GrantMs.P50 }},
+	{"mic guest to first frame p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.PublishMs.P50 }},
+	{"mic guest to host's first packet p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.P50 }},
+	{"mic guest to host's first packet p99 (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.P99 }},
+	{"mic guest to host's first packet max (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.Max }},
+}
+
 // summarize prints the median, min and max of the headline figures over
-// the JSON reports named by paths (several runs of one scenario).
+// the JSON reports named by paths (several runs of one scenario), and of
+// the optional figures some run has.
 func summarize(paths []string, out io.Writer) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("summarize: name the JSON reports (-json) of the runs to summarize")
@@ -71,13 +91,22 @@ func summarize(paths []string, out io.Writer) error {
 		sc.Name, sc.Rooms, sc.Hosts, sc.Guests, sc.Audience, len(reps))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "figure\tmedian\tmin\tmax\t")
-	for _, f := range headline {
+	row := func(f figure, always bool) {
 		var v []float64
 		for _, r := range reps {
 			v = append(v, f.get(r))
 		}
 		slices.Sort(v)
+		if !always && v[0] == 0 && v[len(v)-1] == 0 {
+			return
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", f.name, num(median(v)), num(v[0]), num(v[len(v)-1]))
+	}
+	for _, f := range headline {
+		row(f, true)
+	}
+	for _, f := range optional {
+		row(f, false)
 	}
 	return tw.Flush()
 }
