@@ -100,6 +100,10 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	if cfg.UDPMux != nil {
 		se.SetICEUDPMux(cfg.UDPMux)
 	}
+	// A client's candidates make the relay send ICE checks to the addresses
+	// they name: refuse those that are never a peer, so that a client
+	// cannot aim them at the relay's own machine or a multicast group.
+	se.SetRemoteIPFilter(func(ip net.IP) bool { return remoteAllowed(ip, cfg.Loopback) })
 	if cfg.Loopback {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
@@ -138,6 +142,18 @@ func batchOf(mux ice.UDPMux) *udpBatch {
 		return m.batch
 	}
 	return nil
+}
+
+// remoteAllowed reports whether a client's ICE candidate address may be
+// checked: with loopback only loopback addresses, else any unicast address
+// but loopback, link-local and unspecified ones. Private ranges stay:
+// clients on the relay's LAN use them.
+func remoteAllowed(ip net.IP, loopback bool) bool {
+	if loopback {
+		return ip.IsLoopback()
+	}
+	return !ip.IsLoopback() && !ip.IsUnspecified() && !ip.IsMulticast() &&
+		!ip.IsLinkLocalUnicast() && !ip.Equal(net.IPv4bcast)
 }
 
 // ListenUDP opens the one UDP port all peers' media goes through. addr is
