@@ -31,6 +31,12 @@ var opusCodec = webrtc.RTPCodecParameters{
 	PayloadType: 111,
 }
 
+// NACKInterval is how often the relay asks a publisher for the packets its
+// stream is missing. pion's default, 100 ms, brings most repairs back after
+// a listener's ~40 ms playout deadline, too late to play (measured with
+// the load generator's loss5 scenario: docs/reliability.md).
+const NACKInterval = 20 * time.Millisecond
+
 // ICE consent timing (see newAPI).
 const (
 	iceDisconnectedTimeout = 5 * time.Second // no packet for this long: disconnected
@@ -74,7 +80,7 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	// NACKs from subscribers are served by the relay's own per-track
 	// history (history.go), not by pion's per-sender responder, which
 	// would copy every packet once per subscriber.
-	gen, err := nack.NewGeneratorInterceptor()
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorInterval(NACKInterval))
 	if err != nil {
 		return apis{}, fmt.Errorf("nack generator: %w", err)
 	}
