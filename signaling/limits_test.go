@@ -27,6 +27,15 @@ var limitOpts = relayOpts{Tune: func(sc *sfu.Config, gc *signaling.Config) {
 	gc.AllowedOrigins = []string{"https://app.example.com"}
 }}
 
+// join sends a join message and waits for joined.
+func (w *raw) join(msg string) {
+	w.t.Helper()
+	w.send(msg)
+	if m := w.read(); m["type"] != "joined" {
+		w.t.Fatalf("got %v, want joined", m)
+	}
+}
+
 // twoAudioSections is an offer that would publish two tracks.
 func twoAudioSections() string {
 	var b strings.Builder
@@ -64,10 +73,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("message rate", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
-		w.send(`{"type":"join","room":"lim","name":"flood"}`)
-		if m := w.read(); m["type"] != "joined" {
-			t.Fatalf("got %v, want joined", m)
-		}
+		w.join(`{"type":"join","room":"lim","name":"flood"}`)
 		for i := range 40 { // burst 20: the 21st message crosses the limit
 			if err := w.conn.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"ping","id":"p%d"}`, i)); err != nil {
 				break // the relay may close before all are written
@@ -98,10 +104,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("frame size", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
-		w.send(`{"type":"join","room":"lim","name":"huge"}`)
-		if m := w.read(); m["type"] != "joined" {
-			t.Fatalf("got %v, want joined", m)
-		}
+		w.join(`{"type":"join","room":"lim","name":"huge"}`)
 		_ = w.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping","id":"`+strings.Repeat("x", protocol.MaxMessageSize)+`"}`))
 		w.expectClose(protocol.CloseTooBig)
 		unaffected(t)
@@ -114,10 +117,7 @@ func TestLimits(t *testing.T) {
 			gc.MessageRate, gc.MessageBurst = 1e9, 1e9
 		}})}
 		w := loose.dialRaw(ctx, t)
-		w.send(`{"type":"join","room":"lim","name":"cands","role":"guest"}`)
-		if m := w.read(); m["type"] != "joined" {
-			t.Fatalf("got %v, want joined", m)
-		}
+		w.join(`{"type":"join","room":"lim","name":"cands","role":"guest"}`)
 		for i := range 64 {
 			w.send(fmt.Sprintf(`{"type":"candidate","id":"c%d","pc":"pub","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 %d typ host","sdpMid":"0"}}`, i, 10000+i))
 		}
@@ -132,10 +132,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("SDP size", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
-		w.send(`{"type":"join","room":"lim","name":"big","role":"guest"}`)
-		if m := w.read(); m["type"] != "joined" {
-			t.Fatalf("got %v, want joined", m)
-		}
+		w.join(`{"type":"join","room":"lim","name":"big","role":"guest"}`)
 		w.send(fmt.Sprintf(`{"type":"offer","id":"o1","pc":"pub","sdp":%q}`, "v=0\r\n"+strings.Repeat("a=x\r\n", 1000)))
 		expectError(t, w.read(), protocol.CodeBadRequest, "o1")
 		w.send(`{"type":"ping","id":"after"}`)
@@ -147,10 +144,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("tracks per participant", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
-		w.send(`{"type":"join","room":"lim","name":"two","role":"guest"}`)
-		if m := w.read(); m["type"] != "joined" {
-			t.Fatalf("got %v, want joined", m)
-		}
+		w.join(`{"type":"join","room":"lim","name":"two","role":"guest"}`)
 		w.send(fmt.Sprintf(`{"type":"offer","id":"o2","pc":"pub","sdp":%q}`, twoAudioSections()))
 		m := w.read()
 		expectError(t, m, protocol.CodeBadRequest, "o2")

@@ -120,6 +120,13 @@ func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	_ = s.waitSessions(ctx)
+}
+
+// waitSessions waits until every session has ended or ctx ends. The
+// waiting goroutine outlives a ctx that ends first until the sessions end
+// (Shutdown ends them).
+func (s *Server) waitSessions(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -127,7 +134,9 @@ func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
 	}()
 	select {
 	case <-done:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -154,15 +163,5 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ss.closeWith(protocol.CloseGoingAway, "relay is shutting down")
 	}
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.waitSessions(ctx)
 }
