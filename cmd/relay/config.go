@@ -42,6 +42,7 @@ type Config struct {
 	JoinTimeout     time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+	DebugAddr       string
 }
 
 // errHelp is returned for -h: usage was printed, exit 0.
@@ -76,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&c.JoinTimeout, "join-timeout", signaling.DefaultJoinTimeout, "a connection that has not joined this long after opening is closed")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -94,6 +94,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		log.Error("cannot listen for HTTP; choose another address with -http", "err", err)
 		return 1
 	}
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			_ = ln.Close()
+			_ = media.Close()
+			log.Error("cannot listen on -debug-addr; choose another address or leave it empty", "err", err)
+			return 1
+		}
+		defer stopDebug()
+	}
 	var shuttingDown atomic.Bool
 	srv := &http.Server{
 		Handler:           routes(sig, reg, &shuttingDown),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,7 +49,7 @@ func TestRun(t *testing.T) {
 	ready := make(chan string, 1)
 	exit := make(chan int, 1)
 	var logs syncBuffer
-	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s", "-drain-timeout", "2s"}
+	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s", "-drain-timeout", "2s", "-debug-addr", "127.0.0.1:0"}
 	go func() { exit <- run(args, func(string) string { return "" }, &logs, signals, ready) }()
 	var addr string
 	select {
@@ -92,6 +93,24 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("profiling on -debug-addr only", func(t *testing.T) {
+		m := regexp.MustCompile(`debug=(\S+)`).FindStringSubmatch(logs.String())
+		if m == nil {
+			t.Fatalf("no debug address logged:\n%s", logs.String())
+		}
+		resp, err := http.Get("http://" + m[1] + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /debug/pprof/heap on -debug-addr = %d", resp.StatusCode)
+		}
+		if code, _ := get("/debug/pprof/heap"); code == http.StatusOK {
+			t.Error("profiling served on the public HTTP port")
+		}
+	})
 
 	t.Run("relay health", func(t *testing.T) {
 		var out strings.Builder
