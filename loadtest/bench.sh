@@ -47,37 +47,10 @@ echo "bench: building bin/relay and bin/loadtest"
 scripts/build-relay.sh bin/relay
 go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
 
-relay_pid=
-stop_relay() {
-  [ -n "$relay_pid" ] || return 0
-  if kill -0 "$relay_pid" 2>/dev/null; then
-    kill -TERM "$relay_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$relay_pid" 2>/dev/null; then
-      echo "bench: the relay did not stop within 10 s of SIGTERM; killing it" >&2
-      kill -KILL "$relay_pid" 2>/dev/null || true
-    fi
-  fi
-  local rc=0
-  wait "$relay_pid" 2>/dev/null || rc=$?
-  relay_pid=
-  return "$rc"
-}
+me=bench ports_hint="BENCH_HTTP / BENCH_UDP"
+. loadtest/relayctl.sh
 trap 'stop_relay || true' EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
-
-# start_relay LOG: starts the relay and waits (10 s at most) until it serves.
-start_relay() {
-  # shellcheck disable=SC2086
-  "${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info $relay_flags 2>"$1" &
-  relay_pid=$!
-  for _ in $(seq 100); do
-    grep -q "relay serving" "$1" && return 0
-    kill -0 "$relay_pid" 2>/dev/null || { cat "$1" >&2; die "the relay exited at start (is $http or $udp in use? set BENCH_HTTP / BENCH_UDP)"; }
-    sleep 0.1
-  done
-  die "the relay did not start serving within 10 s; see $1"
-}
 
 failed=0
 for s in $scenarios; do

@@ -58,34 +58,12 @@ check=(-warmup "$warmup" -span "$span" -tolerance "$tolerance")
 # the run rather than after it, and gives the window in seconds.
 window=$(bin/loadtest soakcheck -plan "$duration" "${check[@]}") || die "bad SOAK_DURATION / SOAK_WARMUP / SOAK_SPAN / SOAK_TOLERANCE (see above)"
 
-relay_pid=
-stop_relay() {
-  [ -n "$relay_pid" ] || return 0
-  if kill -0 "$relay_pid" 2>/dev/null; then
-    kill -TERM "$relay_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$relay_pid" 2>/dev/null; then
-      echo "soak: the relay did not stop within 10 s of SIGTERM; killing it" >&2
-      kill -KILL "$relay_pid" 2>/dev/null || true
-    fi
-  fi
-  local rc=0
-  wait "$relay_pid" 2>/dev/null || rc=$?
-  relay_pid=
-  return "$rc"
-}
+me=soak ports_hint="SOAK_HTTP / SOAK_UDP"
+. loadtest/relayctl.sh
 trap 'stop_relay || true' EXIT
 trap 'echo "soak: interrupted" >&2; exit 130' INT TERM
 
-# shellcheck disable=SC2086
-"${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info $relay_flags 2>"$out/relay.log" &
-relay_pid=$!
-for i in $(seq 101); do
-  grep -q "relay serving" "$out/relay.log" && break
-  kill -0 "$relay_pid" 2>/dev/null || { cat "$out/relay.log" >&2; die "the relay exited at start (is $http or $udp in use? set SOAK_HTTP / SOAK_UDP)"; }
-  [ "$i" -le 100 ] || die "the relay did not start serving within 10 s; see $out/relay.log"
-  sleep 0.1
-done
+start_relay "$out/relay.log"
 
 echo "soak: $scenario for $duration (window ${window}s), relay pid $relay_pid on CPU 0; progress every 5 s below, reports in $out"
 # The load generator bounds its own run (ramp, settle, window, teardown);
