@@ -70,6 +70,16 @@ func TestCollector(t *testing.T) {
 			t.Errorf("gc cpu fraction = %g, want in [0,1]", frac)
 		}
 	})
+	t.Run("live heap", func(t *testing.T) {
+		// A live allocation of 8 MiB kept across a GC must show.
+		keep := make([]byte, 8<<20)
+		runtime.GC()
+		live := gather(t, reg)["relay_gc_heap_live_bytes"].GetMetric()[0].GetGauge().GetValue()
+		runtime.KeepAlive(keep)
+		if live < 8<<20 {
+			t.Errorf("relay_gc_heap_live_bytes = %g with 8 MiB kept live, want at least that", live)
+		}
+	})
 	t.Run("settings", func(t *testing.T) {
 		keepRuntimeSettings(t)
 		debug.SetGCPercent(-1)

@@ -80,6 +80,7 @@ func (r *runner) point(a, b snapshot) Sample {
 	}
 	s.RelayRSSBytes = relayRSS(b)
 	s.RelayHeapInuse, _ = b.prom.value("go_memstats_heap_inuse_bytes")
+	s.RelayHeapLive, _ = b.prom.value("relay_gc_heap_live_bytes")
 	s.RelayGoroutines, _ = b.prom.value("go_goroutines")
 	if h := hostShare(a, b); h.ok {
 		s.OtherCPUPct = round3(h.other / dt * 100)

@@ -201,6 +201,7 @@ type Sample struct {
 	LoadgenCPUPct   float64 `json:"loadgen_cpu_pct"`
 	RelayRSSBytes   float64 `json:"relay_rss_bytes"`
 	RelayHeapInuse  float64 `json:"relay_heap_inuse_bytes"` // go_memstats_heap_inuse_bytes at the sample, 0 if unknown
+	RelayHeapLive   float64 `json:"relay_heap_live_bytes"`  // relay_gc_heap_live_bytes (live heap at the last GC), 0 if unknown
 	RelayGoroutines float64 `json:"relay_goroutines"`       // go_goroutines at the sample, 0 if unknown
 	OtherCPUPct     float64 `json:"other_cpu_pct"`          // other processes on the machine, % of one core
 }

@@ -4,7 +4,7 @@
 # with co-streamers, audience churn and mic cycling, about 25,000
 # forwarded packets per second: half of one relay core) for SOAK_DURATION
 # with the load generator pinned to CPU 1, then checks the report with
-# `bin/loadtest soakcheck`: the relay's heap in use and goroutines at the
+# `bin/loadtest soakcheck`: the relay's live heap and goroutines at the
 # end must be within SOAK_TOLERANCE % of their level after SOAK_WARMUP,
 # and listeners must have lost nothing. docs/loadtest.md explains it.
 #

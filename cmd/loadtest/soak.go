@@ -31,7 +31,7 @@ var errSoakFailed = errors.New("soak check failed")
 type soakLevel struct {
 	from, to   float64 // seconds since the window opened
 	n          int     // samples
-	heap       float64 // lowest heap in use: the GC's trough, nearest the live heap
+	heap       float64 // median live heap (relay_gc_heap_live_bytes); without it, the lowest heap in use
 	goroutines float64 // median
 	rss        float64 // median
 	pps        float64 // median relay packets out per second
@@ -119,12 +119,20 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 	if slices.IndexFunc(window, func(s loadtest.Sample) bool { return s.RelayHeapInuse > 0 }) < 0 {
 		return errors.New("soakcheck: no sample has the relay's heap in use: did the load generator scrape its /metrics (-metrics)?")
 	}
+	// The live heap (after the last GC) is what a leak grows; heap in use
+	// also counts garbage and moves with where a sample falls in the GC
+	// cycle. Relays without relay_gc_heap_live_bytes get the old measure.
+	live := slices.IndexFunc(window, func(s loadtest.Sample) bool { return s.RelayHeapLive > 0 }) >= 0
+	heapName, heapHow := "heap in use", "lowest"
+	if live {
+		heapName, heapHow = "live heap", "median"
+	}
 	sc := rep.Scenario
 	fmt.Fprintf(out, "soak %s: %d room(s) x (%d host + %d guest + %d audience), churn %g/min per room, mic every %s; %.0f s window\n",
 		sc.Name, sc.Rooms, sc.Hosts, sc.Guests, sc.Audience, sc.ChurnPerMin, sc.MicCycleEvery.D(), rep.WindowSeconds)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "t (s)\tup\trelay out pkt/s\trelay cpu %\theap in use MiB\tgoroutines\tRSS MiB\t")
+	fmt.Fprintf(tw, "t (s)\tup\trelay out pkt/s\trelay cpu %%\t%s MiB\tgoroutines\tRSS MiB\t\n", heapName)
 	// One row per step: the first sample within half a sampling interval
 	// of each multiple of every, and the last.
 	half := 0.0
@@ -141,22 +149,22 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 			next += o.every.Seconds()
 		}
 		fmt.Fprintf(tw, "%.0f\t%d\t%.0f\t%.0f\t%.1f\t%.0f\t%.1f\t\n",
-			t, s.Up, s.RelayOutPPS, s.RelayCPUPct, s.RelayHeapInuse/(1<<20), s.RelayGoroutines, s.RelayRSSBytes/(1<<20))
+			t, s.Up, s.RelayOutPPS, s.RelayCPUPct, heapOf(s, live)/(1<<20), s.RelayGoroutines, s.RelayRSSBytes/(1<<20))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
-	warm := level(window, t0, o.warmup.Seconds(), (o.warmup + o.span).Seconds())
+	warm := level(window, t0, o.warmup.Seconds(), (o.warmup + o.span).Seconds(), live)
 	last := window[len(window)-1].T - t0
-	end := level(window, t0, last-o.span.Seconds(), last)
+	end := level(window, t0, last-o.span.Seconds(), last, live)
 	if warm.n == 0 || end.n == 0 {
 		return fmt.Errorf("soakcheck: no samples after the warm-up (%d) or at the end (%d): sample more often (-interval)", warm.n, end.n)
 	}
-	fmt.Fprintf(out, "warm-up level (%.0f-%.0f s, %d samples): heap in use %.1f MiB (lowest), %.0f goroutines, RSS %.1f MiB, %.0f pkt/s out (medians)\n",
-		warm.from, warm.to, warm.n, warm.heap/(1<<20), warm.goroutines, warm.rss/(1<<20), warm.pps)
-	fmt.Fprintf(out, "end level     (%.0f-%.0f s, %d samples): heap in use %.1f MiB (%+.1f%%), %.0f goroutines (%+.1f%%), RSS %.1f MiB (%+.1f%%), %.0f pkt/s out\n",
-		end.from, end.to, end.n, end.heap/(1<<20), change(warm.heap, end.heap), end.goroutines, change(warm.goroutines, end.goroutines),
+	fmt.Fprintf(out, "warm-up level (%.0f-%.0f s, %d samples): %s %.1f MiB (%s), %.0f goroutines, RSS %.1f MiB, %.0f pkt/s out (medians)\n",
+		warm.from, warm.to, warm.n, heapName, warm.heap/(1<<20), heapHow, warm.goroutines, warm.rss/(1<<20), warm.pps)
+	fmt.Fprintf(out, "end level     (%.0f-%.0f s, %d samples): %s %.1f MiB (%+.1f%%), %.0f goroutines (%+.1f%%), RSS %.1f MiB (%+.1f%%), %.0f pkt/s out\n",
+		end.from, end.to, end.n, heapName, end.heap/(1<<20), change(warm.heap, end.heap), end.goroutines, change(warm.goroutines, end.goroutines),
 		end.rss/(1<<20), change(warm.rss, end.rss), end.pps)
 
 	var failed []string
@@ -169,7 +177,7 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 		fmt.Fprintf(out, "%s %s\n", verdict, what)
 	}
 	within := func(a, b float64) bool { return math.Abs(change(a, b)) <= o.tolerance }
-	check(within(warm.heap, end.heap), fmt.Sprintf("relay heap in use at the end within %g%% of the warm-up level (%+.1f%%)", o.tolerance, change(warm.heap, end.heap)))
+	check(within(warm.heap, end.heap), fmt.Sprintf("relay %s at the end within %g%% of the warm-up level (%+.1f%%)", heapName, o.tolerance, change(warm.heap, end.heap)))
 	check(within(warm.goroutines, end.goroutines), fmt.Sprintf("relay goroutines at the end within %g%% of the warm-up level (%+.1f%%)", o.tolerance, change(warm.goroutines, end.goroutines)))
 	a := rep.Audio
 	check(a.LostFrames == 0 && a.ExpectedFrames > 0, fmt.Sprintf("listeners lost nothing (%d of %d frames lost)", a.LostFrames, a.ExpectedFrames))
@@ -187,27 +195,40 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 	return nil
 }
 
-// level takes the samples from..to seconds after t0.
-func level(window []loadtest.Sample, t0, from, to float64) soakLevel {
-	l := soakLevel{from: from, to: to, heap: math.Inf(1)}
-	var gor, rss, pps []float64
+// level takes the samples from..to seconds after t0; live says which heap
+// figure to use (see checkSoak).
+func level(window []loadtest.Sample, t0, from, to float64, live bool) soakLevel {
+	l := soakLevel{from: from, to: to}
+	var heap, gor, rss, pps []float64
 	for _, s := range window {
 		t := s.T - t0
 		if t < from-1e-9 || t > to+1e-9 {
 			continue
 		}
 		l.n++
-		if s.RelayHeapInuse > 0 {
-			l.heap = min(l.heap, s.RelayHeapInuse)
+		if h := heapOf(s, live); h > 0 {
+			heap = append(heap, h)
 		}
 		gor, rss, pps = append(gor, s.RelayGoroutines), append(rss, s.RelayRSSBytes), append(pps, s.RelayOutPPS)
 	}
-	if l.n == 0 || math.IsInf(l.heap, 1) {
-		l.heap = 0
+	if l.n == 0 || len(heap) == 0 {
 		return l
+	}
+	if live {
+		l.heap = medianOf(heap)
+	} else {
+		l.heap = slices.Min(heap) // the GC's trough, nearest the live heap
 	}
 	l.goroutines, l.rss, l.pps = medianOf(gor), medianOf(rss), medianOf(pps)
 	return l
+}
+
+// heapOf is a sample's live heap, or its heap in use without one.
+func heapOf(s loadtest.Sample, live bool) float64 {
+	if live {
+		return s.RelayHeapLive
+	}
+	return s.RelayHeapInuse
 }
 
 func medianOf(v []float64) float64 {
