@@ -13,10 +13,13 @@ import (
 // downTrack is one published track as one subscriber receives it: the
 // relay's own webrtc.TrackLocal. Live packets are written by the
 // published track's reader (upTrack.forward) with a header rewritten for
-// this subscriber; retransmissions by the down track's RTCP reader.
+// this subscriber; retransmissions by the down track's RTCP reader. There
+// is no queue and no writer goroutine per subscriber: a write to a UDP peer
+// does not block on that peer, and a hand-off per packet per subscriber
+// cost more than the write itself (docs/performance.md).
 type downTrack struct {
 	up     *upTrack
-	sub    *subscriber
+	m      *Metrics
 	owner  *Participant // the subscriber, for its join latency
 	sender *webrtc.RTPSender
 
@@ -61,7 +64,7 @@ const resumeGap = 200e6 // ns
 const minFrameTicks = 120
 
 func newDownTrack(up *upTrack, owner *Participant) *downTrack {
-	return &downTrack{up: up, sub: owner.sub, owner: owner}
+	return &downTrack{up: up, m: owner.sfu.cfg.Metrics, owner: owner}
 }
 
 // ID, StreamID, RID and Kind implement webrtc.TrackLocal: the track id is
@@ -93,7 +96,7 @@ func (d *downTrack) Unbind(webrtc.TrackLocalContext) error {
 // drop is counted). Called by the track's reader only, which counts what
 // went out once per packet (upTrack.forward).
 func (d *downTrack) writeLive(pkt *bufpool.Packet, now int64) int {
-	m := d.sub.m
+	m := d.m
 	b := d.bound.Load()
 	if b == nil {
 		m.dropNotNegotiated.Inc()
@@ -139,7 +142,7 @@ func (d *downTrack) writeLive(pkt *bufpool.Packet, now int64) int {
 // writeRTX retransmits pkt as the subscriber's sequence number seq.
 // Called by the RTCP reader only.
 func (d *downTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
-	m := d.sub.m
+	m := d.m
 	b := d.bound.Load()
 	if b == nil {
 		m.dropNotNegotiated.Inc()
@@ -172,7 +175,7 @@ func (d *downTrack) send(h *rtp.Header, b *binding, raw []byte, f rtpFields, seq
 	h.SSRC = b.ssrc
 	payload := raw[f.payloadOffset : len(raw)-int(f.paddingSize)]
 	if _, err := b.w.WriteRTP(h, payload); err != nil {
-		d.sub.m.dropWriteFailed.Inc()
+		d.m.dropWriteFailed.Inc()
 		return 0, false
 	}
 	return len(payload), true
@@ -202,7 +205,7 @@ func (d *downTrack) rtcpLoop() {
 // serveNACK retransmits the packet the subscriber knows as seq, if the
 // history still has it. Called by the RTCP reader only.
 func (d *downTrack) serveNACK(seq uint16) {
-	m := d.sub.m
+	m := d.m
 	m.NACKsReceived.Inc()
 	pkt := d.up.hist.get(seq - uint16(d.seqOffset.Load()))
 	if pkt == nil {

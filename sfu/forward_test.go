@@ -96,7 +96,6 @@ func newForwardFixture(tb testing.TB, subs int, writer func(i int) webrtc.TrackL
 		owner := &Participant{
 			id:       fmt.Sprintf("p_sub%d", i),
 			sfu:      s,
-			sub:      newSubscriber(m),
 			joinedAt: time.Now(),
 		}
 		d := newDownTrack(f.up, owner)

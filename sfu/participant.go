@@ -21,7 +21,6 @@ type Participant struct {
 	log      *slog.Logger
 
 	resumeToken string // names p in SFU.resumable; set once
-	sub         *subscriber
 
 	joinedAt   time.Time // when the join arrived, for the join latency
 	joinReqID  string    // the join message's id

@@ -50,7 +50,6 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		role:      jp.Role,
 		sfu:       s,
 		sink:      newSinkSwitch(jp.Sink),
-		sub:       newSubscriber(s.cfg.Metrics),
 		joinedAt:  jp.ReceivedAt,
 		joinReqID: jp.RequestID,
 		down:      make(map[*upTrack]*downTrack),

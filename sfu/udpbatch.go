@@ -32,9 +32,9 @@ const maxBatch = 32
 
 // udpBatch is the relay's batch state, shared by all its sockets.
 type udpBatch struct {
-	open  atomic.Int32 // batches begun and not yet ended
-	mu    sync.Mutex   // guards conns
-	conns []*batchConn
+	open  atomic.Int32                 // batches begun and not yet ended
+	mu    sync.Mutex                   // serializes add
+	conns atomic.Pointer[[]*batchConn] // copy-on-write: read per batch without a lock
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.
@@ -45,18 +45,22 @@ func (g *udpBatch) begin() { g.open.Add(1) }
 // sending early never hurts, sending late would).
 func (g *udpBatch) end() {
 	g.open.Add(-1)
-	g.mu.Lock()
-	conns := g.conns
-	g.mu.Unlock()
-	for _, c := range conns {
-		c.flush()
+	if conns := g.conns.Load(); conns != nil {
+		for _, c := range *conns {
+			c.flush()
+		}
 	}
 }
 
 func (g *udpBatch) add(c *batchConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.conns = append(slices.Clone(g.conns), c)
+	var conns []*batchConn
+	if old := g.conns.Load(); old != nil {
+		conns = slices.Clone(*old)
+	}
+	conns = append(conns, c)
+	g.conns.Store(&conns)
 }
 
 // batchConn is a UDP socket whose writes can be batched. It implements
