@@ -119,6 +119,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 
+	log.Debug("dialing", "url", cfg.URL, "room", cfg.Room)
 	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	ws, resp, err := dialer.DialContext(ctx, cfg.URL, nil)
 	if err != nil {
@@ -151,6 +152,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		_ = ws.Close()
 		return nil, err
 	}
+	log.Debug("joined", "participant", c.joined.Participant.ID)
 	go c.readLoop()
 	return c, nil
 }

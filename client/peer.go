@@ -24,6 +24,9 @@ func (c *Client) watch(p *peer, pc *webrtc.PeerConnection) {
 			c.log.Debug("sending local candidate", "pc", p.name, "err", err)
 		}
 	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		c.log.Debug("ice state", "pc", p.name, "state", s.String())
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		c.log.Debug("peer connection state", "pc", p.name, "state", s.String())
 		p.state.set(s)

@@ -61,6 +61,7 @@ func (c *Client) answerSub(pc *webrtc.PeerConnection, sdp string) error {
 	}); err != nil {
 		return fmt.Errorf("send answer: %w", err)
 	}
+	c.log.Debug("sub answer sent")
 	c.openLocal(c.sub, answer.SDP)
 	return nil
 }
@@ -77,6 +78,7 @@ func (c *Client) newSubPC() (*webrtc.PeerConnection, error) {
 	c.watch(c.sub, pc)
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		rt := &RemoteTrack{Track: t, Receiver: r, StreamID: t.StreamID(), TrackID: t.ID()}
+		c.log.Debug("track", "stream", rt.StreamID, "track", rt.TrackID)
 		select {
 		case c.tracks <- rt:
 		case <-c.closing:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func (r *runner) churnRoom(ctx context.Context, room int) {
 		if err != nil {
 			return
 		}
-		_, err = r.join(ctx, joinSpec{room: room, role: roleAudience, name: fmt.Sprintf("%s-c%d", victim.name, n), decode: victim.decode})
+		_, err = r.join(ctx, joinSpec{room: room, role: roleAudience, name: churnName(victim.name, n), decode: victim.decode})
 		release()
 		if err == nil {
 			r.mu.Lock()
@@ -51,6 +52,14 @@ func (r *runner) churnRoom(ctx context.Context, room int) {
 			r.mu.Unlock()
 		}
 	}
+}
+
+// churnName names the n-th replacement in a room after the audience
+// member it replaces: a11 → a11-c7 → a11-c19, never a11-c7-c19, so that a
+// long soak's names stay within the relay's 64 characters.
+func churnName(victim string, n int) string {
+	base, _, _ := strings.Cut(victim, "-c")
+	return fmt.Sprintf("%s-c%d", base, n)
 }
 
 // pickAudience removes a random audience member of room from the churn

@@ -95,6 +95,12 @@ func (r *runner) micCycle(ctx context.Context, p *participant, room, n int) erro
 
 	_ = sleepCtx(ctx, r.sc.MicHold.D())
 	p.pub.halt()
+	// Stop the microphone, then release it a moment later, as a client
+	// that wants its last words heard does: the relay ends the track the
+	// moment it handles mic_release, and on loopback it may read the
+	// release before the last packet, which sits in its UDP socket at the
+	// same time (docs/protocol.md, mic_release).
+	_ = sleepCtx(ctx, tail)
 	// On the mic to the host's first packet of it: the guest's pub
 	// connection (offer, answer, ICE, DTLS), the relay announcing the track
 	// and renegotiating the host's sub connection, and forwarding.

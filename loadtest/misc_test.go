@@ -78,3 +78,13 @@ func TestWriteHTML(t *testing.T) {
 		rest = rest[j:]
 	}
 }
+
+func TestChurnNameStaysShort(t *testing.T) {
+	name := "a11"
+	for n := 1; n <= 10000; n++ {
+		name = churnName(name, n)
+	}
+	if name != "a11-c10000" {
+		t.Fatalf("after 10,000 replacements the name is %q, want a11-c10000", name)
+	}
+}

@@ -53,7 +53,7 @@ func (p *participant) dial(ctx context.Context) error {
 		Token:       p.r.cfg.Token,
 		Loopback:    p.r.cfg.Loopback,
 		DisableNACK: !p.nack(),
-		Logger:      p.r.clientLog,
+		Logger:      p.r.clientLog.With("participant", p.name),
 	}
 	p.up = &uplink{}
 	cfg.SendInterceptor = p.up

@@ -106,6 +106,15 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	if cfg.UDPMux != nil {
 		se.SetICEUDPMux(cfg.UDPMux)
 	}
+	// One view of the network interfaces for every connection, read here
+	// once: without it each ICE agent lists the interfaces over netlink
+	// when it is made, about a tenth of the relay's CPU in a burst of
+	// joins (docs/performance.md, "100 concurrent joins").
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return apis{}, fmt.Errorf("listing network interfaces: %w", err)
+	}
+	se.SetNet(ifaces)
 	// A client's candidates make the relay send ICE checks to the addresses
 	// they name: refuse those that are never a peer, so that a client
 	// cannot aim them at the relay's own machine or a multicast group.

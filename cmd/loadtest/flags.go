@@ -74,7 +74,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.BoolVar(&sc.LeanNACK, "lean-nack", false, "lean receivers (audience not decoding) negotiate NACK too")
 	fs.Int64Var(&sc.Seed, "seed", 1, "seed for voices, loss and jitter")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n       loadtest soakcheck REPORT.json      (judge a soak run: loadtest/soak.sh)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n       loadtest soakcheck REPORT.json      (judge a soak run: loadtest/soak.sh)\n       loadtest idlemem                    (memory touched after sitting idle: GC pauses on this host)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

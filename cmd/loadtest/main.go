@@ -2,7 +2,8 @@
 // Lianmai relay and reports what listeners would feel and what the relay
 // spent. Run `loadtest -h` for its flags; docs/loadtest.md has the rest.
 // `loadtest summarize REPORT.json...` prints the medians of several runs;
-// `loadtest soakcheck REPORT.json` judges a soak run (loadtest/soak.sh).
+// `loadtest soakcheck REPORT.json` judges a soak run (loadtest/soak.sh);
+// `loadtest idlemem` measures what memory costs to touch after it sat idle.
 package main
 
 import (
@@ -54,6 +55,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case errors.Is(err, errSoakFailed):
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
 			return exitFailed
+		}
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return exitUsage
+	}
+	if len(args) > 0 && args[0] == "idlemem" {
+		err := idlemem(args[1:], stdout, stderr)
+		switch {
+		case err == nil, isHelp(err):
+			return exitOK
 		}
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return exitUsage

@@ -98,6 +98,10 @@ func TestExitCodes(t *testing.T) {
 		{"unreachable relay", []string{"-url", dead, "-wait-ready", "200ms", "-quiet"}, exitFailed, "is the relay running", ""},
 		{"summarize nothing", []string{"summarize"}, exitUsage, "name the JSON reports", ""},
 		{"summarize", []string{"summarize", report, report}, exitOK, "", "relay CPU µs per forwarded packet"},
+		{"idlemem help", []string{"idlemem", "-h"}, exitOK, "Usage: loadtest idlemem", ""},
+		{"idlemem bad idle", []string{"idlemem", "-idle", "1s,soon"}, exitUsage, "want durations", ""},
+		{"idlemem no pages", []string{"idlemem", "-pages", "0"}, exitUsage, "want at least 1", ""},
+		{"idlemem", []string{"idlemem", "-pages", "16", "-idle", "1ms,2ms"}, exitOK, "", "  2ms "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
