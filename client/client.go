@@ -152,7 +152,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		_ = ws.Close()
 		return nil, err
 	}
-	log.Debug("joined", "participant", c.joined.Participant.ID)
+	log.Debug("joined", "id", c.joined.Participant.ID)
 	go c.readLoop()
 	return c, nil
 }
