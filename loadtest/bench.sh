@@ -34,21 +34,11 @@ for s in $scenarios; do
   [ -f "loadtest/scenarios/$s.json" ] || die "no scenario loadtest/scenarios/$s.json; have: $(cd loadtest/scenarios && ls *.json | sed 's/\.json//' | tr '\n' ' ')"
 done
 
-# Pinning: the relay on CPU 0, the load generator on CPU 1.
-pin_relay=() pin_lg=()
-if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ]; then
-  pin_relay=(taskset -c 0) pin_lg=(taskset -c 1)
-else
-  echo "bench: WARNING: taskset or a second CPU is missing; running unpinned, the figures are not comparable" >&2
-fi
-
-mkdir -p "$out" bin
-echo "bench: building bin/relay and bin/loadtest"
-scripts/build-relay.sh bin/relay
-go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
-
 me=bench ports_hint="BENCH_HTTP / BENCH_UDP"
 . loadtest/relayctl.sh
+pin_cpus "the figures are not comparable"
+mkdir -p "$out" bin
+build_bins
 trap 'stop_relay || true' EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 

@@ -1,9 +1,29 @@
-# Starting and stopping the relay under test, for bench.sh and soak.sh
-# (sourced). The caller sets: me (its name, for messages), http, udp,
-# relay_flags, pin_relay (an array, maybe empty), ports_hint (which
-# settings choose the ports) and die.
+# Building, pinning, starting and stopping the relay under test, for
+# bench.sh and soak.sh (sourced). The caller sets: me (its name, for
+# messages), http, udp, relay_flags, ports_hint (which settings choose the
+# ports) and die.
 
 relay_pid=
+pin_relay=() pin_lg=()
+
+# pin_cpus [NOTE]: the relay on CPU 0, the load generator on CPU 1, or a
+# warning (with NOTE appended) where taskset or a second CPU is missing.
+pin_cpus() {
+  if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ]; then
+    pin_relay=(taskset -c 0) pin_lg=(taskset -c 1)
+  else
+    echo "$me: WARNING: taskset or a second CPU is missing; running unpinned${1:+, $1}" >&2
+  fi
+}
+
+# build_bins: bin/relay and bin/loadtest. GODEBUG given to the script is
+# meant for the relay (e.g. gctrace=1); the compiler would print under it
+# too, and Go's build cache would replay that output on every later build.
+build_bins() {
+  echo "$me: building bin/relay and bin/loadtest"
+  env -u GODEBUG scripts/build-relay.sh bin/relay
+  env -u GODEBUG go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
+}
 
 # start_relay LOG: starts bin/relay and waits (10 s at most) until it serves.
 start_relay() {

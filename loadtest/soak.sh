@@ -41,25 +41,17 @@ command -v curl >/dev/null || die "curl is missing: apt-get install -y curl"
 pkg-config --exists opus 2>/dev/null || die "libopus is missing: apt-get install -y libopus-dev pkg-config"
 [ -f "loadtest/scenarios/$scenario.json" ] || die "no scenario loadtest/scenarios/$scenario.json; have: $(cd loadtest/scenarios && ls *.json | sed 's/\.json//' | tr '\n' ' ')"
 
-pin_relay=() pin_lg=()
-if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ]; then
-  pin_relay=(taskset -c 0) pin_lg=(taskset -c 1)
-else
-  echo "soak: WARNING: taskset or a second CPU is missing; running unpinned" >&2
-fi
-
+me=soak ports_hint="SOAK_HTTP / SOAK_UDP"
+. loadtest/relayctl.sh
+pin_cpus
 mkdir -p "$out" bin
-echo "soak: building bin/relay and bin/loadtest"
-scripts/build-relay.sh bin/relay
-go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest
+build_bins
 
 check=(-warmup "$warmup" -span "$span" -tolerance "$tolerance")
 # The window must hold the warm-up and both spans; -plan says so before
 # the run rather than after it, and gives the window in seconds.
 window=$(bin/loadtest soakcheck -plan "$duration" "${check[@]}") || die "bad SOAK_DURATION / SOAK_WARMUP / SOAK_SPAN / SOAK_TOLERANCE (see above)"
 
-me=soak ports_hint="SOAK_HTTP / SOAK_UDP"
-. loadtest/relayctl.sh
 trap 'stop_relay || true' EXIT
 trap 'echo "soak: interrupted" >&2; exit 130' INT TERM
 
