@@ -3,10 +3,9 @@ package sfu
 import (
 	"fmt"
 	"net"
-	"net/netip"
-	"strconv"
 	"time"
 
+	"github.com/lianmai/relay/media"
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -16,20 +15,6 @@ import (
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
-
-// opusCodec is the only codec the relay negotiates: Opus at 48 kHz, asking
-// for 10 ms frames with in-band FEC, and NACK so that lost packets can be
-// repaired from the relay's history.
-var opusCodec = webrtc.RTPCodecParameters{
-	RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType:     webrtc.MimeTypeOpus,
-		ClockRate:    48000,
-		Channels:     2,
-		SDPFmtpLine:  "minptime=10;useinbandfec=1",
-		RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}},
-	},
-	PayloadType: 111,
-}
 
 // NACKInterval is how often the relay asks a publisher for the packets its
 // stream is missing. pion's default, 100 ms, brings most repairs back after
@@ -63,7 +48,7 @@ type apis struct{ pub, sub *webrtc.API }
 // newAPI builds the pion APIs every peer connection of the relay uses.
 func newAPI(cfg ICEConfig) (apis, error) {
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := me.RegisterCodec(media.Opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return apis{}, fmt.Errorf("register opus: %w", err)
 	}
 	// RFC 6464 audio levels from publishers, for the speakers event. Only
@@ -78,7 +63,7 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	// runs a ticker goroutine per connection): on pub, NACK generation
 	// toward the publisher and receiver reports; on sub, sender reports.
 	// NACKs from subscribers are served by the relay's own per-track
-	// history (history.go), not by pion's per-sender responder, which
+	// history (media's history), not by pion's per-sender responder, which
 	// would copy every packet once per subscriber.
 	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorInterval(NACKInterval))
 	if err != nil {
@@ -142,23 +127,6 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	}, nil
 }
 
-// udpMux is the relay's ice.UDPMux and the batch state of its sockets
-// (udpbatch.go), which the tracks' readers use to send a fan-out with one
-// sendmmsg.
-type udpMux struct {
-	ice.UDPMux
-	batch *udpBatch
-}
-
-// batchOf is mux's batch state, or nil if mux is not the relay's own (a
-// test's) and writes cannot be batched.
-func batchOf(mux ice.UDPMux) *udpBatch {
-	if m, ok := mux.(*udpMux); ok {
-		return m.batch
-	}
-	return nil
-}
-
 // remoteAllowed reports whether a client's ICE candidate address may be
 // checked: with loopback only loopback addresses, else any unicast address
 // but loopback, link-local and unspecified ones. Private ranges stay:
@@ -169,51 +137,4 @@ func remoteAllowed(ip net.IP, loopback bool) bool {
 	}
 	return !ip.IsLoopback() && !ip.IsUnspecified() && !ip.IsMulticast() &&
 		!ip.IsLinkLocalUnicast() && !ip.Equal(net.IPv4bcast)
-}
-
-// ListenUDP opens the one UDP port all peers' media goes through. addr is
-// host:port; an empty or unspecified host listens on every interface (on
-// the same port), a specific host on that address only. With loopback,
-// loopback interfaces are included.
-func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
-	host, portStr, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("UDP address %q: want host:port, e.g. :50000 or 127.0.0.1:0: %w", addr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("UDP address %q: bad port %q", addr, portStr)
-	}
-	batch := &udpBatch{}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		if port == 0 {
-			return nil, fmt.Errorf("UDP address %q: listening on every interface needs a fixed port", addr)
-		}
-		std, err := stdnet.NewNet()
-		if err != nil {
-			return nil, fmt.Errorf("list network interfaces: %w", err)
-		}
-		opts := []ice.UDPMuxFromPortOption{
-			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
-			ice.UDPMuxFromPortWithNet(batchNet{Net: std, g: batch}),
-		}
-		if loopback {
-			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-		}
-		mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("listen UDP on port %d: %w", port, err)
-		}
-		return &udpMux{UDPMux: mux, batch: batch}, nil
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return nil, fmt.Errorf("UDP address %q: host must be an IP address: %w", addr, err)
-	}
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
-	if err != nil {
-		return nil, fmt.Errorf("listen UDP on %s: %w", addr, err)
-	}
-	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newBatchConn(conn, batch)})
-	return &udpMux{UDPMux: mux, batch: batch}, nil
 }

@@ -37,7 +37,8 @@ type Config struct {
 
 // ICEConfig says how peers reach the relay.
 type ICEConfig struct {
-	// UDPMux carries every peer's media on one UDP port (see ListenUDP).
+	// UDPMux carries every peer's media on one UDP port (see
+	// media.ListenUDP; its writes are batched only when it is that one).
 	// The sfu closes it on Close.
 	UDPMux ice.UDPMux
 	// AnnounceIPs replaces the relay's host candidates' addresses (1:1
@@ -82,9 +83,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTracks <= 0 {
 		c.MaxTracks = DefaultMaxTracks
-	}
-	if c.Metrics == nil {
-		c.Metrics = NewMetrics(nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

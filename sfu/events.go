@@ -27,6 +27,9 @@ const (
 	RoleAudience Role = "audience" // receives only
 )
 
+// Roles lists every role.
+func Roles() []Role { return []Role{RoleHost, RoleGuest, RoleAudience} }
+
 // publishes reports whether the role takes a seat and may publish.
 func (r Role) publishes() bool { return r == RoleHost || r == RoleGuest }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/media"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -211,7 +212,7 @@ func (s *fuzzSink) takeAnswers() []DescriptionEvent {
 func newFuzzSFU(f *testing.F) *SFU {
 	f.Helper()
 	f.Cleanup(func() { goleak.VerifyNone(f) }) // registered first: runs last
-	udp, err := ListenUDP("127.0.0.1:0", true)
+	udp, err := media.ListenUDP("127.0.0.1:0", true)
 	if err != nil {
 		f.Fatal(err)
 	}

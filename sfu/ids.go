@@ -3,7 +3,6 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"time"
 )
 
 // newID returns a random identifier with the given prefix, e.g. "p_3f9a…".
@@ -12,9 +11,3 @@ func newID(prefix string) string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return prefix + hex.EncodeToString(b[:])
 }
-
-// epoch anchors nanotime to the monotonic clock.
-var epoch = time.Now()
-
-// nanotime is monotonic nanoseconds since the process started.
-func nanotime() int64 { return int64(time.Since(epoch)) }

@@ -33,7 +33,7 @@ func (p *Participant) Mute(target string, muted bool) error {
 	}
 	now := q.mutedLocked()
 	for _, t := range q.tracks {
-		t.muted.Store(now)
+		t.SetMuted(now)
 	}
 	ev := MutedEvent{Participant: q.id, Muted: now, By: p.id}
 	for _, o := range r.participants {

@@ -1,8 +1,16 @@
 package sfu
 
 import (
+	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
 )
+
+// subTrack is one track p receives: its down track and the sender that
+// carries it on p's sub connection.
+type subTrack struct {
+	down   *media.DownTrack
+	sender *webrtc.RTPSender
+}
 
 // requestSync brings p's sub connection in line with the room's tracks
 // soon, in a goroutine of its own; requests made while one is queued are
@@ -25,28 +33,26 @@ func (p *Participant) runSync() {
 	}
 	changed := false
 	for up := range want {
-		if p.down[up] != nil {
+		if _, ok := p.down[up]; ok {
 			continue
 		}
-		d := newDownTrack(up, p)
+		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstMediaWritten})
 		sender, err := p.subPC.AddTrack(d)
 		if err != nil {
-			p.log.Error("add track to sub", "track", up.id, "err", err)
+			p.log.Error("add track to sub", "track", up.ID(), "err", err)
 			continue
 		}
-		d.sender = sender
-		go d.rtcpLoop()
-		p.down[up] = d
-		up.addSubscriber(d) // false if it just ended: the sync that follows removes it
+		p.down[up] = subTrack{down: d, sender: sender}
+		d.Subscribe(sender) // false if it just ended: the sync that follows removes it
 		changed = true
 	}
-	for up, d := range p.down {
+	for up, st := range p.down {
 		if _, keep := want[up]; keep {
 			continue
 		}
-		up.removeSubscriber(d)
-		if err := p.subPC.RemoveTrack(d.sender); err != nil {
-			p.log.Debug("remove track from sub", "track", up.id, "err", err)
+		st.down.Unsubscribe()
+		if err := p.subPC.RemoveTrack(st.sender); err != nil {
+			p.log.Debug("remove track from sub", "track", up.ID(), "err", err)
 		}
 		delete(p.down, up)
 		changed = true

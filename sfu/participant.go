@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lianmai/relay/media"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -28,8 +29,8 @@ type Participant struct {
 
 	// Guarded by room.mu.
 	role   Role
-	tracks []*upTrack // published, live
-	gone   bool       // removed from the room; never set back
+	tracks []*media.UpTrack // published, live
+	gone   bool             // removed from the room; never set back
 	grace  *time.Timer
 
 	// Guarded by room.mu: the mic workflow (mic.go) and mutes.
@@ -41,11 +42,11 @@ type Participant struct {
 	// The sub connection. Lock order: negMu before room.mu.
 	negMu            sync.Mutex
 	subPC            *webrtc.PeerConnection
-	down             map[*upTrack]*downTrack // guarded by negMu
-	offerOutstanding bool                    // guarded by negMu
-	needOffer        bool                    // guarded by negMu: changes wait for the next offer
-	restartICE       bool                    // guarded by negMu: the next offer restarts ICE (resume)
-	subGate          *candidateGate          // guarded by negMu; replaced with the sub connection
+	down             map[*media.UpTrack]subTrack // guarded by negMu
+	offerOutstanding bool                        // guarded by negMu
+	needOffer        bool                        // guarded by negMu: changes wait for the next offer
+	restartICE       bool                        // guarded by negMu: the next offer restarts ICE (resume)
+	subGate          *candidateGate              // guarded by negMu; replaced with the sub connection
 	syncQueued       atomic.Bool
 
 	pubMu sync.Mutex
@@ -229,8 +230,8 @@ func (p *Participant) remove(reason Reason) {
 func (p *Participant) close() {
 	p.closeOnce.Do(func() {
 		p.negMu.Lock()
-		for up, d := range p.down {
-			up.removeSubscriber(d)
+		for _, st := range p.down {
+			st.down.Unsubscribe()
 		}
 		clear(p.down)
 		sub := p.subPC
@@ -251,8 +252,7 @@ func (p *Participant) close() {
 }
 
 // firstMediaWritten records the join latency at the first media packet
-// written to p. Called by the writer for every packet: the common case is
-// one atomic load.
+// written to p: each of p's down tracks calls it at its first packet.
 func (p *Participant) firstMediaWritten() {
 	if !p.firstMedia.Load() && p.firstMedia.CompareAndSwap(false, true) {
 		p.sfu.cfg.Metrics.JoinLatency.Observe(time.Since(p.joinedAt).Seconds())
@@ -267,18 +267,26 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		_ = receiver.Stop()
 		return
 	}
-	t := newUpTrack(p, "audio")
+	var levelExt uint8
 	for _, ext := range receiver.GetParameters().HeaderExtensions {
 		if ext.URI == sdp.AudioLevelURI {
-			t.levelExt = uint8(ext.ID)
+			levelExt = uint8(ext.ID)
 		}
 	}
+	t := media.NewUpTrack(media.UpTrackParams{
+		ID:       newID("t_"),
+		Kind:     "audio",
+		StreamID: p.id,
+		Batch:    media.BatchOf(p.sfu.cfg.ICE.UDPMux),
+		LevelExt: levelExt,
+		Metrics:  p.sfu.cfg.Metrics.Media,
+	})
 	if !p.room.publish(p, t) {
 		_ = receiver.Stop()
 		return
 	}
 	go drainRTCP(receiver)
-	t.readLoop(remote, p.sfu.cfg.Metrics)
+	t.ReadLoop(remote)
 	p.room.unpublish(p, t)
 }
 

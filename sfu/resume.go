@@ -133,8 +133,8 @@ func (p *Participant) replaceSub() error {
 		return ErrClosed
 	}
 	old := p.subPC
-	for up, d := range p.down {
-		up.removeSubscriber(d)
+	for _, st := range p.down {
+		st.down.Unsubscribe()
 	}
 	clear(p.down)
 	gate := p.subGate.fresh()

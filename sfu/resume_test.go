@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/media"
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -51,7 +52,7 @@ func loopbackAPI(t *testing.T) *webrtc.API {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := me.RegisterCodec(media.Opus, webrtc.RTPCodecTypeAudio); err != nil {
 		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
@@ -175,7 +176,7 @@ func TestResumeICERestart(t *testing.T) {
 		serving.Wait()
 	}()
 
-	udp, err := ListenUDP("127.0.0.1:0", true)
+	udp, err := media.ListenUDP("127.0.0.1:0", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestResumeICERestart(t *testing.T) {
 	host := join("host", RoleHost, hostSink)
 	listener := join("listener", RoleAudience, listenerSink)
 
-	track, err := webrtc.NewTrackLocalStaticRTP(opusCodec.RTPCodecCapability, "audio", "host")
+	track, err := webrtc.NewTrackLocalStaticRTP(media.Opus.RTPCodecCapability, "audio", "host")
 	if err != nil {
 		t.Fatal(err)
 	}

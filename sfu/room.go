@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"github.com/lianmai/relay/media"
+
 	"fmt"
 	"slices"
 	"sync"
@@ -72,12 +74,15 @@ func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
 		}
 		st := State{Info: q.info(), Muted: q.mutedLocked(), Tracks: []TrackInfo{}}
 		for _, t := range q.tracks {
-			st.Tracks = append(st.Tracks, t.info())
+			st.Tracks = append(st.Tracks, trackInfo(t))
 		}
 		ev.Others = append(ev.Others, st)
 	}
 	return ev
 }
+
+// trackInfo is t as clients see it.
+func trackInfo(t *media.UpTrack) TrackInfo { return TrackInfo{ID: t.ID(), Kind: t.Kind()} }
 
 // countLocked updates seats, audience and the participant gauges.
 func (r *Room) countLocked(role Role, delta int) {
@@ -136,23 +141,23 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 
 // publish adds t to p's tracks and tells everyone; false if p may not
 // publish (any more).
-func (r *Room) publish(p *Participant, t *upTrack) bool {
+func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.gone || !p.role.publishes() {
 		return false
 	}
 	p.tracks = append(p.tracks, t)
-	t.muted.Store(p.mutedLocked())
+	t.SetMuted(p.mutedLocked())
 	r.sfu.cfg.Metrics.Tracks.Inc()
-	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: t.info()})
+	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: trackInfo(t)})
 	r.syncOthersLocked(p)
 	r.startSpeakersLocked()
 	return true
 }
 
 // unpublish ends t, if p still has it, and tells everyone.
-func (r *Room) unpublish(p *Participant, t *upTrack) {
+func (r *Room) unpublish(p *Participant, t *media.UpTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i := slices.Index(p.tracks, t)
@@ -177,11 +182,11 @@ func (r *Room) endTracksLocked(p *Participant, tell bool) {
 	r.syncOthersLocked(p)
 }
 
-func (r *Room) endTrackLocked(p *Participant, t *upTrack, tell bool) {
-	t.close()
+func (r *Room) endTrackLocked(p *Participant, t *media.UpTrack, tell bool) {
+	t.Close()
 	r.sfu.cfg.Metrics.Tracks.Dec()
 	if tell {
-		r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.id})
+		r.sendAllLocked(TrackUnpublishedEvent{Participant: p.id, Track: t.ID()})
 	}
 }
 
@@ -197,13 +202,13 @@ func (r *Room) syncOthersLocked(p *Participant) {
 
 // tracksFor is the set of live tracks p should receive: everyone else's.
 // ok is false once p is gone.
-func (r *Room) tracksFor(p *Participant) (map[*upTrack]struct{}, bool) {
+func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.gone {
 		return nil, false
 	}
-	want := make(map[*upTrack]struct{})
+	want := make(map[*media.UpTrack]struct{})
 	for _, q := range r.participants {
 		if q == p {
 			continue

@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"github.com/lianmai/relay/media"
+
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,6 +24,13 @@ type SFU struct {
 // New creates the SFU. It owns cfg.ICE.UDPMux from now on.
 func New(cfg Config) (*SFU, error) {
 	cfg.setDefaults()
+	if cfg.Metrics == nil {
+		m, err := NewMetrics(nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics = m
+	}
 	api, err := newAPI(cfg.ICE)
 	if err != nil {
 		return nil, err
@@ -52,7 +61,7 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		sink:      newSinkSwitch(jp.Sink),
 		joinedAt:  jp.ReceivedAt,
 		joinReqID: jp.RequestID,
-		down:      make(map[*upTrack]*downTrack),
+		down:      make(map[*media.UpTrack]subTrack),
 		needOffer: true,
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)

@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"github.com/lianmai/relay/media"
+
 	"math"
 	"slices"
 	"time"
@@ -30,15 +32,15 @@ func (r *Room) speakersTick() {
 	if r.gone {
 		return
 	}
-	now := nanotime()
+	now := media.Now()
 	var list []Speaker
 	tracks := 0
 	for _, q := range r.participants {
 		level := 0.0
 		for _, t := range q.tracks {
 			tracks++
-			if !t.muted.Load() {
-				level = max(level, t.meter.level(now, levelStale))
+			if !t.Muted() {
+				level = max(level, t.Level(now, levelStale))
 			}
 		}
 		if level >= r.sfu.cfg.SpeakerThreshold {

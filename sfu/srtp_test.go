@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/media"
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
@@ -19,7 +20,7 @@ import (
 const peerDeadline = 30 * time.Second
 
 // TestSRTPProfileNegotiation: real pion peers over loopback, the relay's
-// side built by newAPI on ListenUDP's port (batched writes included). A
+// side built by newAPI on media.ListenUDP's port (batched writes included). A
 // client offering GCM gets GCM; a client offering only AES-CM still gets
 // audio. Where the relay offers (sub) it is the DTLS server and its order
 // wins (AES-128-GCM); where the client offers (pub) the client's does.
@@ -44,7 +45,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
 			defer cancel()
 
-			mux, err := ListenUDP("127.0.0.1:0", true)
+			mux, err := media.ListenUDP("127.0.0.1:0", true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +75,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			if !tt.relayOffers {
 				sender, receiver = client, relay
 			}
-			track, err := webrtc.NewTrackLocalStaticRTP(opusCodec.RTPCodecCapability, "audio", "stream")
+			track, err := webrtc.NewTrackLocalStaticRTP(media.Opus.RTPCodecCapability, "audio", "stream")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,7 +99,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			defer tick.Stop()
 			var pkt []byte
 			for seq := uint16(0); pkt == nil; seq++ {
-				err := track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * testFrameTS}, Payload: payload})
+				err := track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: payload})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -127,7 +128,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 func clientAPI(t *testing.T, profiles []dtls.SRTPProtectionProfile) *webrtc.API {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := me.RegisterCodec(media.Opus, webrtc.RTPCodecTypeAudio); err != nil {
 		t.Fatal(err)
 	}
 	se := webrtc.SettingEngine{}

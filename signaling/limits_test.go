@@ -13,12 +13,12 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
-	"github.com/lianmai/relay/sfu"
-	"github.com/lianmai/relay/signaling"
+	"github.com/lianmai/relay/server"
 )
 
 // limitOpts lowers every limit so that a test can cross it quickly.
-var limitOpts = relayOpts{Tune: func(sc *sfu.Config, gc *signaling.Config) {
+var limitOpts = relayOpts{Tune: func(c *server.Config) {
+	sc, gc := &c.SFU, &c.Signaling
 	sc.MaxTracks = 1
 	gc.MessageRate = 5
 	gc.MessageBurst = 20
@@ -113,8 +113,8 @@ func TestLimits(t *testing.T) {
 	t.Run("held candidates", func(t *testing.T) {
 		// A relay without a message rate limit, so that 65 candidates
 		// may arrive before the pub offer.
-		loose := &relay{relaytest.Start(t, relayOpts{Tune: func(_ *sfu.Config, gc *signaling.Config) {
-			gc.MessageRate, gc.MessageBurst = 1e9, 1e9
+		loose := &relay{relaytest.Start(t, relayOpts{Tune: func(c *server.Config) {
+			c.Signaling.MessageRate, c.Signaling.MessageBurst = 1e9, 1e9
 		}})}
 		w := loose.dialRaw(ctx, t)
 		w.join(`{"type":"join","room":"lim","name":"cands","role":"guest"}`)
@@ -161,8 +161,8 @@ func TestLimits(t *testing.T) {
 		// instead of waiting.
 		// (No startRelay: its leak check would run while the outer
 		// test's publisher still runs.)
-		slow := &relay{relaytest.Start(t, relayOpts{Tune: func(_ *sfu.Config, gc *signaling.Config) {
-			gc.MessageRate, gc.MessageBurst, gc.SendQueue = 1e9, 1e9, 8
+		slow := &relay{relaytest.Start(t, relayOpts{Tune: func(c *server.Config) {
+			c.Signaling.MessageRate, c.Signaling.MessageBurst, c.Signaling.SendQueue = 1e9, 1e9, 8
 		}})}
 		d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)

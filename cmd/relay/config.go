@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
 )
@@ -154,14 +155,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	return c, nil
 }
 
-func (c Config) sfuConfig() sfu.Config {
-	return sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
-		MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks}
-}
-
-func (c Config) signalingConfig(log *slog.Logger) signaling.Config {
-	return signaling.Config{Logger: log, AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
-		MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout}
+// relayConfig is what server.New needs.
+func (c Config) relayConfig(log *slog.Logger) server.Config {
+	return server.Config{
+		UDPAddr:     c.UDPAddr,
+		AnnounceIPs: c.AnnounceIPs,
+		Loopback:    c.Loopback,
+		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
+			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks},
+		Signaling: signaling.Config{AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
+			MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout},
+		Logger: log,
+	}
 }
 
 func (c Config) gcConfig() gctune.Config {

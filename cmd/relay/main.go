@@ -13,17 +13,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/lianmai/relay/gctune"
-	"github.com/lianmai/relay/sfu"
-	"github.com/lianmai/relay/signaling"
-	"github.com/lianmai/relay/web"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/lianmai/relay/server"
 )
 
 func main() {
@@ -61,36 +55,20 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		return 2
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		gctune.NewCollector(),
-	)
-
-	udp, err := sfu.ListenUDP(cfg.UDPAddr, cfg.Loopback)
+	rl, err := server.New(cfg.relayConfig(log))
 	if err != nil {
-		log.Error("cannot open the media port; choose another with -udp", "err", err)
+		log.Error("cannot start the relay", "err", err)
 		return 1
 	}
-	sc := cfg.sfuConfig()
-	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
-	sc.Metrics = sfu.NewMetrics(reg)
-	sc.Logger = log
-	media, err := sfu.New(sc)
-	if err != nil {
-		_ = udp.Close()
-		log.Error("cannot start the media server", "err", err)
-		return 1
-	}
-	sig := signaling.NewServer(signaling.Params{Config: cfg.signalingConfig(log), SFU: media, Registry: reg})
 	if cfg.AuthSecret == "" {
 		log.Warn("no -auth-secret: joins need no token, so anyone may join any room as anyone, host included; set RELAY_AUTH_SECRET in production")
 	}
+	// closeRelay releases the media port on the error paths below.
+	closeRelay := func() { _ = rl.Shutdown(context.Background()) }
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		_ = media.Close()
+		closeRelay()
 		log.Error("cannot listen for HTTP; choose another address with -http", "err", err)
 		return 1
 	}
@@ -98,15 +76,14 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		stopDebug, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
 			_ = ln.Close()
-			_ = media.Close()
+			closeRelay()
 			log.Error("cannot listen on -debug-addr; choose another address or leave it empty", "err", err)
 			return 1
 		}
 		defer stopDebug()
 	}
-	var shuttingDown atomic.Bool
 	srv := &http.Server{
-		Handler:           routes(sig, reg, &shuttingDown),
+		Handler:           rl.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
@@ -122,7 +99,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		log.Info("draining: /readyz fails, joins are refused, clients are told to move", "signal", s.String(), "drain_timeout", cfg.DrainTimeout)
 	case err := <-served:
 		log.Error("HTTP server failed", "err", err)
-		_ = sig.Shutdown(context.Background())
+		closeRelay()
 		return 1
 	}
 
@@ -137,16 +114,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		case <-stopped:
 		}
 	}()
-	shuttingDown.Store(true)
 	start := time.Now()
-	sig.Drain(context.Background(), cfg.DrainTimeout)
+	rl.Drain(context.Background(), cfg.DrainTimeout)
 	log.Info("drained; closing the remaining clients", "took", time.Since(start).Round(time.Millisecond), "timeout", cfg.ShutdownTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// Close the sessions before the HTTP server: http.Server.Shutdown does
 	// not wait for hijacked (WebSocket) connections, but it stops /readyz
 	// answering, which load balancers already read as not ready.
-	if err := sig.Shutdown(ctx); err != nil {
+	if err := rl.Shutdown(ctx); err != nil {
 		log.Warn("some sessions did not close in time", "err", err)
 	}
 	if err := srv.Shutdown(ctx); err != nil {
@@ -154,25 +130,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 	}
 	log.Info("stopped")
 	return 0
-}
-
-// routes is the relay's HTTP surface.
-func routes(sig *signaling.Server, reg *prometheus.Registry, shuttingDown *atomic.Bool) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", sig)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if shuttingDown.Load() {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
-	mux.Handle("/", web.Handler())
-	return mux
 }
 
 // pageURL is where a person on this machine opens the page.

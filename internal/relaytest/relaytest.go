@@ -1,25 +1,22 @@
-// Package relaytest starts a whole relay in-process on loopback for tests:
-// the sfu with a UDP port on 127.0.0.1, signaling, and an HTTP server on
-// 127.0.0.1:0. The signaling, client and load generator tests share it.
+// Package relaytest starts a whole relay in-process on loopback for tests,
+// built by server.New as cmd/relay builds it: a UDP port on 127.0.0.1 and an
+// HTTP server on 127.0.0.1:0 serving the production routes. The signaling,
+// client, load generator and browser tests share it.
 package relaytest
 
 import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options change the relay's defaults; zero values keep them.
@@ -28,23 +25,19 @@ type Options struct {
 	Grace      time.Duration
 	MicTimeout time.Duration
 	AuthSecret string
-	// Page, when set, is served at "/" next to /ws (the browser tests
-	// mount web.Handler here, as cmd/relay does).
-	Page http.Handler
-	// Tune, when set, changes the sfu and signaling settings last (limits
-	// for the tests that cross them).
-	Tune func(*sfu.Config, *signaling.Config)
+	// Tune, when set, changes the relay's settings last (limits for the
+	// tests that cross them).
+	Tune func(*server.Config)
 }
 
-// Relay is a running in-process relay.
+// Relay is a running in-process relay, built by server.New as cmd/relay
+// builds it and serving the same routes (the page at "/"). Drain and
+// Shutdown drive its lifecycle; Start's cleanup shuts it down.
 type Relay struct {
+	*server.Server
 	URL        string // ws://127.0.0.1:port/ws
-	HTTPURL    string // http://127.0.0.1:port, where Options.Page is served
-	MetricsURL string // http://127.0.0.1:port/metrics, as the relay serves it
-	Registry   *prometheus.Registry
-	// Signaling is the relay's signaling server, for tests that drive its
-	// lifecycle (Drain) themselves; Start's cleanup shuts it down.
-	Signaling *signaling.Server
+	HTTPURL    string // http://127.0.0.1:port, where the page is served
+	MetricsURL string // http://127.0.0.1:port/metrics
 }
 
 // Logger discards, unless RELAY_TEST_LOG is set: then debug to stderr.
@@ -55,55 +48,41 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Start starts a relay and registers its shutdown with tb.Cleanup.
+// Start starts a relay on loopback and registers its shutdown with
+// tb.Cleanup.
 func Start(tb testing.TB, o Options) *Relay {
 	tb.Helper()
-	udp, err := sfu.ListenUDP("127.0.0.1:0", true)
-	if err != nil {
-		tb.Fatal(err)
+	cfg := server.Config{
+		UDPAddr:   "127.0.0.1:0",
+		Loopback:  true,
+		SFU:       sfu.Config{Seats: o.Seats, GracePeriod: o.Grace, MicTimeout: o.MicTimeout},
+		Signaling: signaling.Config{AuthSecret: []byte(o.AuthSecret)},
+		Logger:    Logger(),
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), gctune.NewCollector())
-	sc := sfu.Config{
-		Seats:       o.Seats,
-		GracePeriod: o.Grace,
-		MicTimeout:  o.MicTimeout,
-		ICE:         sfu.ICEConfig{UDPMux: udp, Loopback: true},
-		Metrics:     sfu.NewMetrics(reg),
-		Logger:      Logger(),
-	}
-	gc := signaling.Config{Logger: Logger(), AuthSecret: []byte(o.AuthSecret)}
 	if o.Tune != nil {
-		o.Tune(&sc, &gc)
+		o.Tune(&cfg)
 	}
-	s, err := sfu.New(sc)
+	rl, err := server.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sig := signaling.NewServer(signaling.Params{SFU: s, Registry: reg, Config: gc})
-	mux := http.NewServeMux()
-	mux.Handle("/ws", sig)
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if o.Page != nil {
-		mux.Handle("/", o.Page)
-	}
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewServer(rl.Handler())
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := sig.Shutdown(ctx); err != nil {
+		if err := rl.Shutdown(ctx); err != nil {
 			tb.Errorf("relay shutdown: %v", err)
 		}
 		hs.Close()
 	})
-	return &Relay{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Registry: reg, Signaling: sig}
+	return &Relay{Server: rl, URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics"}
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are
 // name, value pairs the metric must have. 0 if there is none.
 func (r *Relay) Value(tb testing.TB, name string, labels ...string) float64 {
 	tb.Helper()
-	mfs, err := r.Registry.Gather()
+	mfs, err := r.Registry().Gather()
 	if err != nil {
 		tb.Fatal(err)
 	}

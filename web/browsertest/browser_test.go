@@ -11,7 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/lianmai/relay/internal/relaytest"
-	"github.com/lianmai/relay/web"
 	"go.uber.org/goleak"
 )
 
@@ -213,7 +212,7 @@ func TestCoStreaming(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 
-	relay := relaytest.Start(t, relaytest.Options{Page: web.Handler()})
+	relay := relaytest.Start(t, relaytest.Options{})
 	browser, stopBrowser := startBrowser(t, ctx)
 	shots := screenshotDir(t)
 

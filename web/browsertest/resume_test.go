@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/internal/relaytest"
-	"github.com/lianmai/relay/web"
 	"go.uber.org/goleak"
 )
 
@@ -133,7 +132,7 @@ func TestResume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 
-	relay := relaytest.Start(t, relaytest.Options{Page: web.Handler()})
+	relay := relaytest.Start(t, relaytest.Options{})
 	browser, stopBrowser := startBrowser(t, ctx)
 
 	host := newPage(t, browser, "host")
@@ -243,7 +242,7 @@ func TestResume(t *testing.T) {
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
-			relay.Signaling.Drain(drainCtx, 30*time.Second)
+			relay.Drain(drainCtx, 30*time.Second)
 		}()
 		defer func() {
 			stopDrain()
@@ -267,7 +266,7 @@ func TestResume(t *testing.T) {
 		// The relay then closes every connection (1001): no reconnection.
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := relay.Signaling.Shutdown(sctx); err != nil {
+		if err := relay.Shutdown(sctx); err != nil {
 			t.Fatalf("shutdown: %v", err)
 		}
 		for _, p := range []*page{host, aud} {
@@ -299,7 +298,7 @@ func TestRejoin(t *testing.T) {
 	t.Cleanup(cancel)
 
 	// A short grace period, so that the abandoned participant goes soon.
-	relay := relaytest.Start(t, relaytest.Options{Page: web.Handler(), Grace: time.Second})
+	relay := relaytest.Start(t, relaytest.Options{Grace: time.Second})
 	browser, stopBrowser := startBrowser(t, ctx)
 
 	host := newPage(t, browser, "host")

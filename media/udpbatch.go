@@ -1,4 +1,4 @@
-package sfu
+package media
 
 import (
 	"net"
@@ -15,7 +15,7 @@ import (
 // Batched UDP writes. Every peer's media leaves through the same UDP
 // socket(s), one sendto per datagram: on a VM that is the largest single
 // cost of a forwarded packet (docs/performance.md). A track's reader writes
-// one packet to every subscriber in a row (upTrack.forward), so it opens a
+// one packet to every subscriber in a row (UpTrack.forward), so it opens a
 // batch around the fan-out: while any batch is open, what pion writes to
 // the socket is copied aside, and when a batch ends everything set aside
 // goes out with one sendmmsg per socket.
@@ -30,20 +30,21 @@ import (
 // 3 µs per datagram on the VM of docs/performance.md, so ~100 µs.
 const maxBatch = 32
 
-// udpBatch is the relay's batch state, shared by all its sockets.
-type udpBatch struct {
+// Batch is the relay's batch state, shared by all its UDP sockets: a
+// track's reader opens a batch around a fan-out (UpTrack.writeAll).
+type Batch struct {
 	open  atomic.Int32                 // batches begun and not yet ended
 	mu    sync.Mutex                   // serializes add
 	conns atomic.Pointer[[]*batchConn] // copy-on-write: read per batch without a lock
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.
-func (g *udpBatch) begin() { g.open.Add(1) }
+func (g *Batch) begin() { g.open.Add(1) }
 
 // end closes a batch begun with begin and sends what is set aside, on
 // every socket (including datagrams of batches still open elsewhere:
 // sending early never hurts, sending late would).
-func (g *udpBatch) end() {
+func (g *Batch) end() {
 	g.open.Add(-1)
 	if conns := g.conns.Load(); conns != nil {
 		for _, c := range *conns {
@@ -52,7 +53,7 @@ func (g *udpBatch) end() {
 	}
 }
 
-func (g *udpBatch) add(c *batchConn) {
+func (g *Batch) add(c *batchConn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var conns []*batchConn
@@ -67,7 +68,7 @@ func (g *udpBatch) add(c *batchConn) {
 // what pion's UDP mux uses: net.PacketConn and ice.AddrPortReaderWriter.
 type batchConn struct {
 	*net.UDPConn
-	g *udpBatch
+	g *Batch
 	// batchable: the socket is IPv4 and sendmmsg is available; otherwise
 	// every write goes straight out.
 	batchable bool
@@ -88,7 +89,7 @@ type batchBuf struct {
 	data  [maxBatch][bufpool.Size]byte
 }
 
-func newBatchConn(c *net.UDPConn, g *udpBatch) *batchConn {
+func newBatchConn(c *net.UDPConn, g *Batch) *batchConn {
 	bc := &batchConn{UDPConn: c, g: g, pend: new(batchBuf), spare: new(batchBuf)}
 	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
 		bc.batchable = bc.sender.init(c)
@@ -159,7 +160,7 @@ func (c *batchConn) flush() {
 // batchConns, for the UDP mux on every interface.
 type batchNet struct {
 	*stdnet.Net
-	g *udpBatch
+	g *Batch
 }
 
 func (n batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {

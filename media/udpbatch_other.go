@@ -1,6 +1,6 @@
 //go:build !(linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le || s390x))
 
-package sfu
+package media
 
 import "net"
 

@@ -1,4 +1,4 @@
-package sfu
+package media
 
 import (
 	"encoding/binary"
@@ -7,20 +7,16 @@ import (
 )
 
 // audioLevel finds the RFC 6464 audio level (0 loudest … 127 silent, in
-// -dBov) in b's header extension with the given id, without allocating.
-func audioLevel(b []byte, id uint8) (uint8, bool) {
-	if len(b) < 12 || b[0]&0x10 == 0 {
+// -dBov) in the header extension with the given id of b, the packet f was
+// parsed from, without allocating.
+func audioLevel(b []byte, f *rtpFields, id uint8) (uint8, bool) {
+	off := f.extOffset
+	if off == 0 {
 		return 0, false
 	}
-	off := 12 + 4*int(b[0]&0x0f)
-	if len(b) < off+4 {
-		return 0, false
-	}
+	// parseRTP checked that the extension lies within b.
 	profile := binary.BigEndian.Uint16(b[off:])
 	end := off + 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
-	if end > len(b) {
-		return 0, false
-	}
 	i := off + 4
 	switch {
 	case profile == 0xbede: // RFC 8285 one-byte header

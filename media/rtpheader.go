@@ -1,15 +1,20 @@
-package sfu
+package media
 
 import "encoding/binary"
 
-// rtpFields are what the writer needs from a packet's fixed header, parsed
-// without allocating (rtp.Header.Unmarshal allocates for extensions).
+// rtpFields are what the fan-out needs from a packet's fixed header,
+// parsed once per packet by the track's reader (without allocating:
+// rtp.Header.Unmarshal allocates for extensions) and handed to every
+// subscriber's write.
 type rtpFields struct {
 	marker  bool
 	padding bool
 	seq     uint16
 	ts      uint32
 	ssrc    uint32
+	// extOffset is where the header extension starts (its profile word),
+	// 0 without one; the audio level is read from there.
+	extOffset int
 	// payloadOffset is where the payload starts: after the CSRCs and the
 	// header extension, which the relay does not forward because their ids
 	// are negotiated per connection.
@@ -30,6 +35,7 @@ func parseRTP(b []byte) (f rtpFields, ok bool) {
 		if len(b) < off+4 {
 			return f, false
 		}
+		f.extOffset = off
 		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
 	}
 	if off > len(b) {
@@ -49,4 +55,10 @@ func parseRTP(b []byte) (f rtpFields, ok bool) {
 	f.ssrc = binary.BigEndian.Uint32(b[8:])
 	f.payloadOffset = off
 	return f, true
+}
+
+// payload is b's payload without padding, b being the packet f was
+// parsed from.
+func (f *rtpFields) payload(b []byte) []byte {
+	return b[f.payloadOffset : len(b)-int(f.paddingSize)]
 }

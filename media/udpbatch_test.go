@@ -1,4 +1,4 @@
-package sfu
+package media
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ func TestBatchConn(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := &udpBatch{}
+			g := &Batch{}
 			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
 				t.Fatal(err)

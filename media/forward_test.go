@@ -1,13 +1,13 @@
-package sfu
+package media
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/lianmai/relay/bufpool"
 	"github.com/pion/rtp"
@@ -16,7 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// The forward path without pion peer connections: an upTrack fanning out
+// The forward path without pion peer connections: an UpTrack fanning out
 // to down tracks whose binding writes to a test writer.
 
 // written is one packet as a test writer received it.
@@ -82,23 +82,21 @@ const (
 // subscriber of its own, built directly from the structs.
 type forwardFixture struct {
 	m     *Metrics
-	up    *upTrack
-	downs []*downTrack
+	up    *UpTrack
+	downs []*DownTrack
+	first []int // per subscriber: how many times OnFirstPacket was called
 }
 
 func newForwardFixture(tb testing.TB, subs int, writer func(i int) webrtc.TrackLocalWriter) *forwardFixture {
 	tb.Helper()
-	m := NewMetrics(nil)
-	s := &SFU{cfg: Config{Metrics: m}}
-	pub := &Participant{id: "p_pub", sfu: s}
-	f := &forwardFixture{m: m, up: newUpTrack(pub, "audio")}
+	m, err := NewMetrics(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &forwardFixture{m: m, up: NewUpTrack(UpTrackParams{ID: "t_1", Kind: "audio", StreamID: "p_pub", Metrics: m}),
+		first: make([]int, subs)}
 	for i := range subs {
-		owner := &Participant{
-			id:       fmt.Sprintf("p_sub%d", i),
-			sfu:      s,
-			joinedAt: time.Now(),
-		}
-		d := newDownTrack(f.up, owner)
+		d := NewDownTrack(f.up, DownTrackParams{OnFirstPacket: func() { f.first[i]++ }})
 		d.bound.Store(&binding{ssrc: testOutSSRC + uint32(i), pt: testOutPT, w: writer(i)})
 		if !f.up.addSubscriber(d) {
 			tb.Fatal("addSubscriber refused on a live track")
@@ -109,9 +107,9 @@ func newForwardFixture(tb testing.TB, subs int, writer func(i int) webrtc.TrackL
 	return f
 }
 
-// forward is upTrack.forward, with the fixture's metrics.
+// forward is UpTrack.forward.
 func (f *forwardFixture) forward(pkt *bufpool.Packet, n int) {
-	f.up.forward(pkt, n, f.m)
+	f.up.forward(pkt, n)
 }
 
 // send forwards raw as if read from the publisher; the writes are done
@@ -253,7 +251,7 @@ func TestDownTrackNotNegotiated(t *testing.T) {
 	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 	f.downs[0].bound.Store(nil)
 	f.send(inPacket(t, testInSSRC, 1, 1))
-	if got := counterValue(t, f.m.dropNotNegotiated); got != 1 {
+	if got := counterValue(t, f.m.Dropped(DropNotNegotiated)); got != 1 {
 		t.Errorf("dropNotNegotiated = %v, want 1", got)
 	}
 	if got := counterValue(t, f.m.PacketsOut); got != 0 {
@@ -275,7 +273,7 @@ func TestDownTrackWriteFailed(t *testing.T) {
 	if len(got) != 2 || got[1].hdr.SequenceNumber != got[0].hdr.SequenceNumber+2 {
 		t.Errorf("got %d packets %v, want seq 10 and 12 (the loss of 11 visible)", len(got), got)
 	}
-	if v := counterValue(t, f.m.dropWriteFailed); v != 1 {
+	if v := counterValue(t, f.m.Dropped(DropWriteFailed)); v != 1 {
 		t.Errorf("dropWriteFailed = %v, want 1", v)
 	}
 }
@@ -299,7 +297,7 @@ func TestDownTrackSSRCChange(t *testing.T) {
 			for i := range 3 {
 				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
 			}
-			d.lastWrite -= tt.elapsed
+			d.mung.lastWrite -= tt.elapsed
 			for i := range 3 {
 				f.send(inPacket(t, testInSSRC+1, tt.newSeq+uint16(i), tt.newTS+uint32(i*testFrameTS)))
 			}
@@ -352,7 +350,7 @@ func TestDownTrackResume(t *testing.T) {
 			for i := range 3 {
 				f.send(inPacket(t, testInSSRC, 100+uint16(i), 96000+uint32(i*testFrameTS)))
 			}
-			d.lastWrite -= tt.pause
+			d.mung.lastWrite -= tt.pause
 			// The publisher's timestamps keep the real time elapsed.
 			nextTS := uint32(lastTS + 48000)
 			f.send(inPacket(t, testInSSRC, tt.nextSeq, nextTS))
@@ -401,13 +399,13 @@ func TestServeNACK(t *testing.T) {
 			for i := range 5 {
 				held = append(held, f.sendHeld(inPacket(t, testInSSRC, 60000+uint16(i), uint32(i*testFrameTS))))
 			}
-			d.lastWrite -= 20e6
+			d.mung.lastWrite -= 20e6
 			const in0 = 1000
 			for i := range 50 {
 				held = append(held, f.sendHeld(inPacket(t, testInSSRC+1, in0+uint16(i), 5000+uint32(i*testFrameTS))))
 			}
 			live := w.take()[5:]
-			if d.seqOffset.Load() == 0 {
+			if d.mung.seqOffset.Load() == 0 {
 				t.Fatal("seqOffset is 0: the test wants numbering that differs")
 			}
 			// The tail of the second stream: 10 packets, so that the
@@ -506,5 +504,44 @@ func TestForwardZeroAllocs(t *testing.T) {
 				t.Errorf("forward path: %v allocations per packet, want 0", allocs)
 			}
 		})
+	}
+}
+
+// TestForwardMalformed: a packet that is not RTP is dropped once, by the
+// reader, before any subscriber or the history sees it.
+func TestForwardMalformed(t *testing.T) {
+	ws := make([]*recordWriter, 3)
+	f := newForwardFixture(t, 3, func(i int) webrtc.TrackLocalWriter {
+		ws[i] = &recordWriter{}
+		return ws[i]
+	})
+	bad := inPacket(t, testInSSRC, 7, 0)
+	bad[0] = 0x40 // version 1
+	held := f.sendHeld(bad)
+	f.send(inPacket(t, testInSSRC, 7, 0)[:11]) // shorter than a header
+	f.checkReleased(t, []*bufpool.Packet{held})
+	if got := counterValue(t, f.m.Dropped(DropMalformed)); got != 2 {
+		t.Errorf("malformed drops = %v, want 2 (once per packet, not per subscriber)", got)
+	}
+	if got := counterValue(t, f.m.PacketsIn); got != 0 {
+		t.Errorf("PacketsIn = %v, want 0", got)
+	}
+	for i, w := range ws {
+		if got := w.take(); len(got) != 0 {
+			t.Errorf("subscriber %d got %d packets, want none", i, len(got))
+		}
+	}
+}
+
+// TestFirstPacketCallback: OnFirstPacket runs once per down track, at its
+// first packet written, and not for a track not yet negotiated.
+func TestFirstPacketCallback(t *testing.T) {
+	f := newForwardFixture(t, 3, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	f.downs[2].bound.Store(nil)
+	for i := range 5 {
+		f.send(inPacket(t, testInSSRC, uint16(i), uint32(i*testFrameTS)))
+	}
+	if want := []int{1, 1, 0}; !slices.Equal(f.first, want) {
+		t.Errorf("OnFirstPacket calls per subscriber = %v, want %v", f.first, want)
 	}
 }

@@ -1,4 +1,4 @@
-package sfu
+package media
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ type parseRTPCase struct {
 	raw  []byte
 	ok   bool
 	// When ok:
-	want        rtpFields // payloadOffset is checked through payloadTail
+	want        rtpFields // payloadOffset is checked through payloadTail, extOffset against the header's bits
 	payloadTail []byte    // raw[payloadOffset:]: the payload and any padding (want.paddingSize bytes)
 }
 
@@ -117,6 +117,15 @@ func parseRTPCases(t testing.TB) []parseRTPCase {
 	}
 }
 
+// extOffsetOf is where b's header extension starts by RFC 3550 (after
+// the fixed header and the CSRCs), 0 without one.
+func extOffsetOf(b []byte) int {
+	if b[0]&0x10 == 0 {
+		return 0
+	}
+	return 12 + 4*int(b[0]&0x0f)
+}
+
 func TestParseRTP(t *testing.T) {
 	for _, tc := range parseRTPCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -128,7 +137,7 @@ func TestParseRTP(t *testing.T) {
 				return
 			}
 			got := f
-			got.payloadOffset = 0
+			got.payloadOffset, got.extOffset = 0, 0
 			if got != tc.want {
 				t.Errorf("fields = %+v, want %+v", got, tc.want)
 			}
@@ -137,6 +146,9 @@ func TestParseRTP(t *testing.T) {
 			}
 			if tail := tc.raw[f.payloadOffset:]; !bytes.Equal(tail, tc.payloadTail) {
 				t.Errorf("raw[payloadOffset=%d:] = % x, want % x", f.payloadOffset, tail, tc.payloadTail)
+			}
+			if want := extOffsetOf(tc.raw); f.extOffset != want {
+				t.Errorf("extOffset = %d, want %d", f.extOffset, want)
 			}
 		})
 	}
@@ -174,7 +186,8 @@ func FuzzParseRTP(f *testing.F) {
 			t.Fatalf("parseRTP rejects a packet pion accepts: % x", b)
 		}
 		want := rtpFields{
-			marker: p.Marker, padding: p.Padding, seq: p.SequenceNumber,
+			extOffset: extOffsetOf(b),
+			marker:    p.Marker, padding: p.Padding, seq: p.SequenceNumber,
 			ts: p.Timestamp, ssrc: p.SSRC, payloadOffset: len(b) - len(p.Payload) - int(p.Header.PaddingSize),
 			paddingSize: p.Header.PaddingSize,
 		}

@@ -1,0 +1,205 @@
+package media
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/lianmai/relay/bufpool"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DownTrack is one published track as one subscriber receives it: the
+// relay's own webrtc.TrackLocal. Live packets are written by the
+// published track's reader (UpTrack.forward) with a header rewritten for
+// this subscriber; retransmissions by the down track's RTCP reader. There
+// is no queue and no writer goroutine per subscriber: a write to a UDP peer
+// does not block on that peer, and a hand-off per packet per subscriber
+// cost more than the write itself (docs/performance.md).
+type DownTrack struct {
+	up *UpTrack
+	m  *Metrics
+
+	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
+	mung  munger
+
+	// Owned by the track's reader (writeLive).
+	hdr     rtp.Header
+	sampled uint32
+	onFirst func() // called at the first packet written, then nil
+
+	rtxHdr rtp.Header // owned by the RTCP reader (writeRTX)
+}
+
+// binding is what pion negotiated for this track on the subscriber's
+// connection.
+type binding struct {
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+var errNoCodec = errors.New("no common codec: the subscriber did not accept Opus")
+
+// DownTrackParams are what a subscriber's track needs from the room
+// layer.
+type DownTrackParams struct {
+	// OnFirstPacket, if not nil, is called by the track's reader when the
+	// first packet has been written to the subscriber (the room layer's
+	// join latency). It must not block.
+	OnFirstPacket func()
+}
+
+// NewDownTrack creates up as one subscriber will receive it. Add it to the
+// subscriber's connection (AddTrack), then Subscribe.
+func NewDownTrack(up *UpTrack, p DownTrackParams) *DownTrack {
+	return &DownTrack{up: up, m: up.m, onFirst: p.OnFirstPacket}
+}
+
+// RTCPReader is where a subscriber's RTCP about a track comes from: pion's
+// *webrtc.RTPSender.
+type RTCPReader interface {
+	ReadRTCP() ([]rtcp.Packet, interceptor.Attributes, error)
+}
+
+// Subscribe adds d to its track's fan-out and serves the subscriber's
+// NACKs, read from sender, from the track's history in a goroutine that
+// ends when sender fails (it was removed or its connection closed). false
+// if the track has ended: the caller removes d again.
+func (d *DownTrack) Subscribe(sender RTCPReader) bool {
+	go d.rtcpLoop(sender)
+	return d.up.addSubscriber(d)
+}
+
+// Unsubscribe takes d out of its track's fan-out at once.
+func (d *DownTrack) Unsubscribe() { d.up.removeSubscriber(d) }
+
+// ID, StreamID, RID and Kind implement webrtc.TrackLocal: the track id is
+// the one in track_published, the stream id the publisher's participant id.
+func (d *DownTrack) ID() string                { return d.up.id }
+func (d *DownTrack) StreamID() string          { return d.up.streamID }
+func (d *DownTrack) RID() string               { return "" }
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// Bind implements webrtc.TrackLocal.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, c := range ctx.CodecParameters() {
+		if c.MimeType == Opus.MimeType {
+			d.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			return c, nil
+		}
+	}
+	return webrtc.RTPCodecParameters{}, errNoCodec
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(nil)
+	return nil
+}
+
+// writeLive sends the live packet pkt, parsed as f and read at now, to the
+// subscriber and returns the payload bytes written, or -1 if nothing was
+// written (the drop is counted). Called by the track's reader only, which
+// counts what went out once per packet (UpTrack.forward).
+func (d *DownTrack) writeLive(pkt *bufpool.Packet, f *rtpFields, now int64) int {
+	b := d.bound.Load()
+	if b == nil {
+		d.m.drop(DropNotNegotiated)
+		return -1
+	}
+	seq, ts := d.mung.next(f, now)
+	n, ok := d.send(&d.hdr, b, pkt.Bytes(), f, seq, ts)
+	if !ok {
+		return -1
+	}
+	d.mung.sent(seq, ts, now)
+	if d.sampled++; d.sampled%16 == 1 && pkt.ReadAt != 0 {
+		d.m.ForwardLatency.Observe(float64(Now()-pkt.ReadAt) / 1e9)
+	}
+	if d.onFirst != nil {
+		first := d.onFirst
+		d.onFirst = nil
+		first()
+	}
+	return n
+}
+
+// writeRTX retransmits pkt as the subscriber's sequence number seq.
+// Called by the RTCP reader only.
+func (d *DownTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
+	b := d.bound.Load()
+	if b == nil {
+		d.m.drop(DropNotNegotiated)
+		return
+	}
+	raw := pkt.Bytes()
+	f, ok := parseRTP(raw) // the history keeps only packets that parsed
+	if !ok {
+		d.m.drop(DropMalformed)
+		return
+	}
+	if n, ok := d.send(&d.rtxHdr, b, raw, &f, seq, d.mung.outTS(f.ts)); ok {
+		d.m.PacketsOut.Inc()
+		d.m.BytesOut.Add(float64(n))
+	}
+}
+
+// send rewrites h for this subscriber and writes raw's payload through
+// pion (interceptors, SRTP, the UDP port); it returns the payload bytes
+// written. h is owned by the caller (writeLive or writeRTX).
+func (d *DownTrack) send(h *rtp.Header, b *binding, raw []byte, f *rtpFields, seq uint16, ts uint32) (int, bool) {
+	h.Version = 2
+	// pion writes the padding itself from PaddingSize: pass the payload
+	// without it.
+	h.Padding, h.PaddingSize = f.padding, f.paddingSize
+	h.Marker = f.marker
+	h.PayloadType = b.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	h.SSRC = b.ssrc
+	payload := f.payload(raw)
+	if _, err := b.w.WriteRTP(h, payload); err != nil {
+		d.m.drop(DropWriteFailed)
+		return 0, false
+	}
+	return len(payload), true
+}
+
+// rtcpLoop reads what the subscriber sends about this track and serves its
+// NACKs from the publisher's history. It ends when the sender fails.
+func (d *DownTrack) rtcpLoop(sender RTCPReader) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if n, ok := p.(*rtcp.TransportLayerNack); ok {
+				for _, pair := range n.Nacks {
+					pair.Range(func(seq uint16) bool {
+						d.serveNACK(seq)
+						return true
+					})
+				}
+			}
+		}
+	}
+}
+
+// serveNACK retransmits the packet the subscriber knows as seq, if the
+// history still has it. Called by the RTCP reader only.
+func (d *DownTrack) serveNACK(seq uint16) {
+	m := d.m
+	m.NACKsReceived.Inc()
+	pkt := d.up.hist.get(d.mung.inSeq(seq))
+	if pkt == nil {
+		m.NACKsMissed.Inc()
+		return
+	}
+	d.writeRTX(pkt, seq)
+	pkt.Release()
+	m.NACKsServed.Inc()
+}

@@ -1,0 +1,75 @@
+package media
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5/stdnet"
+)
+
+// ListenUDP opens the one UDP port all peers' media goes through. addr is
+// host:port; an empty or unspecified host listens on every interface (on
+// the same port), a specific host on that address only. With loopback,
+// loopback interfaces are included.
+func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("UDP address %q: want host:port, e.g. :50000 or 127.0.0.1:0: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("UDP address %q: bad port %q", addr, portStr)
+	}
+	batch := &Batch{}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if port == 0 {
+			return nil, fmt.Errorf("UDP address %q: listening on every interface needs a fixed port", addr)
+		}
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, fmt.Errorf("list network interfaces: %w", err)
+		}
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithNet(batchNet{Net: std, g: batch}),
+		}
+		if loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("listen UDP on port %d: %w", port, err)
+		}
+		return &udpMux{UDPMux: mux, batch: batch}, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil, fmt.Errorf("UDP address %q: host must be an IP address: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
+	if err != nil {
+		return nil, fmt.Errorf("listen UDP on %s: %w", addr, err)
+	}
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newBatchConn(conn, batch)})
+	return &udpMux{UDPMux: mux, batch: batch}, nil
+}
+
+// udpMux is the relay's ice.UDPMux and the batch state of its sockets
+// (udpbatch.go), which the tracks' readers use to send a fan-out with one
+// sendmmsg.
+type udpMux struct {
+	ice.UDPMux
+	batch *Batch
+}
+
+// BatchOf is mux's batch state, or nil if mux is not the relay's own (a
+// test's) and writes cannot be batched.
+func BatchOf(mux ice.UDPMux) *Batch {
+	if m, ok := mux.(*udpMux); ok {
+		return m.batch
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package media
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/lianmai/relay/bufpool"
+	"github.com/pion/interceptor"
+)
+
+// UpTrack is one published track: its reader writes every packet to each
+// subscriber's DownTrack and keeps it in the history for NACKs.
+type UpTrack struct {
+	id, kind, streamID string
+	m                  *Metrics
+	batch              *Batch // the relay's UDP write batching, nil without
+	levelExt           uint8  // the audio level extension's id, 0 if not negotiated
+
+	hist  history
+	meter levelMeter
+	muted atomic.Bool // the reader drops everything while set
+
+	// subs is the fan-out list, replaced whole (copy on write) under mu so
+	// that the reader takes it with one atomic load per packet.
+	subs   atomic.Pointer[[]*DownTrack]
+	mu     sync.Mutex
+	closed bool // guarded by mu; no subscriber is added after close
+}
+
+// UpTrackParams are what a published track needs from the room layer.
+type UpTrackParams struct {
+	ID   string // the track id in track_published
+	Kind string // "audio"
+	// StreamID is the MediaStream id subscribers see: the publisher's
+	// participant id.
+	StreamID string
+	// Batch is the relay's UDP write batching (BatchOf), nil to write
+	// every packet at once.
+	Batch *Batch
+	// LevelExt is the RFC 6464 audio level extension's id on the
+	// publisher's connection, 0 if not negotiated.
+	LevelExt uint8
+	Metrics  *Metrics
+}
+
+// NewUpTrack creates a published track with no subscriber.
+func NewUpTrack(p UpTrackParams) *UpTrack {
+	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt}
+	t.subs.Store(&[]*DownTrack{})
+	return t
+}
+
+// ID is the track's id.
+func (t *UpTrack) ID() string { return t.id }
+
+// Kind is the track's kind ("audio").
+func (t *UpTrack) Kind() string { return t.kind }
+
+// SetMuted stops (true) or resumes forwarding at the next packet.
+func (t *UpTrack) SetMuted(muted bool) { t.muted.Store(muted) }
+
+// Muted reports whether forwarding is stopped.
+func (t *UpTrack) Muted() bool { return t.muted.Load() }
+
+// Level is the publisher's smoothed audio level, 0 (silent) to 1, or 0
+// when no level arrived within stale ns of now (Now's clock): a publisher
+// in DTX silence sends nothing.
+func (t *UpTrack) Level(now, stale int64) float64 { return t.meter.level(now, stale) }
+
+// addSubscriber adds d to the fan-out; false if the track has ended.
+func (t *UpTrack) addSubscriber(d *DownTrack) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	subs := append(slices.Clone(*t.subs.Load()), d)
+	t.subs.Store(&subs)
+	return true
+}
+
+// removeSubscriber takes d out of the fan-out at once.
+func (t *UpTrack) removeSubscriber(d *DownTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.subs.Load()
+	i := slices.Index(old, d)
+	if i < 0 {
+		return
+	}
+	subs := slices.Delete(slices.Clone(old), i, i+1)
+	t.subs.Store(&subs)
+}
+
+// Close stops the fan-out; a packet being written still goes out.
+func (t *UpTrack) Close() {
+	t.mu.Lock()
+	t.closed = true
+	t.subs.Store(&[]*DownTrack{})
+	t.mu.Unlock()
+}
+
+// RTPReader is where a track's packets come from: pion's
+// *webrtc.TrackRemote.
+type RTPReader interface {
+	Read(b []byte) (int, interceptor.Attributes, error)
+}
+
+// ReadLoop reads the publisher's packets until r fails (the track ended)
+// and writes each to every subscriber. It releases the history when it
+// returns.
+func (t *UpTrack) ReadLoop(r RTPReader) {
+	defer t.hist.clear()
+	for {
+		pkt := bufpool.Get()
+		n, _, err := r.Read(pkt.Buf())
+		if err != nil {
+			pkt.Release()
+			return
+		}
+		t.forward(pkt, n)
+	}
+}
+
+// forward writes the packet just read into pkt (n bytes) to every
+// subscriber and keeps it in the history. It takes over the caller's
+// reference. The header is parsed here, once, and the fields handed to
+// every subscriber's write.
+//
+// The writes are inline, one after the other, rather than handed to a
+// writer goroutine per subscriber: a write to a UDP peer does not block on
+// that peer (every peer shares the one UDP socket), and the hand-off cost
+// more than the write (a goroutine wake-up per packet per subscriber;
+// docs/performance.md has the figures).
+func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
+	m := t.m
+	pkt.SetLen(n)
+	raw := pkt.Bytes()
+	f, ok := parseRTP(raw)
+	if !ok {
+		pkt.Release()
+		m.drop(DropMalformed)
+		return
+	}
+	now := Now()
+	pkt.ReadAt = now
+	m.PacketsIn.Inc()
+	m.BytesIn.Add(float64(n))
+	if t.muted.Load() {
+		pkt.Release()
+		return
+	}
+	if t.levelExt != 0 {
+		if lv, ok := audioLevel(raw, &f, t.levelExt); ok {
+			t.meter.update(lv, now)
+		}
+	}
+	t.hist.put(f.seq, pkt)
+	out, bytes := t.writeAll(*t.subs.Load(), pkt, &f, now)
+	if out > 0 {
+		m.PacketsOut.Add(float64(out))
+		m.BytesOut.Add(float64(bytes))
+	}
+	pkt.Release()
+}
+
+// writeAll writes pkt (parsed as f) to every one of subs, and returns how
+// many packets and payload bytes went out. With more than one subscriber
+// the writes leave in one sendmmsg (udpbatch.go) rather than a sendto
+// each.
+func (t *UpTrack) writeAll(subs []*DownTrack, pkt *bufpool.Packet, f *rtpFields, now int64) (out, bytes int) {
+	if t.batch != nil && len(subs) > 1 {
+		t.batch.begin()
+		defer t.batch.end()
+	}
+	for _, d := range subs {
+		if b := d.writeLive(pkt, f, now); b >= 0 {
+			out++
+			bytes += b
+		}
+	}
+	return out, bytes
+}

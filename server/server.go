@@ -1,0 +1,113 @@
+// Package server builds the whole relay from its configuration: the media
+// port, the room layer (sfu), signaling, the metrics registry and the HTTP
+// routes (the page, /ws, /metrics, /healthz, /readyz). cmd/relay and the
+// tests (internal/relaytest) both build it here, so that the tests
+// exercise the production routes.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/media"
+	"github.com/lianmai/relay/sfu"
+	"github.com/lianmai/relay/signaling"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Config is what New needs.
+type Config struct {
+	// UDPAddr is the one UDP port for every peer's media (media.ListenUDP):
+	// ":50000" in production, "127.0.0.1:0" in tests.
+	UDPAddr string
+	// AnnounceIPs replace the host candidates' addresses (1:1 NAT).
+	AnnounceIPs []string
+	// Loopback gathers loopback candidates only, mDNS off: tests and demos
+	// on one machine.
+	Loopback bool
+	// SFU and Signaling are the layers' own settings; New fills in what
+	// it builds (the media port, metrics, logger).
+	SFU       sfu.Config
+	Signaling signaling.Config
+	// Logger, nil for slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a built relay: serve Handler, then Drain and Shutdown.
+type Server struct {
+	sfu      *sfu.SFU
+	sig      *signaling.Server
+	reg      *prometheus.Registry
+	handler  http.Handler
+	draining atomic.Bool // /readyz fails once set
+}
+
+// New opens the media port and builds the relay. On error nothing is left
+// open.
+func New(cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gctune.NewCollector(),
+	)
+	metrics, err := sfu.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := media.ListenUDP(cfg.UDPAddr, cfg.Loopback)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the media port; choose another with -udp: %w", err)
+	}
+	sc := cfg.SFU
+	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
+	sc.Metrics = metrics
+	sc.Logger = log
+	rooms, err := sfu.New(sc)
+	if err != nil {
+		_ = udp.Close()
+		return nil, fmt.Errorf("cannot start the media server: %w", err)
+	}
+	gc := cfg.Signaling
+	gc.Logger = log
+	r := &Server{
+		sfu: rooms,
+		sig: signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
+		reg: reg,
+	}
+	r.handler = r.routes()
+	return r, nil
+}
+
+// Handler serves the relay's HTTP surface.
+func (r *Server) Handler() http.Handler { return r.handler }
+
+// Registry holds every metric the relay exports at /metrics.
+func (r *Server) Registry() *prometheus.Registry { return r.reg }
+
+// Drain starts a graceful shutdown: /readyz fails, joins and resumes are
+// refused, every client is told to move, and Drain waits until every
+// session has ended or timeout has passed (or ctx ends).
+func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
+	r.draining.Store(true)
+	r.sig.Drain(ctx, timeout)
+}
+
+// Shutdown closes every session and participant and the media port, and
+// waits for the sessions to end or ctx to expire. Call it before the HTTP
+// server's own Shutdown, which does not wait for hijacked (WebSocket)
+// connections.
+func (r *Server) Shutdown(ctx context.Context) error {
+	r.draining.Store(true)
+	return r.sig.Shutdown(ctx)
+}
