@@ -9,8 +9,9 @@ import (
 	"github.com/lianmai/relay/sfu"
 )
 
-// handle handles one client message; false ends the session.
-func (s *session) handle(data []byte) bool {
+// handle handles one client message. Whatever ends the session has
+// called closeWith: the read loop then ends.
+func (s *session) handle(data []byte) {
 	received := time.Now()
 	msg, err := protocol.Decode(data)
 	if err != nil {
@@ -19,16 +20,16 @@ func (s *session) handle(data []byte) bool {
 		s.sendError(de.ID, protocol.CodeBadRequest, de.Reason)
 		if s.p == nil {
 			s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
-			return false
 		}
-		return true
+		return
 	}
 	if s.p == nil {
-		return s.handleBeforeJoin(msg, received)
+		s.handleBeforeJoin(msg, received)
+		return
 	}
 	if !s.p.Owns(s) { // a resume took the participant over
 		s.closeWith(protocol.CloseNormal, protocol.CloseTextReplaced)
-		return false
+		return
 	}
 	switch m := msg.(type) {
 	case *protocol.Ping:
@@ -38,7 +39,7 @@ func (s *session) handle(data []byte) bool {
 	case *protocol.SessionDescription:
 		if len(m.SDP) > s.srv.cfg.MaxSDPSize {
 			s.sendError(m.ID, protocol.CodeBadRequest, fmt.Sprintf("the %s is %d bytes of SDP; at most %d are accepted", m.Type, len(m.SDP), s.srv.cfg.MaxSDPSize))
-			return true
+			return
 		}
 		if m.Type == protocol.TypeOffer {
 			s.reply(m.ID, s.p.Offer(m.ID, m.SDP))
@@ -50,7 +51,7 @@ func (s *session) handle(data []byte) bool {
 	case *protocol.Leave:
 		s.p.Leave()
 		s.closeWith(protocol.CloseNormal, "left")
-		return false
+		return
 	case *protocol.MicRequest:
 		s.reply(m.ID, s.p.MicRequest())
 	case *protocol.Targeted:
@@ -58,7 +59,6 @@ func (s *session) handle(data []byte) bool {
 	case *protocol.Mute:
 		s.reply(m.ID, s.p.Mute(m.Participant, *m.Muted))
 	}
-	return true
 }
 
 // targeted handles the messages that name a participant.
@@ -78,35 +78,34 @@ func (s *session) targeted(m *protocol.Targeted) error {
 	return fmt.Errorf("unhandled message type %q", m.Type)
 }
 
-func (s *session) handleBeforeJoin(msg any, received time.Time) bool {
+func (s *session) handleBeforeJoin(msg any, received time.Time) {
 	switch m := msg.(type) {
 	case *protocol.Ping:
 		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
-		return true
+		return
 	case *protocol.Join:
 		name, role, err := s.srv.admit(m)
 		if errors.Is(err, errUnauthorized) {
 			s.sendError(m.ID, protocol.CodeUnauthorized, err.Error())
 			s.closeWith(protocol.ClosePolicy, "unauthorized")
-			return false
+			return
 		}
 		if err != nil {
 			s.sendError(m.ID, protocol.CodeForbidden, err.Error())
-			return true
+			return
 		}
 		p, err := s.join(m, name, role, received)
 		if err != nil {
 			s.reply(m.ID, err)
-			return true // the client may try again, e.g. as audience
+			return // the client may try again, e.g. as audience
 		}
 		s.p = p
 		s.joined.Store(true)
 		s.log = s.log.With("room", m.Room, "participant", p.ID())
-		return true
+		return
 	}
 	s.sendError(idOf(msg), protocol.CodeBadRequest, "the first message must be join (or ping)")
 	s.closeWith(protocol.ClosePolicy, "the first message must be join (or ping)")
-	return false
 }
 
 // join resumes the session m.Resume names or, if there is none (any
