@@ -31,7 +31,7 @@ test:
 .PHONY: soak
 
 # The relay under half a core of load with churn and mic cycling for
-# SOAK_DURATION (30m): fails unless heap in use and goroutines at the end
+# SOAK_DURATION (30m): fails unless the live heap and goroutines at the end
 # are within 10% of their level after warm-up and listeners lost nothing.
 soak:
 	loadtest/soak.sh
