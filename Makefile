@@ -14,7 +14,7 @@ bench-build:
 
 # The load generator's tests, as CI runs them.
 loadtest-test:
-	go test -race -tags nolibopusfile ./loadtest/ ./cmd/loadtest/
+	go test -race -tags nolibopusfile ./loadtest/... ./cmd/loadtest/
 
 # --- Build and test ---------------------------------------------------------
 .PHONY: build test

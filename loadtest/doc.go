@@ -7,8 +7,14 @@
 //
 // Run takes a Scenario (rooms, roles, join ramp, duration, churn, mic
 // cycling, injected loss and jitter) and a Config (where the relay is) and
-// returns a Report; cmd/loadtest is its command line. docs/loadtest.md
-// describes every figure.
+// returns a report.Report; cmd/loadtest is its command line.
+// docs/loadtest.md describes every figure.
+//
+// This package measures; package report (loadtest/report) turns the
+// measurements into figures and writes them. Each run's counters are read
+// into report.Snapshots (the relay's /metrics, parsed by expfmt, and
+// /proc), its tallies into report.Measurements, and report.Build does the
+// arithmetic.
 //
 // Injected loss happens by default on each publisher's uplink (uplink.go):
 // an interceptor between pion's NACK responder and the wire drops packets

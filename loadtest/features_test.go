@@ -72,7 +72,7 @@ func TestMicCycling(t *testing.T) {
 		if m.PublishMs.Count < 1 || m.HostHeardMs.Count != m.PublishMs.Count || m.HostHeardMs.P50 < m.PublishMs.P50 {
 			t.Fatalf("on the mic to first frame %+v, to the host's first packet %+v", m.PublishMs, m.HostHeardMs)
 		}
-		t.Logf("%d cycles, %d granted (mic_request to guest %s; guest to the host's first packet %s), %d released",
-			m.Attempts, m.Granted, distMs(m.GrantMs), distMs(m.HostHeardMs), m.Released)
+		t.Logf("%d cycles, %d granted (mic_request to guest %+v; guest to the host's first packet %+v), %d released",
+			m.Attempts, m.Granted, m.GrantMs, m.HostHeardMs, m.Released)
 	})
 }

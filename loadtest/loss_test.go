@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/loadtest/report"
 	"go.uber.org/goleak"
 )
 
@@ -37,7 +38,7 @@ func testLossRepair(t *testing.T) {
 	sc.Name = "ci-loss5"
 	sc.LossPct, sc.LossBurst, sc.LossAt = 5, 1, LossNetwork
 	const stutterBound = 1 // percent
-	var rep *Report
+	var rep *report.Report
 	for attempt := 1; ; attempt++ {
 		var err error
 		rep, err = Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger(), ClientLog: testLogger()})
@@ -83,7 +84,7 @@ func testLossRepair(t *testing.T) {
 	})
 	t.Run("stutter under 1%", func(t *testing.T) {
 		if a.StutterPct >= stutterBound {
-			t.Fatalf("stutter %.3f%% (%d frames, %d late); repairs took %s", a.StutterPct, a.StutterFrames, a.LateFrames, distMs(a.RepairMs))
+			t.Fatalf("stutter %.3f%% (%d frames, %d late); repairs took %+v", a.StutterPct, a.StutterFrames, a.LateFrames, a.RepairMs)
 		}
 	})
 }

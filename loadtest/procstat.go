@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times. It is
@@ -71,24 +73,18 @@ func selfRSS() int64 {
 	return ps.rss
 }
 
-// hostCPU is the machine's CPU time from /proc/stat, summed over every
-// CPU: busy (user, nice, system, irq, softirq) and steal (taken by the
-// hypervisor).
-type hostCPU struct {
-	busy, steal time.Duration
-	ok          bool
-}
-
-// readHostCPU reads the aggregate "cpu" line of /proc/stat.
-func readHostCPU() hostCPU {
+// readHostCPU reads the aggregate "cpu" line of /proc/stat: the machine's
+// CPU time summed over every CPU, busy (user, nice, system, irq, softirq)
+// and steal (taken by the hypervisor). Nil if it cannot be read.
+func readHostCPU() *report.HostCPU {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return hostCPU{}
+		return nil
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	f := strings.Fields(line)
 	if len(f) < 9 || f[0] != "cpu" {
-		return hostCPU{}
+		return nil
 	}
 	var v [8]int64
 	for i := range v {
@@ -97,5 +93,5 @@ func readHostCPU() hostCPU {
 	// user nice system idle iowait irq softirq steal
 	busy := v[0] + v[1] + v[2] + v[5] + v[6]
 	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
-	return hostCPU{busy: tick(busy), steal: tick(v[7]), ok: true}
+	return &report.HostCPU{Busy: tick(busy), Steal: tick(v[7])}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/opusgen"
+	"github.com/lianmai/relay/loadtest/report"
 	"github.com/pion/rtp"
 )
 
@@ -30,7 +31,7 @@ type publisher struct {
 	extID uint8 // negotiated audio level extension id, 0 for none
 
 	// Owned by the pacer goroutine; read after ended is closed.
-	lateness Hist // how late each frame's wake-up was, before any injected jitter
+	lateness report.Hist // how late each frame's wake-up was, before any injected jitter
 
 	sent        atomic.Uint64 // frames written
 	dropped     atomic.Uint64 // frames dropped by injected loss

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // Run runs sc against the relay cfg names and returns the report. It
@@ -18,7 +19,7 @@ import (
 // bad scenario (ErrBadScenario), a relay that does not answer
 // (ErrRelayUnreachable) or refuses the load generator (ErrRefused), a run
 // past its deadline. Everything it starts has ended when it returns.
-func Run(ctx context.Context, sc Scenario, cfg Config) (*Report, error) {
+func Run(ctx context.Context, sc Scenario, cfg Config) (*report.Report, error) {
 	sc = sc.WithDefaults()
 	if err := sc.Validate(); err != nil {
 		return nil, err
@@ -37,14 +38,14 @@ func Run(ctx context.Context, sc Scenario, cfg Config) (*Report, error) {
 	return r.run(ctx)
 }
 
-func (r *runner) run(ctx context.Context) (*Report, error) {
+func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	r.startNs, r.startedAt = nanotime(), time.Now()
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
 	}
-	before := r.snap(ctx) // baseline for the relay's join latency histogram
-	if before.prom == nil && r.metricsURL != "" {
-		r.warn("relay /metrics at %s did not answer (%v); relay figures will be missing", r.metricsURL, before.promErr)
+	before, scrapeErr := r.snap(ctx) // baseline for the relay's join latency histogram
+	if scrapeErr != nil {
+		r.warn("relay /metrics at %s did not answer (%v); relay figures will be missing", r.metricsURL, scrapeErr)
 	}
 
 	samplerCtx, stopSampler := context.WithCancel(ctx)
@@ -74,13 +75,13 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 
 	r.phase.Store(phaseMeasure)
 	r.win.start.Store(nanotime())
-	start := r.snap(ctx)
+	start, _ := r.snap(ctx)
 	actorsCtx, stopActors := context.WithCancel(ctx)
 	var actors sync.WaitGroup
 	r.startActors(actorsCtx, &actors)
 	err := sleepCtx(ctx, r.sc.Duration.D())
 	r.win.end.Store(nanotime())
-	end := r.snap(ctx)
+	end, _ := r.snap(ctx)
 	stopActors()
 	actors.Wait()
 	if err != nil {
@@ -92,7 +93,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.teardown()
 	stopSampler()
 	<-samplerDone
-	return r.report(before, start, end), nil
+	return r.finish(before, start, end), nil
 }
 
 // preflight waits for the relay to accept TCP connections (up to
@@ -190,32 +191,21 @@ func (r *runner) countPublishers() int {
 	return len(r.logs)
 }
 
-// snapshot is the relay's and the load generator's counters at one
-// instant.
-type snapshot struct {
-	ns         int64
-	prom       *promSnapshot
-	promErr    error
-	proc       procStat
-	procOK     bool
-	selfCPU    time.Duration
-	packets    uint64
-	late       uint64
-	goroutines int
-	host       hostCPU
-}
-
-func (r *runner) snap(ctx context.Context) snapshot {
-	s := snapshot{ns: nanotime(), selfCPU: selfCPU(), packets: r.live.packets.Load(), late: r.live.late.Load(),
-		goroutines: runtime.NumGoroutine(), host: readHostCPU()}
+// snap reads every counter a report is computed from. The error is the
+// scrape's when /metrics did not answer; the snapshot then has no Metrics.
+func (r *runner) snap(ctx context.Context) (report.Snapshot, error) {
+	s := report.Snapshot{Nanos: nanotime(), SelfCPU: selfCPU(), Packets: r.live.packets.Load(), Late: r.live.late.Load(),
+		Goroutines: runtime.NumGoroutine(), Host: readHostCPU()}
 	if r.cfg.RelayPID > 0 {
-		ps, err := readProcStat(r.cfg.RelayPID)
-		s.proc, s.procOK = ps, err == nil
+		if ps, err := readProcStat(r.cfg.RelayPID); err == nil {
+			s.Relay = &report.Process{CPU: ps.cpu, RSS: ps.rss}
+		}
 	}
+	var err error
 	if r.metricsURL != "" {
-		s.prom, s.promErr = scrape(ctx, r.hc, r.metricsURL)
+		s.Metrics, err = scrape(ctx, r.hc, r.metricsURL)
 	}
-	return s
+	return s, err
 }
 
 // sleepCtx sleeps for d or until ctx ends.

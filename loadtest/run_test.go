@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/loadtest/report"
 	"go.uber.org/goleak"
 )
 
@@ -60,7 +61,7 @@ func testRunInProcess(t *testing.T) {
 	// A run whose stutter misses the bound is repeated (up to 3 runs),
 	// and every run's figures are logged; everything else must hold in
 	// every run.
-	var rep *Report
+	var rep *report.Report
 	for attempt := 1; ; attempt++ {
 		var err error
 		rep, err = Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger(), ClientLog: testLogger()})

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // Phases of a run, for the progress line and the time series.
@@ -52,21 +54,20 @@ type runner struct {
 	nextSlot int64         // when the next join may start (join_rate); guarded by slotMu
 	sem      chan struct{} // join_concurrency tokens; a join holds one while in flight
 
-	mu          sync.Mutex           // guards the fields below
-	logs        map[string]*frameLog // by publisher participant id
-	parts       []*participant       // everyone who joined, in order; churned and mic guests too
-	audience    [][]*participant     // per room: audience currently in (churn picks from it)
-	hosts       [][]*participant     // per room
-	joins       joinCounts
-	churn       ChurnReport
-	mic         MicReport
-	micGrant    []float64
-	micRel      []float64
-	micPublish  []float64 // role_changed guest to the guest's first frame sent, ms
-	micHeard    []float64 // role_changed guest to a host's first packet of the guest, ms
-	warnings    []string
-	series      []Sample
-	relayRSSMax float64
+	mu         sync.Mutex           // guards the fields below
+	logs       map[string]*frameLog // by publisher participant id
+	parts      []*participant       // everyone who joined, in order; churned and mic guests too
+	audience   [][]*participant     // per room: audience currently in (churn picks from it)
+	hosts      [][]*participant     // per room
+	joins      joinCounts
+	churn      report.Churn
+	mic        report.Mic
+	micGrant   []float64
+	micRel     []float64
+	micPublish []float64 // role_changed guest to the guest's first frame sent, ms
+	micHeard   []float64 // role_changed guest to a host's first packet of the guest, ms
+	warnings   []string
+	series     []report.Sample
 }
 
 type joinCounts struct {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // Scenario is what a run does. It comes from a JSON file (LoadScenario),
@@ -102,6 +104,21 @@ func LoadScenario(path string) (Scenario, error) {
 	if s.Name == "" {
 		base := path[strings.LastIndex(path, "/")+1:]
 		s.Name = strings.TrimSuffix(base, ".json")
+	}
+	return s, nil
+}
+
+// ScenarioOf decodes the scenario a report recorded. Package report keeps
+// it as raw JSON so as not to depend on this package; fields a newer
+// scenario has and this one does not are ignored, so old and new reports
+// both read.
+func ScenarioOf(rep *report.Report) (Scenario, error) {
+	var s Scenario
+	if len(rep.Scenario) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(rep.Scenario, &s); err != nil {
+		return s, fmt.Errorf("the report's scenario: %w", err)
 	}
 	return s, nil
 }

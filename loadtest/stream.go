@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 	"time"
+
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // playoutDeadline is how long after its send time a frame may arrive and
@@ -56,10 +58,10 @@ type streamStats struct {
 	unknown     uint64 // packets whose timestamp matches no frame the publisher stamped
 	padding     uint64 // packets without payload, skipped
 
-	lat      Hist     // one-way latency of every in-window packet, first copies only
-	repaired uint64   // in-window frames lost on the uplink and received anyway (retransmitted)
-	repair   *Hist    // their one-way latency; nil until the first
-	play     *playout // nil unless this receiver decodes (the stutter sample)
+	lat      report.Hist  // one-way latency of every in-window packet, first copies only
+	repaired uint64       // in-window frames lost on the uplink and received anyway (retransmitted)
+	repair   *report.Hist // their one-way latency; nil until the first
+	play     *playout     // nil unless this receiver decodes (the stutter sample)
 
 	live *liveCounters // the run's live counters, for the progress line and the time series
 
@@ -129,7 +131,7 @@ func (s *streamStats) onPacket(now int64, raw []byte) {
 	if s.log.uplinkLost(k) {
 		s.repaired++
 		if s.repair == nil {
-			s.repair = &Hist{}
+			s.repair = &report.Hist{}
 		}
 		s.repair.Add(lat)
 	}

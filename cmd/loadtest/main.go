@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/lianmai/relay/loadtest"
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // Exit statuses.
@@ -124,7 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // writeReports writes the JSON and HTML reports, where asked.
-func writeReports(rep *loadtest.Report, jsonPath, htmlPath string) error {
+func writeReports(rep *report.Report, jsonPath, htmlPath string) error {
 	if jsonPath != "" {
 		data, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/loadtest"
+	"github.com/lianmai/relay/loadtest/report"
 	"go.uber.org/goleak"
 )
 
@@ -79,9 +79,9 @@ func TestExitCodes(t *testing.T) {
 	}
 	dead := "ws://" + ln.Addr().String() + "/ws"
 	_ = ln.Close()
-	report := filepath.Join(t.TempDir(), "r.json")
-	data, _ := json.Marshal(&loadtest.Report{Scenario: loadtest.Scenario{Name: "x"}})
-	if err := os.WriteFile(report, data, 0o644); err != nil {
+	saved := filepath.Join(t.TempDir(), "r.json")
+	data, _ := json.Marshal(&report.Report{Scenario: json.RawMessage(`{"name": "x"}`)})
+	if err := os.WriteFile(saved, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -97,7 +97,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad url", []string{"-url", "http://x"}, exitUsage, "ws://", ""},
 		{"unreachable relay", []string{"-url", dead, "-wait-ready", "200ms", "-quiet"}, exitFailed, "is the relay running", ""},
 		{"summarize nothing", []string{"summarize"}, exitUsage, "name the JSON reports", ""},
-		{"summarize", []string{"summarize", report, report}, exitOK, "", "relay CPU µs per forwarded packet"},
+		{"summarize", []string{"summarize", saved, saved}, exitOK, "", "relay CPU µs per forwarded packet"},
 		{"idlemem help", []string{"idlemem", "-h"}, exitOK, "Usage: loadtest idlemem", ""},
 		{"idlemem bad idle", []string{"idlemem", "-idle", "1s,soon"}, exitUsage, "want durations", ""},
 		{"idlemem no pages", []string{"idlemem", "-pages", "0"}, exitUsage, "want at least 1", ""},

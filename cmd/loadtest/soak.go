@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/loadtest"
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // soakOptions are `loadtest soakcheck`'s settings.
@@ -77,7 +78,7 @@ func soakcheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("soakcheck: %w", err)
 	}
-	var rep loadtest.Report
+	var rep report.Report
 	if err := json.Unmarshal(data, &rep); err != nil {
 		return fmt.Errorf("soakcheck: %s is not a loadtest JSON report: %w", fs.Arg(0), err)
 	}
@@ -97,10 +98,10 @@ func (o soakOptions) fits(d time.Duration) error {
 // checkSoak prints the timeline and the levels, then the verdict. It
 // returns errSoakFailed (wrapped, naming every failed check) if a check
 // failed, another error if the report cannot be judged.
-func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
+func checkSoak(rep *report.Report, o soakOptions, out io.Writer) error {
 	// The window opened just before the first sample of the measure phase.
 	var t0 float64
-	var window []loadtest.Sample
+	var window []report.Sample
 	for _, s := range rep.Series {
 		if s.Phase != "measure" {
 			continue
@@ -116,18 +117,21 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 	if err := o.fits(time.Duration(rep.WindowSeconds * float64(time.Second))); err != nil {
 		return err
 	}
-	if slices.IndexFunc(window, func(s loadtest.Sample) bool { return s.RelayHeapInuse > 0 }) < 0 {
+	if slices.IndexFunc(window, func(s report.Sample) bool { return s.RelayHeapInuse > 0 }) < 0 {
 		return errors.New("soakcheck: no sample has the relay's heap in use: did the load generator scrape its /metrics (-metrics)?")
 	}
 	// The live heap (after the last GC) is what a leak grows; heap in use
 	// also counts garbage and moves with where a sample falls in the GC
 	// cycle. Relays without relay_gc_heap_live_bytes get the old measure.
-	live := slices.IndexFunc(window, func(s loadtest.Sample) bool { return s.RelayHeapLive > 0 }) >= 0
+	live := slices.IndexFunc(window, func(s report.Sample) bool { return s.RelayHeapLive > 0 }) >= 0
 	heapName, heapHow := "heap in use", "lowest"
 	if live {
 		heapName, heapHow = "live heap", "median"
 	}
-	sc := rep.Scenario
+	sc, err := loadtest.ScenarioOf(rep)
+	if err != nil {
+		return fmt.Errorf("soakcheck: %w", err)
+	}
 	fmt.Fprintf(out, "soak %s: %d room(s) x (%d host + %d guest + %d audience), churn %g/min per room, mic every %s; %.0f s window\n",
 		sc.Name, sc.Rooms, sc.Hosts, sc.Guests, sc.Audience, sc.ChurnPerMin, sc.MicCycleEvery.D(), rep.WindowSeconds)
 
@@ -197,7 +201,7 @@ func checkSoak(rep *loadtest.Report, o soakOptions, out io.Writer) error {
 
 // level takes the samples from..to seconds after t0; live says which heap
 // figure to use (see checkSoak).
-func level(window []loadtest.Sample, t0, from, to float64, live bool) soakLevel {
+func level(window []report.Sample, t0, from, to float64, live bool) soakLevel {
 	l := soakLevel{from: from, to: to}
 	var heap, gor, rss, pps []float64
 	for _, s := range window {
@@ -224,7 +228,7 @@ func level(window []loadtest.Sample, t0, from, to float64, live bool) soakLevel 
 }
 
 // heapOf is a sample's live heap, or its heap in use without one.
-func heapOf(s loadtest.Sample, live bool) float64 {
+func heapOf(s report.Sample, live bool) float64 {
 	if live {
 		return s.RelayHeapLive
 	}

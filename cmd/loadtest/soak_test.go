@@ -8,22 +8,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lianmai/relay/loadtest"
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // soakReport makes a report of a 240 s window sampled every 5 s whose
 // heap in use saws between base and 1.6 × base (a GC cycle every 15 s),
 // scaled by grow over the window, with goroutines at 2000 × gorGrow at
 // the end.
-func soakReport(heapGrow, gorGrow float64, lost int64) *loadtest.Report {
-	rep := &loadtest.Report{WindowSeconds: 240}
-	rep.Scenario.Name = "soak"
+func soakReport(heapGrow, gorGrow float64, lost int64) *report.Report {
+	rep := &report.Report{WindowSeconds: 240}
+	rep.Scenario = json.RawMessage(`{"name": "soak"}`)
 	rep.Audio.ExpectedFrames, rep.Audio.LostFrames = 100000, lost
-	rep.Series = append(rep.Series, loadtest.Sample{T: 5, Phase: "ramp"})
+	rep.Series = append(rep.Series, report.Sample{T: 5, Phase: "ramp"})
 	for i := 0; i <= 48; i++ {
 		f := float64(i) / 48
 		saw := 1 + 0.2*float64(i%3)
-		rep.Series = append(rep.Series, loadtest.Sample{
+		rep.Series = append(rep.Series, report.Sample{
 			T: 10 + float64(i)*5, Phase: "measure", Up: 84, RelayOutPPS: 25000,
 			RelayHeapInuse:  20e6 * saw * (1 + (heapGrow-1)*f),
 			RelayGoroutines: 2000 * (1 + (gorGrow-1)*f),
@@ -35,7 +35,7 @@ func soakReport(heapGrow, gorGrow float64, lost int64) *loadtest.Report {
 
 // withLive adds a live heap of 20 MB × grow at the end (linear) to rep's
 // samples, as relays that export relay_gc_heap_live_bytes report it.
-func withLive(rep *loadtest.Report, grow float64) *loadtest.Report {
+func withLive(rep *report.Report, grow float64) *report.Report {
 	for i := range rep.Series {
 		f := float64(i) / float64(len(rep.Series)-1)
 		rep.Series[i].RelayHeapLive = 20e6 * (1 + (grow-1)*f)
@@ -47,7 +47,7 @@ func TestSoakCheck(t *testing.T) {
 	o := soakOptions{warmup: 120e9, span: 30e9, tolerance: 10, every: 30e9}
 	tests := []struct {
 		name string
-		rep  *loadtest.Report
+		rep  *report.Report
 		want string // in the error; "" passes
 	}{
 		{"steady", soakReport(1, 1, 0), ""},
@@ -95,7 +95,7 @@ func TestSoakCheck(t *testing.T) {
 // TestSoakCheckCommand: exit statuses of `loadtest soakcheck`.
 func TestSoakCheckCommand(t *testing.T) {
 	dir := t.TempDir()
-	write := func(rep *loadtest.Report) string {
+	write := func(rep *report.Report) string {
 		data, err := json.Marshal(rep)
 		if err != nil {
 			t.Fatal(err)

@@ -9,62 +9,63 @@ import (
 	"text/tabwriter"
 
 	"github.com/lianmai/relay/loadtest"
+	"github.com/lianmai/relay/loadtest/report"
 )
 
 // figure is one headline figure of a report.
 type figure struct {
 	name string
-	get  func(*loadtest.Report) float64
+	get  func(*report.Report) float64
 }
 
 // headline are the figures `loadtest summarize` prints, as medians over
-// runs: what docs/loadtest.md's results table quotes.
+// runs: what docs/loadtest.md's current-figures table quotes.
 var headline = []figure{
-	{"participants", func(r *loadtest.Report) float64 { return float64(r.Joins.Succeeded) }},
-	{"join failures", func(r *loadtest.Report) float64 { return float64(r.Joins.Failed) }},
-	{"join latency p50 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P50 }},
-	{"join latency p95 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P95 }},
-	{"join latency p99 (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.P99 }},
-	{"join latency max (ms)", func(r *loadtest.Report) float64 { return r.Joins.FirstPacketMs.Max }},
-	{"one-way p50 (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.P50 }},
-	{"one-way p99 (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.P99 }},
-	{"one-way max (ms)", func(r *loadtest.Report) float64 { return r.Audio.OneWayMs.Max }},
-	{"loss (%)", func(r *loadtest.Report) float64 { return r.Audio.LossPct }},
-	{"late (%)", func(r *loadtest.Report) float64 { return r.Audio.LatePct }},
-	{"stutter (%)", func(r *loadtest.Report) float64 { return r.Audio.StutterPct }},
-	{"stutter, decoded sample (%)", func(r *loadtest.Report) float64 { return r.Audio.Decoded.StutterPct }},
-	{"relay packets out/s", func(r *loadtest.Report) float64 { return r.Relay.PacketsOutPerSec }},
-	{"relay CPU (% of a core)", func(r *loadtest.Report) float64 { return r.Relay.CPUPct }},
-	{"relay CPU µs per forwarded packet", func(r *loadtest.Report) float64 { return r.Relay.CPUMicrosPerPacket }},
-	{"relay GC pauses in window", func(r *loadtest.Report) float64 { return r.Relay.GCPauses }},
-	{"relay GC pause p99 (ms, bucket)", func(r *loadtest.Report) float64 { return r.Relay.GCPauseP99Ms }},
-	{"relay GC pause max (ms, bucket)", func(r *loadtest.Report) float64 { return r.Relay.GCPauseMaxMs }},
-	{"relay GC CPU (%)", func(r *loadtest.Report) float64 { return r.Relay.GCCPUPct }},
-	{"relay RSS (MiB)", func(r *loadtest.Report) float64 { return r.Relay.RSSBytes / (1 << 20) }},
-	{"relay goroutines", func(r *loadtest.Report) float64 { return r.Relay.Goroutines }},
-	{"load generator CPU (% of a core)", func(r *loadtest.Report) float64 { return r.Loadgen.CPUPct }},
-	{"load generator CPU µs per received packet", func(r *loadtest.Report) float64 { return r.Loadgen.CPUMicrosPerPacket }},
-	{"pacer lateness p99 (ms)", func(r *loadtest.Report) float64 { return r.Audio.PacerLateMs.P99 }},
-	{"other processes (% of a core)", func(r *loadtest.Report) float64 { return r.Host.OtherPct }},
+	{"participants", func(r *report.Report) float64 { return float64(r.Joins.Succeeded) }},
+	{"join failures", func(r *report.Report) float64 { return float64(r.Joins.Failed) }},
+	{"join latency p50 (ms)", func(r *report.Report) float64 { return r.Joins.FirstPacketMs.P50 }},
+	{"join latency p95 (ms)", func(r *report.Report) float64 { return r.Joins.FirstPacketMs.P95 }},
+	{"join latency p99 (ms)", func(r *report.Report) float64 { return r.Joins.FirstPacketMs.P99 }},
+	{"join latency max (ms)", func(r *report.Report) float64 { return r.Joins.FirstPacketMs.Max }},
+	{"one-way p50 (ms)", func(r *report.Report) float64 { return r.Audio.OneWayMs.P50 }},
+	{"one-way p99 (ms)", func(r *report.Report) float64 { return r.Audio.OneWayMs.P99 }},
+	{"one-way max (ms)", func(r *report.Report) float64 { return r.Audio.OneWayMs.Max }},
+	{"loss (%)", func(r *report.Report) float64 { return r.Audio.LossPct }},
+	{"late (%)", func(r *report.Report) float64 { return r.Audio.LatePct }},
+	{"stutter (%)", func(r *report.Report) float64 { return r.Audio.StutterPct }},
+	{"stutter, decoded sample (%)", func(r *report.Report) float64 { return r.Audio.Decoded.StutterPct }},
+	{"relay packets out/s", func(r *report.Report) float64 { return r.Relay.PacketsOutPerSec }},
+	{"relay CPU (% of a core)", func(r *report.Report) float64 { return r.Relay.CPUPct }},
+	{"relay CPU µs per forwarded packet", func(r *report.Report) float64 { return r.Relay.CPUMicrosPerPacket }},
+	{"relay GC pauses in window", func(r *report.Report) float64 { return r.Relay.GCPauses }},
+	{"relay GC pause p99 (ms, bucket)", func(r *report.Report) float64 { return r.Relay.GCPauseP99Ms }},
+	{"relay GC pause max (ms, bucket)", func(r *report.Report) float64 { return r.Relay.GCPauseMaxMs }},
+	{"relay GC CPU (%)", func(r *report.Report) float64 { return r.Relay.GCCPUPct }},
+	{"relay RSS (MiB)", func(r *report.Report) float64 { return r.Relay.RSSBytes / (1 << 20) }},
+	{"relay goroutines", func(r *report.Report) float64 { return r.Relay.Goroutines }},
+	{"load generator CPU (% of a core)", func(r *report.Report) float64 { return r.Loadgen.CPUPct }},
+	{"load generator CPU µs per received packet", func(r *report.Report) float64 { return r.Loadgen.CPUMicrosPerPacket }},
+	{"pacer lateness p99 (ms)", func(r *report.Report) float64 { return r.Audio.PacerLateMs.P99 }},
+	{"other processes (% of a core)", func(r *report.Report) float64 { return r.Host.OtherPct }},
 }
 
 // optional are figures printed only when some run has them: injected
 // loss and its repair, mic cycling.
 var optional = []figure{
-	{"uplink loss before repair (%)", func(r *loadtest.Report) float64 { return r.Audio.Uplink.LossPct }},
-	{"uplink packets lost", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.Lost) }},
-	{"NACKs to publishers", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.NACKs) }},
-	{"packets NACKed", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.NACKedPackets) }},
-	{"retransmissions", func(r *loadtest.Report) float64 { return float64(r.Audio.Uplink.Retransmissions) }},
-	{"repaired frames", func(r *loadtest.Report) float64 { return float64(r.Audio.RepairedFrames) }},
-	{"repair p50 (ms)", func(r *loadtest.Report) float64 { return r.Audio.RepairMs.P50 }},
-	{"repair p95 (ms)", func(r *loadtest.Report) float64 { return r.Audio.RepairMs.P95 }},
-	{"mic cycles granted", func(r *loadtest.Report) float64 { return float64(r.Mic.Granted) }},
-	{"mic request to guest p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.GrantMs.P50 }},
-	{"mic guest to first frame p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.PublishMs.P50 }},
-	{"mic guest to host's first packet p50 (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.P50 }},
-	{"mic guest to host's first packet p99 (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.P99 }},
-	{"mic guest to host's first packet max (ms)", func(r *loadtest.Report) float64 { return r.Mic.HostHeardMs.Max }},
+	{"uplink loss before repair (%)", func(r *report.Report) float64 { return r.Audio.Uplink.LossPct }},
+	{"uplink packets lost", func(r *report.Report) float64 { return float64(r.Audio.Uplink.Lost) }},
+	{"NACKs to publishers", func(r *report.Report) float64 { return float64(r.Audio.Uplink.NACKs) }},
+	{"packets NACKed", func(r *report.Report) float64 { return float64(r.Audio.Uplink.NACKedPackets) }},
+	{"retransmissions", func(r *report.Report) float64 { return float64(r.Audio.Uplink.Retransmissions) }},
+	{"repaired frames", func(r *report.Report) float64 { return float64(r.Audio.RepairedFrames) }},
+	{"repair p50 (ms)", func(r *report.Report) float64 { return r.Audio.RepairMs.P50 }},
+	{"repair p95 (ms)", func(r *report.Report) float64 { return r.Audio.RepairMs.P95 }},
+	{"mic cycles granted", func(r *report.Report) float64 { return float64(r.Mic.Granted) }},
+	{"mic request to guest p50 (ms)", func(r *report.Report) float64 { return r.Mic.GrantMs.P50 }},
+	{"mic guest to first frame p50 (ms)", func(r *report.Report) float64 { return r.Mic.PublishMs.P50 }},
+	{"mic guest to host's first packet p50 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P50 }},
+	{"mic guest to host's first packet p99 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P99 }},
+	{"mic guest to host's first packet max (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.Max }},
 }
 
 // summarize prints the median, min and max of the headline figures over
@@ -74,19 +75,22 @@ func summarize(paths []string, out io.Writer) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("summarize: name the JSON reports (-json) of the runs to summarize")
 	}
-	var reps []*loadtest.Report
+	var reps []*report.Report
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return fmt.Errorf("summarize: %w", err)
 		}
-		var r loadtest.Report
+		var r report.Report
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("summarize: %s is not a loadtest JSON report: %w", p, err)
 		}
 		reps = append(reps, &r)
 	}
-	sc := reps[0].Scenario
+	sc, err := loadtest.ScenarioOf(reps[0])
+	if err != nil {
+		return fmt.Errorf("summarize: %s: %w", paths[0], err)
+	}
 	fmt.Fprintf(out, "%s: %d room(s) x (%d host + %d guest + %d audience), %d run(s)\n",
 		sc.Name, sc.Rooms, sc.Hosts, sc.Guests, sc.Audience, len(reps))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)

@@ -1,6 +1,9 @@
-package loadtest
+package report
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Report is everything a run measured. docs/loadtest.md describes every
 // field; its JSON form is what -json writes. Durations are in
@@ -9,26 +12,31 @@ type Report struct {
 	Version    int       `json:"version"` // of this report's layout
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
-	Scenario   Scenario  `json:"scenario"`
-	Machine    Machine   `json:"machine"`
-	Target     Target    `json:"target"`
+	// Scenario is the scenario the run played, as the JSON of
+	// loadtest.Scenario (loadtest.ScenarioOf decodes it). It stays raw so
+	// that this package need not import the measuring side, and so that a
+	// saved report keeps every field its scenario had.
+	Scenario json.RawMessage `json:"scenario"`
+	Machine  Machine         `json:"machine"`
+	Target   Target          `json:"target"`
 
 	WindowSeconds float64 `json:"window_seconds"` // length of the measurement window
 
-	Joins    JoinReport    `json:"joins"`
-	Audio    AudioReport   `json:"audio"`
-	Relay    RelayReport   `json:"relay"`
-	Loadgen  LoadgenReport `json:"loadgen"`
-	Host     HostReport    `json:"host"`
-	Churn    ChurnReport   `json:"churn"`
-	Mic      MicReport     `json:"mic"`
-	Series   []Sample      `json:"series"`
-	Charts   Charts        `json:"charts"`
-	Warnings []string      `json:"warnings"`
+	Joins    Joins    `json:"joins"`
+	Audio    Audio    `json:"audio"`
+	Relay    Relay    `json:"relay"`
+	Loadgen  Loadgen  `json:"loadgen"`
+	Host     Host     `json:"host"`
+	Churn    Churn    `json:"churn"`
+	Mic      Mic      `json:"mic"`
+	Series   []Sample `json:"series"`
+	Charts   Charts   `json:"charts"`
+	Warnings []string `json:"warnings"`
 }
 
-// ReportVersion is Report.Version.
-const ReportVersion = 1
+// Version is Report.Version: the layout of the JSON report, which saved
+// reports and the scripts that read them rely on.
+const Version = 1
 
 // Machine is where the load generator ran.
 type Machine struct {
@@ -48,8 +56,8 @@ type Target struct {
 	PID        int    `json:"pid"` // 0 when not given
 }
 
-// JoinReport covers every join: the ramp's, churn's and mic cycling's.
-type JoinReport struct {
+// Joins covers every join: the ramp's, churn's and mic cycling's.
+type Joins struct {
 	Planned     int      `json:"planned"`   // joins the ramp planned
 	Attempted   int      `json:"attempted"` // joins started, all causes
 	Succeeded   int      `json:"succeeded"`
@@ -63,40 +71,40 @@ type JoinReport struct {
 	FirstPacketMs Dist `json:"first_packet_ms"`
 }
 
-// AudioReport is what listeners got during the window, over every
+// Audio is what listeners got during the window, over every
 // (receiver, publisher) stream.
-type AudioReport struct {
-	Publishers        int           `json:"publishers"`         // publishers that sent during the run
-	Receivers         int           `json:"receivers"`          // participants that received at least one stream
-	Streams           int           `json:"streams"`            // (receiver, publisher) pairs with packets
-	FramesSent        uint64        `json:"frames_sent"`        // frames every publisher wrote, whole run
-	FramesDropped     uint64        `json:"frames_dropped"`     // frames publishers dropped by injected loss, whole run
-	PacketsReceived   uint64        `json:"packets_received"`   // RTP packets read by receivers in the window, duplicates included
-	ExpectedFrames    int64         `json:"expected_frames"`    // frames sent in the window, summed over streams (sender-dropped included)
-	LostFrames        int64         `json:"lost_frames"`        // sent, never received
-	LossPct           float64       `json:"loss_pct"`           // lost / (expected - sender-dropped)
-	LateFrames        uint64        `json:"late_frames"`        // received more than 40 ms after their send time
-	LatePct           float64       `json:"late_pct"`           // late / received
-	StutterFrames     int64         `json:"stutter_frames"`     // frames a 40 ms playout deadline had to conceal
-	StutterPct        float64       `json:"stutter_pct"`        // stutter / expected
-	Duplicates        uint64        `json:"duplicates"`         // packets for a frame already received
-	SeqMismatches     uint64        `json:"seq_mismatches"`     // packets whose sequence number differs from the one sent (the relay rebased it)
-	UnknownPackets    uint64        `json:"unknown_packets"`    // packets whose timestamp matches no frame sent
-	MissingPublishers int           `json:"missing_publishers"` // (receiver, publisher) pairs that should have flowed and never did
-	Missing           []string      `json:"missing"`            // the first few of those
-	OneWayMs          Dist          `json:"one_way_ms"`         // publisher send to receiver read, every in-window packet
-	PacerLateMs       Dist          `json:"pacer_late_ms"`      // how late publishers woke for each frame (load generator health)
-	Decoded           DecodedReport `json:"decoded"`
-	Uplink            UplinkReport  `json:"uplink"`
-	RepairedFrames    uint64        `json:"repaired_frames"` // in-window frames lost on the uplink that receivers got anyway, summed over streams
-	RepairMs          Dist          `json:"repair_ms"`       // send to arrival of those: how long NACK repair took
+type Audio struct {
+	Publishers        int      `json:"publishers"`         // publishers that sent during the run
+	Receivers         int      `json:"receivers"`          // participants that received at least one stream
+	Streams           int      `json:"streams"`            // (receiver, publisher) pairs with packets
+	FramesSent        uint64   `json:"frames_sent"`        // frames every publisher wrote, whole run
+	FramesDropped     uint64   `json:"frames_dropped"`     // frames publishers dropped by injected loss, whole run
+	PacketsReceived   uint64   `json:"packets_received"`   // RTP packets read by receivers in the window, duplicates included
+	ExpectedFrames    int64    `json:"expected_frames"`    // frames sent in the window, summed over streams (sender-dropped included)
+	LostFrames        int64    `json:"lost_frames"`        // sent, never received
+	LossPct           float64  `json:"loss_pct"`           // lost / (expected - sender-dropped)
+	LateFrames        uint64   `json:"late_frames"`        // received more than 40 ms after their send time
+	LatePct           float64  `json:"late_pct"`           // late / received
+	StutterFrames     int64    `json:"stutter_frames"`     // frames a 40 ms playout deadline had to conceal
+	StutterPct        float64  `json:"stutter_pct"`        // stutter / expected
+	Duplicates        uint64   `json:"duplicates"`         // packets for a frame already received
+	SeqMismatches     uint64   `json:"seq_mismatches"`     // packets whose sequence number differs from the one sent (the relay rebased it)
+	UnknownPackets    uint64   `json:"unknown_packets"`    // packets whose timestamp matches no frame sent
+	MissingPublishers int      `json:"missing_publishers"` // (receiver, publisher) pairs that should have flowed and never did
+	Missing           []string `json:"missing"`            // the first few of those
+	OneWayMs          Dist     `json:"one_way_ms"`         // publisher send to receiver read, every in-window packet
+	PacerLateMs       Dist     `json:"pacer_late_ms"`      // how late publishers woke for each frame (load generator health)
+	Decoded           Decoded  `json:"decoded"`
+	Uplink            Uplink   `json:"uplink"`
+	RepairedFrames    uint64   `json:"repaired_frames"` // in-window frames lost on the uplink that receivers got anyway, summed over streams
+	RepairMs          Dist     `json:"repair_ms"`       // send to arrival of those: how long NACK repair took
 }
 
-// UplinkReport is what happened between the publishers and the relay over
+// Uplink is what happened between the publishers and the relay over
 // the whole run: packets lost there by injected loss (loss_at "network"),
 // before any repair, and the relay's NACKs and the retransmissions they
-// brought. The loss listeners got after repair is AudioReport.LossPct.
-type UplinkReport struct {
+// brought. The loss listeners got after repair is Audio.LossPct.
+type Uplink struct {
 	Packets             uint64  `json:"packets"`              // first transmissions written toward the relay
 	Lost                uint64  `json:"lost"`                 // of those, lost by injected loss
 	LossPct             float64 `json:"loss_pct"`             // lost / packets: the loss before repair
@@ -106,9 +114,9 @@ type UplinkReport struct {
 	RetransmissionsLost uint64  `json:"retransmissions_lost"` // of those, lost again by injected loss
 }
 
-// DecodedReport is the stutter sample: receivers that decode every frame
+// Decoded is the stutter sample: receivers that decode every frame
 // and conceal missing ones with the Opus decoder.
-type DecodedReport struct {
+type Decoded struct {
 	Receivers       int     `json:"receivers"`
 	Streams         int     `json:"streams"`
 	FramesDecoded   uint64  `json:"frames_decoded"`
@@ -117,9 +125,9 @@ type DecodedReport struct {
 	StutterPct      float64 `json:"stutter_pct"` // concealed / (decoded + concealed)
 }
 
-// RelayReport is what the relay spent during the window, from its
+// Relay is what the relay spent during the window, from its
 // /metrics and, with -relay-pid, /proc.
-type RelayReport struct {
+type Relay struct {
 	MetricsOK          bool    `json:"metrics_ok"`  // /metrics answered at both ends of the window
 	CPUSource          string  `json:"cpu_source"`  // "proc" or "metrics" or "" (none)
 	CPUSeconds         float64 `json:"cpu_seconds"` // user + system CPU in the window
@@ -145,8 +153,8 @@ type RelayReport struct {
 	ForwardP99Ms       float64 `json:"forward_p99_ms"`
 }
 
-// LoadgenReport is the load generator's own cost during the window.
-type LoadgenReport struct {
+// Loadgen is the load generator's own cost during the window.
+type Loadgen struct {
 	CPUSeconds         float64 `json:"cpu_seconds"`
 	CPUPct             float64 `json:"cpu_pct"` // of one core
 	CPUMicrosPerPacket float64 `json:"cpu_us_per_packet_received"`
@@ -156,23 +164,23 @@ type LoadgenReport struct {
 	GOMAXPROCS         int     `json:"gomaxprocs"`
 }
 
-// HostReport is the whole machine's CPU during the window, to tell a
+// Host is the whole machine's CPU during the window, to tell a
 // clean run from one that shared the machine. Percentages are of one core.
-type HostReport struct {
+type Host struct {
 	BusyPct  float64 `json:"busy_pct"`  // every process, every CPU
 	OtherPct float64 `json:"other_pct"` // busy minus the relay and the load generator: other processes
 	StealPct float64 `json:"steal_pct"` // taken by the hypervisor
 }
 
-// ChurnReport counts audience leave-and-rejoin events.
-type ChurnReport struct {
+// Churn counts audience leave-and-rejoin events.
+type Churn struct {
 	Leaves      int `json:"leaves"`
 	Rejoins     int `json:"rejoins"`
 	LeaveErrors int `json:"leave_errors"`
 }
 
-// MicReport counts mic cycles: audience -> guest (publishing) -> audience.
-type MicReport struct {
+// Mic counts mic cycles: audience -> guest (publishing) -> audience.
+type Mic struct {
 	Enabled     bool     `json:"enabled"`
 	Unsupported bool     `json:"unsupported"` // the relay answered bad_request to mic_request
 	Attempts    int      `json:"attempts"`

@@ -1,4 +1,4 @@
-package loadtest
+package report
 
 import (
 	"bytes"
@@ -46,6 +46,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 	}
 	return htmlPage.Execute(w, map[string]any{
 		"R":        rep,
+		"Name":     rep.scenarioHead().Name,
 		"Charts":   svgs,
 		"Summary":  summary.String(),
 		"Scenario": string(scenario),
@@ -54,7 +55,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 
 var htmlPage = template.Must(template.New("report").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Lianmai Relay load test: {{.R.Scenario.Name}}</title>
+<title>Lianmai Relay load test: {{.Name}}</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1360px}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
@@ -65,7 +66,7 @@ svg .t{font-size:13px;font-weight:600}svg .l{font-size:11px;fill:#444}
 svg .g{stroke:#eee}svg .f{fill:none;stroke:#bbb}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
 </style></head><body>
-<h1>Lianmai Relay load test: {{.R.Scenario.Name}}</h1>
+<h1>Lianmai Relay load test: {{.Name}}</h1>
 <p>{{.R.StartedAt.Format "2006-01-02 15:04:05 MST"}} · {{.R.Machine.NumCPU}} CPUs ({{.R.Machine.CPUModel}}) · {{.R.Machine.GoVersion}} · relay {{.R.Target.URL}} · window {{.R.WindowSeconds}} s</p>
 <h2>Summary</h2>
 <pre>{{.Summary}}</pre>

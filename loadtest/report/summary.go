@@ -1,4 +1,4 @@
-package loadtest
+package report
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 
 // WriteSummary prints the report as a table for people.
 func (rep *Report) WriteSummary(w io.Writer) error {
-	sc := rep.Scenario
+	sc := rep.scenarioHead()
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(label, format string, args ...any) {
 		fmt.Fprintf(tw, "%s\t%s\n", label, fmt.Sprintf(format, args...))

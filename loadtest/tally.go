@@ -1,0 +1,149 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/lianmai/relay/loadtest/report"
+)
+
+// finish hands what the run measured to package report once every
+// participant has closed, and returns the report it builds.
+func (r *runner) finish(before, start, end report.Snapshot) *report.Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := &report.Measurements{
+		StartedAt:  r.startedAt,
+		FinishedAt: time.Now(),
+		Machine:    machine(),
+		Target:     report.Target{URL: r.cfg.URL, MetricsURL: r.metricsURL, PID: r.cfg.RelayPID},
+		Before:     before,
+		Start:      start,
+		End:        end,
+		Joins: report.Joins{
+			Planned:   r.sc.Participants(),
+			Attempted: r.joins.attempted,
+			Succeeded: r.joins.succeeded,
+			Failed:    r.joins.failed,
+			Failures:  r.joins.failures,
+		},
+		JoinedMs:       r.joins.joinedMs,
+		ConnectedMs:    r.joins.connectedMs,
+		Churn:          r.churn,
+		Mic:            r.mic,
+		MicGrantMs:     r.micGrant,
+		MicReleaseMs:   r.micRel,
+		MicPublishMs:   r.micPublish,
+		MicHostHeardMs: r.micHeard,
+		LoadgenRSS:     selfRSS(),
+		GOMAXPROCS:     runtime.GOMAXPROCS(0),
+		ForeignTracks:  r.foreignTracks.Load(),
+		Series:         r.series,
+		Warnings:       r.warnings,
+	}
+	sc, err := json.Marshal(r.sc)
+	if err != nil {
+		// Cannot happen (Scenario is plain data); the figures still matter.
+		m.Warnings = append(m.Warnings, fmt.Sprintf("the scenario could not be recorded: %v", err))
+	}
+	m.Scenario = sc
+	r.tallyAudioLocked(m)
+	return report.Build(m)
+}
+
+// tallyAudioLocked adds up every participant's streams into m: the audio
+// counts, the latency histograms, and the join latency samples. r.mu is
+// held; every reader has ended.
+func (r *runner) tallyAudioLocked(m *report.Measurements) {
+	a := &m.Audio
+	pubs := make(map[string]*participant)
+	for _, p := range r.parts {
+		if p.pub != nil {
+			pubs[p.pub.log.id] = p
+			a.Publishers++
+			a.FramesSent += p.pub.sent.Load()
+			a.FramesDropped += p.pub.dropped.Load()
+			u := &a.Uplink
+			u.Packets += p.up.originals.Load()
+			u.Lost += p.up.lost.Load()
+			u.NACKs += p.up.nackedPackets.Load()
+			u.NACKedPackets += p.up.nackedSeqs.Load()
+			u.Retransmissions += p.up.resent.Load()
+			u.RetransmissionsLost += p.up.resentLost.Load()
+			m.PacerLate.Merge(&p.pub.lateness)
+		}
+	}
+	for _, p := range r.parts {
+		got := make(map[string]bool)
+		decoded := false
+		for _, st := range p.snapshotStreams() {
+			res := st.finish()
+			if st.packets > 0 {
+				got[st.log.id] = true
+			}
+			if res.joinNs >= 0 {
+				m.FirstPacketMs = append(m.FirstPacketMs, float64(res.joinNs)/1e6)
+			}
+			a.Streams++
+			a.PacketsReceived += st.packets
+			a.ExpectedFrames += res.expected
+			a.LostFrames += res.lost
+			a.StutterFrames += res.stutter
+			m.SenderDropped += res.senderDropped
+			a.LateFrames += st.late
+			a.Duplicates += st.duplicates
+			a.SeqMismatches += st.seqMismatch
+			a.UnknownPackets += st.unknown
+			m.Received += st.received
+			m.OneWay.Merge(&st.lat)
+			a.RepairedFrames += st.repaired
+			if st.repair != nil {
+				m.Repair.Merge(st.repair)
+			}
+			if st.play != nil {
+				decoded = true
+				a.Decoded.Streams++
+				a.Decoded.FramesDecoded += st.play.decoded
+				a.Decoded.FramesConcealed += st.play.concealed
+				a.Decoded.DecodeErrors += st.play.errors
+			}
+		}
+		if len(got) > 0 {
+			a.Receivers++
+		}
+		if decoded {
+			a.Decoded.Receivers++
+		}
+		r.missingLocked(a, p, pubs, got)
+	}
+}
+
+// missingSlack is how long a publisher must have been sending, and a
+// receiver connected, before its window ended for the pair to be expected
+// to flow.
+const missingSlack = int64(3 * time.Second)
+
+// missingLocked counts the publishers of p's room that p should have
+// received and did not: they were sending, and p connected, for
+// missingSlack before p's window ended, and were still sending then.
+func (r *runner) missingLocked(a *report.Audio, p *participant, pubs map[string]*participant, got map[string]bool) {
+	end := min(r.win.end.Load(), p.own.end.Load())
+	if end == never || p.id == "" || p.joinedNs > end-missingSlack {
+		return
+	}
+	for id, pub := range pubs {
+		if pub == p || pub.room != p.room || got[id] {
+			continue
+		}
+		first, stop := pub.pub.log.first.Load(), pub.pub.log.stop.Load()
+		if first == 0 || first > end-missingSlack || (stop != 0 && stop < end) {
+			continue
+		}
+		a.MissingPublishers++
+		if len(a.Missing) < maxListed {
+			a.Missing = append(a.Missing, fmt.Sprintf("%s (%s, room %d) got nothing from %s (%s)", p.name, p.id, p.room, pub.name, id))
+		}
+	}
+}
