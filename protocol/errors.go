@@ -10,7 +10,8 @@ const (
 	CodeConflict     = "conflict"      // join sent twice, a second outstanding request
 	CodeInternal     = "internal"      // anything else; the server keeps running
 	CodeShuttingDown = "shutting_down" // an extension: join while the relay drains or shuts down
-	CodeRateLimited  = "rate_limited"  // an extension: too many messages; the connection is then closed with 1008
+	CodeRateLimited  = "rate_limited"  // an extension: too many messages, or joins from one address; the connection is then closed with 1008
+	CodeUnavailable  = "unavailable"   // an extension: the relay is near its connection limit and takes no joins; the connection is then closed with 1008
 )
 
 // WebSocket close codes the relay uses.

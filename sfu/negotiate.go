@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"errors"
+
 	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
 )
@@ -76,14 +78,25 @@ func (p *Participant) offerLocked() {
 	}
 	offer, err := p.subPC.CreateOffer(opts)
 	if err != nil {
-		p.log.Error("create sub offer", "err", err)
+		p.logOfferError("create sub offer", err)
 		return
 	}
 	if err := p.subPC.SetLocalDescription(offer); err != nil {
-		p.log.Error("set sub offer", "err", err)
+		p.logOfferError("set sub offer", err)
 		return
 	}
 	p.offerOutstanding = true
 	p.sink.Send(DescriptionEvent{PC: Sub, Type: webrtc.SDPTypeOffer, SDP: withPtime(offer.SDP)})
 	p.subGate.setLocalReady()
+}
+
+// logOfferError logs a failed sub offer: at debug level when the
+// connection has just closed (the participant is leaving: every teardown
+// under load has some), as an error otherwise.
+func (p *Participant) logOfferError(what string, err error) {
+	if errors.Is(err, webrtc.ErrConnectionClosed) || p.subPC.ConnectionState() == webrtc.PeerConnectionStateClosed {
+		p.log.Debug(what+" on a closed connection", "err", err)
+		return
+	}
+	p.log.Error(what, "err", err)
 }

@@ -84,6 +84,21 @@ func (s *session) handleBeforeJoin(msg any, received time.Time) {
 		s.send(protocol.Pong{Header: protocol.Header{Type: protocol.TypePong, ID: m.ID}})
 		return
 	case *protocol.Join:
+		if ref := s.srv.limits.join(s.addr, received); ref != nil {
+			s.srv.refuse(s.addr, ref)
+			code := protocol.CodeRateLimited
+			if ref.reason == refusedNearCapacity {
+				code = protocol.CodeUnavailable
+			}
+			s.sendError(m.ID, code, ref.message)
+			s.closeWith(protocol.ClosePolicy, ref.reason)
+			return
+		}
+		defer func() {
+			if s.p == nil { // the join failed: the connection is pending again
+				s.srv.limits.unjoin(s.addr)
+			}
+		}()
 		name, role, err := s.srv.admit(m)
 		if errors.Is(err, errUnauthorized) {
 			s.sendError(m.ID, protocol.CodeUnauthorized, err.Error())

@@ -6,6 +6,8 @@ type metrics struct {
 	sessions prometheus.Gauge
 	errors   *prometheus.CounterVec // by code
 	resumes  *prometheus.CounterVec // by outcome
+	refused  *prometheus.CounterVec // by reason (connlimit.go)
+	limit    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -20,9 +22,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "relay_resumes_total",
 			Help: "joins with a resume token, by outcome: ice_restart or new_connections (resumed), unknown (joined afresh), failed.",
 		}, []string{"outcome"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_connections_refused_total",
+			Help: "WebSocket connections and joins refused by a limit, by reason.",
+		}, []string{"reason"}),
+		limit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_connection_limit",
+			Help: "The most WebSockets the relay holds open (from its file descriptor limit); 0: no cap.",
+		}),
+	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.errors, m.resumes)
+		reg.MustRegister(m.sessions, m.errors, m.resumes, m.refused, m.limit)
 	}
 	return m
 }

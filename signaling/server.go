@@ -2,9 +2,12 @@ package signaling
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +24,8 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	m        *metrics
+	limits   *connLimiter
+	refusals *throttledLog // refusals logged at most once per reason per interval
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -40,7 +45,7 @@ type Params struct {
 // NewServer creates the signaling server.
 func NewServer(p Params) *Server {
 	p.Config.setDefaults()
-	return &Server{
+	s := &Server{
 		cfg: p.Config,
 		sfu: p.SFU,
 		log: p.Config.Logger,
@@ -53,8 +58,12 @@ func NewServer(p Params) *Server {
 			Error:       upgradeError,
 		},
 		m:        newMetrics(p.Registry),
+		limits:   newConnLimiter(p.Config),
+		refusals: newThrottledLog(p.Config.Logger, 10*time.Second),
 		sessions: make(map[*session]struct{}),
 	}
+	s.m.limit.Set(float64(max(0, p.Config.MaxConnections)))
+	return s
 }
 
 // ServeHTTP upgrades the request to a WebSocket and runs the session until
@@ -67,11 +76,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "relay is shutting down; connect to another relay or retry shortly", http.StatusServiceUnavailable)
 		return
 	}
+	addr := clientAddr(r, s.cfg.TrustedProxies)
+	if ref := s.limits.open(addr, time.Now()); ref != nil {
+		s.refuse(addr, ref)
+		status := http.StatusTooManyRequests
+		if ref.reason == refusedCapacity {
+			status = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, ref.retryAfter.Round(time.Second)/time.Second))))
+		http.Error(w, ref.message, status)
+		return
+	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.limits.close(addr, false)
 		return // the upgrader has answered with the HTTP error
 	}
-	ss := newSession(s, conn, r.RemoteAddr)
+	ss := newSession(s, conn, r.RemoteAddr, addr)
+	defer func() { s.limits.close(addr, ss.joined.Load()) }()
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -164,4 +186,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	return s.waitSessions(ctx)
+}
+
+// refuse counts and logs (throttled) a refusal of addr.
+func (s *Server) refuse(addr netip.Addr, ref *refusal) {
+	s.m.refused.WithLabelValues(ref.reason).Inc()
+	s.refusals.log(ref.reason, "connection refused by a limit", "reason", ref.reason, "addr", addr.String())
+}
+
+// Ready reports whether the relay takes new clients: nil, or why not (it
+// is draining, or near its connection cap). /readyz serves it.
+func (s *Server) Ready() error {
+	s.mu.Lock()
+	closing, draining := s.closing, s.draining
+	s.mu.Unlock()
+	switch {
+	case closing || draining:
+		return errors.New("shutting down")
+	}
+	if conns, max := s.limits.load(); max > 0 && float64(conns) > nearCapacity*float64(max) {
+		return fmt.Errorf("near the connection limit: %d of %d open", conns, max)
+	}
+	return nil
 }

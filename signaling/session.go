@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type session struct {
 	srv  *Server
 	conn *websocket.Conn
 	log  *slog.Logger
+	addr netip.Addr // the client's address, as the limits count it
 
 	out  chan []byte   // owned by writeLoop; never closed; Send adds without blocking
 	done chan struct{} // closed by closeWith: the writer sends the close frame and ends
@@ -35,10 +37,11 @@ type session struct {
 	joined atomic.Bool // set by the reader on join; read by the join timer
 }
 
-func newSession(srv *Server, conn *websocket.Conn, remote string) *session {
+func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Addr) *session {
 	return &session{
 		srv:   srv,
 		conn:  conn,
+		addr:  addr,
 		log:   srv.log.With("remote", remote),
 		out:   make(chan []byte, srv.cfg.SendQueue),
 		done:  make(chan struct{}),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,12 @@ type Config struct {
 	MessageBurst    int
 	MaxSDPSize      int
 	JoinTimeout     time.Duration
+	MaxPendingPerIP int
+	JoinRatePerIP   float64
+	JoinBurstPerIP  int
+	MaxJoinedPerIP  int
+	MaxConnections  int // 0: from the file descriptor limit
+	TrustedProxies  []netip.Prefix
 	LogLevel        slog.Level
 	LogFormat       string
 	DebugAddr       string
@@ -55,7 +62,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	var c Config
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var announce, memLimit, logLevel, origins string
+	var announce, memLimit, logLevel, origins, proxies string
 	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP listen address: the page at /, the WebSocket at /ws, /metrics, /healthz, /readyz")
 	fs.StringVar(&c.UDPAddr, "udp", ":50000", "UDP listen address for all WebRTC media (one port for every peer); an empty host listens on every interface")
 	fs.StringVar(&announce, "announce-ip", "", "comma-separated public IPs to announce instead of the host's own (1:1 NAT, e.g. a cloud instance's public IP)")
@@ -76,6 +83,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.MessageBurst, "message-burst", signaling.DefaultMessageBurst, "signaling messages one connection may send at once")
 	fs.IntVar(&c.MaxSDPSize, "max-sdp", signaling.DefaultMaxSDPSize, "largest offer or answer SDP accepted, in bytes")
 	fs.DurationVar(&c.JoinTimeout, "join-timeout", signaling.DefaultJoinTimeout, "a connection that has not joined this long after opening is closed")
+	fs.IntVar(&c.MaxPendingPerIP, "max-pending-per-ip", signaling.DefaultMaxPendingPerAddr, "WebSockets one client address may hold open without joining (more get HTTP 429); -1: no limit")
+	fs.Float64Var(&c.JoinRatePerIP, "join-rate-per-ip", signaling.DefaultJoinRatePerAddr, "joins per second one client address may make after its burst (more: error rate_limited, then close); -1: no limit")
+	fs.IntVar(&c.JoinBurstPerIP, "join-burst-per-ip", signaling.DefaultJoinBurstPerAddr, "joins one client address may make at once")
+	fs.IntVar(&c.MaxJoinedPerIP, "max-joined-per-ip", signaling.DefaultMaxJoinedPerAddr, "participants one client address may have in rooms at once (users behind one NAT share an address: keep it high); -1: no limit")
+	fs.IntVar(&c.MaxConnections, "max-connections", 0, "open WebSockets the relay holds at most (more get HTTP 503; past 95% /readyz fails and joins get unavailable); 0: from the file descriptor limit, leaving a tenth of it free; -1: no cap")
+	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8); from other peers the header is ignored")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
@@ -149,6 +162,26 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.AuthSecret != "" && len(c.AuthSecret) < 16 {
 		return c, errors.New("-auth-secret: use at least 16 characters (32 random bytes, e.g. from `openssl rand -hex 32`, is better)")
 	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil {
+				prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			} else {
+				return c, fmt.Errorf("-trusted-proxies: %q is neither a CIDR (10.0.0.0/8) nor an IP address", p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, prefix.Masked())
+	}
+	if c.JoinBurstPerIP < 1 {
+		return c, fmt.Errorf("-join-burst-per-ip: %d: want 1 or more (turn the join limit off with -join-rate-per-ip -1)", c.JoinBurstPerIP)
+	}
+	if c.MaxPendingPerIP == 0 || c.MaxJoinedPerIP == 0 || c.JoinRatePerIP == 0 || c.MaxConnections < -1 {
+		return c, errors.New("-max-pending-per-ip, -max-joined-per-ip and -join-rate-per-ip must be positive, or -1 for no limit; -max-connections 0 (from the file descriptor limit), a positive cap or -1")
+	}
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
 	}
@@ -164,7 +197,9 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks},
 		Signaling: signaling.Config{AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
-			MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout},
+			MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout,
+			MaxPendingPerAddr: c.MaxPendingPerIP, JoinRatePerAddr: c.JoinRatePerIP, JoinBurstPerAddr: c.JoinBurstPerIP,
+			MaxJoinedPerAddr: c.MaxJoinedPerIP, MaxConnections: c.MaxConnections, TrustedProxies: c.TrustedProxies},
 		Logger: log,
 	}
 }

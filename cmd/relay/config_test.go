@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,20 @@ func TestParseConfig(t *testing.T) {
 		{name: "zero seats", args: []string{"-seats", "0"}, wantErr: "at least one seat"},
 		{name: "bad gogc", args: []string{"-gogc", "-5"}, wantErr: "-gogc"},
 		{name: "short secret", env: map[string]string{"RELAY_AUTH_SECRET": "short"}, wantErr: "-auth-secret"},
+		{name: "trusted proxies", args: []string{"-trusted-proxies", "10.0.0.0/8, 192.0.2.7,fd00::/8"}, check: func(t *testing.T, c Config) {
+			want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("fd00::/8")}
+			if !slices.Equal(c.TrustedProxies, want) {
+				t.Errorf("trusted proxies %v, want %v", c.TrustedProxies, want)
+			}
+		}},
+		{name: "limits off", args: []string{"-max-pending-per-ip", "-1", "-join-rate-per-ip", "-1", "-max-joined-per-ip", "-1", "-max-connections", "-1"}, check: func(t *testing.T, c Config) {
+			if c.MaxPendingPerIP != -1 || c.JoinRatePerIP != -1 || c.MaxJoinedPerIP != -1 || c.MaxConnections != -1 {
+				t.Errorf("limits %d %g %d %d, want all -1", c.MaxPendingPerIP, c.JoinRatePerIP, c.MaxJoinedPerIP, c.MaxConnections)
+			}
+		}},
+		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "proxy.example"}, wantErr: "-trusted-proxies"},
+		{name: "zero join burst", args: []string{"-join-burst-per-ip", "0"}, wantErr: "-join-burst-per-ip"},
+		{name: "zero pending limit", args: []string{"-max-pending-per-ip", "0"}, wantErr: "-max-pending-per-ip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +92,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lianmai/relay/gctune"
 	"github.com/lianmai/relay/server"
+	"github.com/lianmai/relay/signaling"
 )
 
 func main() {
@@ -55,6 +56,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		return 2
 	}
 
+	if cfg.MaxConnections == 0 {
+		soft, hard, err := raiseFileLimit()
+		if err != nil {
+			log.Warn("cannot read the file descriptor limit; no connection cap (set one with -max-connections)", "err", err)
+			cfg.MaxConnections = -1
+		} else {
+			cfg.MaxConnections = signaling.MaxConnectionsFor(soft)
+			log.Info("file descriptor limit", "soft", soft, "hard", hard, "max_connections", cfg.MaxConnections)
+		}
+	}
 	rl, err := server.New(cfg.relayConfig(log))
 	if err != nil {
 		log.Error("cannot start the relay", "err", err)

@@ -53,11 +53,14 @@ func Logger() *slog.Logger {
 func Start(tb testing.TB, o Options) *Relay {
 	tb.Helper()
 	cfg := server.Config{
-		UDPAddr:   "127.0.0.1:0",
-		Loopback:  true,
-		SFU:       sfu.Config{Seats: o.Seats, GracePeriod: o.Grace, MicTimeout: o.MicTimeout},
-		Signaling: signaling.Config{AuthSecret: []byte(o.AuthSecret)},
-		Logger:    Logger(),
+		UDPAddr:  "127.0.0.1:0",
+		Loopback: true,
+		SFU:      sfu.Config{Seats: o.Seats, GracePeriod: o.Grace, MicTimeout: o.MicTimeout},
+		// Every test client dials from 127.0.0.1: the per-address limits
+		// are off unless a test turns them on with Tune.
+		Signaling: signaling.Config{AuthSecret: []byte(o.AuthSecret),
+			MaxPendingPerAddr: -1, JoinRatePerAddr: -1, MaxJoinedPerAddr: -1},
+		Logger: Logger(),
 	}
 	if o.Tune != nil {
 		o.Tune(&cfg)
