@@ -50,8 +50,11 @@ func NewServer(p Params) *Server {
 		sfu: p.SFU,
 		log: p.Config.Logger,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:  4096,
-			WriteBufferSize: 4096,
+			// No buffer sizes: the connection reads through the 4 KiB
+			// buffer net/http already holds for it, and borrows a write
+			// buffer from the pool only while it writes, so that an idle
+			// connection holds no buffer of its own.
+			WriteBufferPool: writeBuffers,
 			// Another site must not drive a visitor's browser into a room:
 			// only the relay's own page, localhost and configured origins.
 			CheckOrigin: newOriginChecker(p.Config.AllowedOrigins).check,
@@ -117,6 +120,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	ss.run()
 }
+
+// writeBuffers are the WebSocket write buffers, shared by every session
+// (gorilla takes one per message written and puts it back).
+var writeBuffers = &sync.Pool{}
 
 // upgradeError answers a refused upgrade with what to do about it.
 func upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {

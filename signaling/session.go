@@ -24,7 +24,7 @@ type session struct {
 	log  *slog.Logger
 	addr netip.Addr // the client's address, as the limits count it
 
-	out  chan []byte   // owned by writeLoop; never closed; Send adds without blocking
+	out  *sendQueue    // drained by writeLoop; send adds without blocking
 	done chan struct{} // closed by closeWith: the writer sends the close frame and ends
 
 	closeOnce sync.Once
@@ -43,7 +43,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Add
 		conn:  conn,
 		addr:  addr,
 		log:   srv.log.With("remote", remote),
-		out:   make(chan []byte, srv.cfg.SendQueue),
+		out:   newSendQueue(srv.cfg.SendQueue),
 		done:  make(chan struct{}),
 		limit: newRateLimit(srv.cfg.MessageRate, srv.cfg.MessageBurst),
 	}
@@ -151,8 +151,8 @@ func (s *session) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case msg := <-s.out:
-			if !s.write(msg) {
+		case <-s.out.ready:
+			if !s.flush() {
 				_ = s.conn.Close()
 				return
 			}
@@ -174,17 +174,19 @@ func (s *session) writeLoop() {
 	}
 }
 
-// flush writes what was queued before the close; false if a write failed.
+// flush writes what is queued; false if a write failed.
 func (s *session) flush() bool {
 	for {
-		select {
-		case msg := <-s.out:
+		batch := s.out.take()
+		if len(batch) == 0 {
+			return true
+		}
+		for _, msg := range batch {
 			if !s.write(msg) {
 				return false
 			}
-		default:
-			return true
 		}
+		s.out.done(batch)
 	}
 }
 
@@ -209,10 +211,8 @@ func (s *session) send(msg any) {
 		s.log.Error("encode message", "err", err)
 		return
 	}
-	select {
-	case s.out <- data:
-	default:
-		s.log.Warn("client does not read its messages; disconnecting", "participant", s.participantID(), "queued", len(s.out))
+	if !s.out.push(data) {
+		s.log.Warn("client does not read its messages; disconnecting", "participant", s.participantID(), "queued", s.out.len())
 		s.closeWith(protocol.ClosePolicy, "send queue overflow: the client did not read its messages")
 		// The writer is likely blocked on the full socket: cut the
 		// connection now rather than after the write timeout.
