@@ -24,6 +24,8 @@ const peerDeadline = 30 * time.Second
 // client offering GCM gets GCM; a client offering only AES-CM still gets
 // audio. Where the relay offers (sub) it is the DTLS server and its order
 // wins (AES-128-GCM); where the client offers (pub) the client's does.
+// The profiles are read from GetStats while both peers are connected and
+// audio has arrived; the test alone closes the peers, relay first.
 func TestSRTPProfileNegotiation(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -58,16 +60,19 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			if tt.relayOffers {
 				api = relayAPI.sub // the relay offers and sends, as on sub
 			}
-			relay, err := api.NewPeerConnection(webrtc.Configuration{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer relay.Close()
+			// The client is made first so that its deferred Close runs
+			// last: the relay is closed first, here, and its DTLS
+			// close_notify does not close the client (see clientAPI).
 			client, err := clientAPI(t, tt.client).NewPeerConnection(webrtc.Configuration{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer client.Close()
+			relay, err := api.NewPeerConnection(webrtc.Configuration{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
 
 			// The side that offers sends the audio, as on sub (relay to
 			// client) and pub (client to relay).
@@ -114,9 +119,16 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 			if err := p.Unmarshal(pkt); err != nil || string(p.Payload) != string(payload) {
 				t.Errorf("received %x (%v), want payload %x", pkt, err, payload)
 			}
-			for _, pc := range []*webrtc.PeerConnection{relay, client} {
-				if got := srtpCipher(pc); got != tt.want {
-					t.Errorf("SRTP profile %q, want %q", got, tt.want)
+			for _, peer := range []struct {
+				name string
+				pc   *webrtc.PeerConnection
+			}{{"relay", relay}, {"client", client}} {
+				ts := transportStats(peer.pc)
+				if ts.DTLSState != webrtc.DTLSTransportStateConnected {
+					t.Errorf("%s: DTLS transport %s, want connected", peer.name, ts.DTLSState)
+				}
+				if ts.SRTPCipher != tt.want {
+					t.Errorf("%s: SRTP profile %q, want %q", peer.name, ts.SRTPCipher, tt.want)
 				}
 			}
 		})
@@ -136,6 +148,13 @@ func clientAPI(t *testing.T, profiles []dtls.SRTPProtectionProfile) *webrtc.API 
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// A peer's DTLS close_notify would otherwise make pion close this
+	// client on a goroutine of its own, and that close writes a field
+	// (PeerConnection.statsGetter) that the test's earlier GetStats read,
+	// neither under a lock: with nothing ordering the two the race
+	// detector reports it. The test closes the client itself, after the
+	// relay.
+	se.DisableCloseByDTLS(true)
 	if profiles != nil {
 		se.SetSRTPProtectionProfiles(profiles...)
 	}
@@ -197,12 +216,13 @@ func connect(ctx context.Context, offerer, answerer *webrtc.PeerConnection) erro
 	return nil
 }
 
-// srtpCipher is the SRTP profile pc's transport negotiated.
-func srtpCipher(pc *webrtc.PeerConnection) string {
+// transportStats are the stats of pc's (bundled) transport: its DTLS
+// state and the SRTP profile it negotiated.
+func transportStats(pc *webrtc.PeerConnection) webrtc.TransportStats {
 	for _, s := range pc.GetStats() {
-		if ts, ok := s.(webrtc.TransportStats); ok && ts.SRTPCipher != "" {
-			return ts.SRTPCipher
+		if ts, ok := s.(webrtc.TransportStats); ok {
+			return ts
 		}
 	}
-	return ""
+	return webrtc.TransportStats{}
 }
