@@ -31,7 +31,9 @@ test:
 .PHONY: soak
 
 # The relay under half a core of load with churn and mic cycling for
-# SOAK_DURATION (30m): fails unless the live heap and goroutines at the end
-# are within 10% of their level after warm-up and listeners lost nothing.
+# SOAK_DURATION (30m): fails if the live heap or goroutines leak (the 95%
+# confidence interval of their slope over 5-minute window medians lies
+# above 10% of their level per hour) or listeners lost anything; saves
+# heap profiles to diff (SOAK_PROFILE=1).
 soak:
 	loadtest/soak.sh
