@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,10 @@ type Config struct {
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
 	Loopback bool
+	// NetDialContext, if set, opens the WebSocket's TCP connection (the
+	// load generator uses it to dial from a chosen local address); nil
+	// dials with a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DisableNACK leaves out NACK: by default Opus is registered with RTCP
 	// feedback "nack" and pion's NACK generator and responder run on both
 	// peer connections. Sender and receiver reports run either way.
@@ -120,7 +125,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	log.Debug("dialing", "url", cfg.URL, "room", cfg.Room)
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: cfg.NetDialContext}
 	ws, resp, err := dialer.DialContext(ctx, cfg.URL, nil)
 	if err != nil {
 		if resp != nil {

@@ -3,7 +3,9 @@
 // spent. Run `loadtest -h` for its flags; docs/loadtest.md has the rest.
 // `loadtest summarize REPORT.json...` prints the medians of several runs;
 // `loadtest soakcheck REPORT.json` judges a soak run (loadtest/soak.sh);
-// `loadtest idlemem` measures what memory costs to touch after it sat idle.
+// `loadtest idlemem` measures what memory costs to touch after it sat idle;
+// `loadtest flood` floods the relay's signaling from one address and
+// measures what that does to it and to a legitimate client.
 package main
 
 import (
@@ -68,6 +70,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return exitUsage
+	}
+	if len(args) > 0 && args[0] == "flood" {
+		return flood(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "summarize" {
 		if err := summarize(args[1:], stdout); err != nil {
