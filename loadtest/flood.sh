@@ -22,6 +22,9 @@ http=${FLOOD_HTTP:-127.0.0.1:18084}
 udp=${FLOOD_UDP:-127.0.0.1:18085}
 deadline=${FLOOD_DEADLINE:-600}
 relay_flags=${RELAY_FLAGS:-}
+# The flood meets the relay's own per-address limits (relayctl.sh turns
+# them off for the benchmark's single-address peers).
+relay_limits=""
 
 die() { echo "flood: $*" >&2; exit 1; }
 

@@ -28,10 +28,11 @@ build_bins() {
 # start_relay LOG: starts bin/relay and waits (10 s at most) until it serves.
 start_relay() {
   # Every synthetic peer dials from 127.0.0.1: the per-address limits,
-  # meant for the internet, are off (RELAY_FLAGS may set them again).
+  # meant for the internet, are off unless the caller sets relay_limits
+  # (flood.sh sets it empty: the relay's defaults).
   # shellcheck disable=SC2086
   "${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info \
-    -max-pending-per-ip -1 -join-rate-per-ip -1 -max-joined-per-ip -1 $relay_flags 2>"$1" &
+    ${relay_limits--max-pending-per-ip -1 -join-rate-per-ip -1 -max-joined-per-ip -1} $relay_flags 2>"$1" &
   relay_pid=$!
   for _ in $(seq 100); do
     grep -q "relay serving" "$1" && return 0

@@ -20,7 +20,7 @@
 #   SOAK_MAX_GOROUTINE_GROWTH  the same for goroutines (default 10)
 #   SOAK_INTERVAL     sampling interval of the relay's /metrics and /proc (default 5s)
 #   SOAK_PROFILE      1: heap profiles from the relay's -debug-addr into the output folder; 0: none (default 1)
-#   SOAK_DEBUG        the relay's private profiling address (default 127.0.0.1:18084)
+#   SOAK_DEBUG        the relay's private profiling address (default 127.0.0.1:18086)
 #   SOAK_SCENARIO     scenario name in loadtest/scenarios (default soak)
 #   SOAK_OUT          where reports go (default bin/soak/<date>)
 #   SOAK_HTTP         relay HTTP address (default 127.0.0.1:18082)
@@ -37,7 +37,7 @@ max_growth=${SOAK_MAX_GROWTH:-10}
 max_gor_growth=${SOAK_MAX_GOROUTINE_GROWTH:-10}
 interval=${SOAK_INTERVAL:-5s}
 profile=${SOAK_PROFILE:-1}
-debug=${SOAK_DEBUG:-127.0.0.1:18084}
+debug=${SOAK_DEBUG:-127.0.0.1:18086}
 scenario=${SOAK_SCENARIO:-soak}
 out=${SOAK_OUT:-bin/soak/$(date -u +%Y%m%dT%H%M%SZ)}
 http=${SOAK_HTTP:-127.0.0.1:18082}
