@@ -45,6 +45,10 @@ type FloodConfig struct {
 	Duration  time.Duration // how long the flood is up
 	Settle    time.Duration // after the flood's sockets are closed, before the "after" figures
 	Timeout   time.Duration // one flood connection: the upgrade, and a join's answer
+	// STUNTo and STUNRate: Binding requests with made-up credentials to
+	// the relay's UDP port during the flood; STUNRate 0 sends none.
+	STUNTo   string
+	STUNRate float64
 
 	Legit        int           // joins of the legitimate client, quiet and during the flood
 	LegitTimeout time.Duration // one legitimate join: dial to sub connected
@@ -105,6 +109,8 @@ func (c FloodConfig) validate() error {
 		return fmt.Errorf("%w: give -token or -token-secret, not both", ErrBadScenario)
 	case c.WaitReady < 0 || c.Interval < 0:
 		return fmt.Errorf("%w: -wait-ready and -interval must not be negative", ErrBadScenario)
+	case c.STUNRate < 0 || c.STUNRate > 0 && c.STUNTo == "":
+		return fmt.Errorf("%w: -stun-rate needs -stun-to, the relay's UDP address (e.g. 127.0.0.1:50000), and must not be negative", ErrBadScenario)
 	}
 	return nil
 }
@@ -184,7 +190,8 @@ type flood struct {
 	startNs    int64
 	phase      atomic.Pointer[string]
 
-	wg sync.WaitGroup // every flood connection's goroutine
+	wg   sync.WaitGroup // every flood connection's goroutine
+	stun stunFlood      // the STUN part, if any
 
 	mu            sync.Mutex // guards the fields below
 	idle          FloodIdle
@@ -323,6 +330,9 @@ func (f *flood) run(ctx context.Context) (*FloodResult, error) {
 	stopSampler()
 	<-samplerDone
 	f.finish(res, b0, b1, a0, a1)
+	if f.cfg.STUNRate > 0 {
+		res.STUN = &FloodSTUN{To: f.cfg.STUNTo, Rate: f.cfg.STUNRate, Sent: f.stun.sent.Load(), Errors: f.stun.errs.Load()}
+	}
 	return res, nil
 }
 
@@ -392,6 +402,13 @@ func (f *flood) runFlood(ctx context.Context) LegitJoins {
 	}
 	if f.cfg.JoinRate > 0 {
 		gens.Go(func() { f.floodJoins(stopCtx, ctx) })
+	}
+	if f.cfg.STUNRate > 0 {
+		gens.Go(func() {
+			if err := f.stun.run(stopCtx, f.cfg.From, f.cfg.STUNTo, f.cfg.STUNRate); err != nil {
+				f.warn("STUN flood: %v", err)
+			}
+		})
 	}
 	// The legitimate joins are spread over the flood once the idle
 	// sockets have had time to open (half the flood at most).

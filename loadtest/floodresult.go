@@ -27,6 +27,7 @@ type FloodResult struct {
 	Total FloodTotals `json:"total"`
 	Relay FloodRelay  `json:"relay"`
 	Legit FloodLegit  `json:"legit"`
+	STUN  *FloodSTUN  `json:"stun,omitempty"` // with -stun-rate
 
 	// FloodSeconds is how long the flood was up: from its first
 	// connection attempt to the close of its sockets.

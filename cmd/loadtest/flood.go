@@ -115,6 +115,8 @@ func parseFlood(args []string, getenv func(string) string, out io.Writer) (flood
 	fs.Float64Var(&c.OpenRate, "open-rate", 500, "idle connection attempts per second")
 	fs.BoolVar(&c.Reopen, "reopen", true, "replace idle sockets the relay closes (join timeout) or refuses, keeping -idle open, as an attacker would")
 	fs.Float64Var(&c.JoinRate, "joins", 0, "join attempts per second from -from: each a new WebSocket sending an audience join, closed after the answer")
+	fs.Float64Var(&c.STUNRate, "stun-rate", 0, "STUN Binding requests per second with made-up credentials from -from to -stun-to during the flood; 0: none")
+	fs.StringVar(&c.STUNTo, "stun-to", "", "the relay's UDP media address for -stun-rate, e.g. 127.0.0.1:50000")
 	fs.BoolVar(&c.JoinLeave, "join-leave", false, "a flood join that got joined sends leave before closing (else the relay keeps it for its grace period)")
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long the flood is kept up")
 	fs.DurationVar(&c.Settle, "settle", 10*time.Second, "after the flood's sockets are closed, wait this long before the \"after\" figures")
@@ -165,6 +167,10 @@ func writeFloodSummary(w io.Writer, r *loadtest.FloodResult) {
 		reopen = ", reopened"
 	}
 	fmt.Fprintf(w, "flood from %s against %s: %d idle (%g/s%s), %g joins/s, up %.1f s\n", r.FromAddr, s.URL, s.Idle, s.OpenRate, reopen, s.JoinRate, r.FloodSeconds)
+	if st := r.STUN; st != nil {
+		fmt.Fprintf(w, "STUN: %d Binding requests with made-up credentials to %s (%g/s asked, %.0f/s sent), %d send errors\n",
+			st.Sent, st.To, st.Rate, float64(st.Sent)/max(r.FloodSeconds, 1e-9), st.Errors)
+	}
 	t := r.Total
 	fmt.Fprintf(w, "connections: %d attempts, %d accepted, %d refused (429: %d, 503: %d, other: %d), %d failed%s\n",
 		t.Attempts, t.Accepted, t.Refused, t.RefusedByStatus["429"], t.RefusedByStatus["503"],
