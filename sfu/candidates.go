@@ -11,13 +11,17 @@ import (
 // candidateGate orders one peer connection's ICE candidates against its
 // descriptions: the relay's own go out only after the description they
 // belong to was sent, and the client's are held until the client's
-// description is set (pion refuses them before).
+// description is set (pion refuses them before). Once its connection is
+// replaced or closed the gate is retired: the relay's late candidates for
+// it go nowhere, since the session would take them for its new
+// connection's.
 type candidateGate struct {
 	pc   PC
 	sink Sink
 	log  *slog.Logger
 
 	mu          sync.Mutex
+	retired     bool
 	localReady  bool
 	local       []*webrtc.ICECandidateInit // held until localReady
 	remoteReady bool
@@ -34,11 +38,21 @@ func (g *candidateGate) onLocal(c *webrtc.ICECandidate) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.localReady {
+	switch {
+	case g.retired:
+	case !g.localReady:
 		g.local = append(g.local, init)
-		return
+	default:
+		g.sink.Send(CandidateEvent{PC: g.pc, Candidate: init})
 	}
-	g.sink.Send(CandidateEvent{PC: g.pc, Candidate: init})
+}
+
+// retire drops the held candidates and every later one of the relay's.
+func (g *candidateGate) retire() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.retired = true
+	g.local = nil
 }
 
 // setLocalReady sends the held candidates; call after sending the
@@ -46,7 +60,7 @@ func (g *candidateGate) onLocal(c *webrtc.ICECandidate) {
 func (g *candidateGate) setLocalReady() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.localReady {
+	if g.localReady || g.retired {
 		return
 	}
 	g.localReady = true
@@ -74,8 +88,8 @@ func (g *candidateGate) addRemote(pc *webrtc.PeerConnection, c webrtc.ICECandida
 	return nil
 }
 
-// fresh is an empty gate for a new connection under the same name; the old
-// connection's late candidates stay with the old gate.
+// fresh is an empty gate for a new connection under the same name; retire
+// the old one, so that its connection's late candidates stay with it.
 func (g *candidateGate) fresh() *candidateGate {
 	return &candidateGate{pc: g.pc, sink: g.sink, log: g.log}
 }

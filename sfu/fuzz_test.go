@@ -255,7 +255,7 @@ func FuzzOffer(f *testing.F) {
 		}
 		defer p.Leave()
 
-		err = p.Offer("o", offer)
+		err = p.Offer(sink, "o", offer)
 		checkSentinel(t, "Offer", err, ErrBadDescription)
 		answers := sink.takeAnswers()
 		if err == nil {
@@ -276,10 +276,10 @@ func FuzzOffer(f *testing.F) {
 		}
 
 		mid := "0"
-		err = p.AddCandidate(Pub, &webrtc.ICECandidateInit{Candidate: cand, SDPMid: &mid})
+		err = p.AddCandidate(sink, Pub, &webrtc.ICECandidateInit{Candidate: cand, SDPMid: &mid})
 		checkSentinel(t, "AddCandidate", err, ErrBadCandidate)
 
-		err = p.Answer(answer)
+		err = p.Answer(sink, answer)
 		checkSentinel(t, "Answer", err, ErrBadDescription)
 	})
 }

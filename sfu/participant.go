@@ -13,7 +13,10 @@ import (
 )
 
 // Participant is one client in a room. Signaling calls its exported methods
-// from the client's session; they are safe for concurrent use.
+// from the client's session; they are safe for concurrent use. Offer,
+// Answer and AddCandidate take that session (from): one that a resume has
+// replaced is ignored, as it has been told (participant_left) and is being
+// closed, and its connections are not the current ones.
 type Participant struct {
 	id, name string
 	room     *Room
@@ -39,7 +42,7 @@ type Participant struct {
 	micTimer             *time.Timer
 	hostMuted, selfMuted bool
 
-	// The sub connection. Lock order: negMu before room.mu.
+	// The sub connection. Lock order: negMu, then pubMu, then room.mu.
 	negMu            sync.Mutex
 	subPC            *webrtc.PeerConnection
 	down             map[*media.UpTrack]subTrack // guarded by negMu
@@ -97,7 +100,7 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.Pee
 
 // Offer handles the client's offer on pub: the answer goes to the sink as
 // a DescriptionEvent carrying reqID, then the relay's pub candidates.
-func (p *Participant) Offer(reqID, sdp string) error {
+func (p *Participant) Offer(from Sink, reqID, sdp string) error {
 	p.room.mu.Lock()
 	role, gone := p.role, p.gone
 	p.room.mu.Unlock()
@@ -112,6 +115,9 @@ func (p *Participant) Offer(reqID, sdp string) error {
 	}
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
+	if !p.sink.is(from) {
+		return nil
+	}
 	if p.Role() == RoleAudience { // taken off the mic meanwhile
 		return fmt.Errorf("%w: audience members may not publish", ErrForbidden)
 	}
@@ -141,11 +147,14 @@ func (p *Participant) Offer(reqID, sdp string) error {
 }
 
 // Answer completes the relay's outstanding offer on sub.
-func (p *Participant) Answer(sdp string) error {
+func (p *Participant) Answer(from Sink, sdp string) error {
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	if p.isGone() {
 		return ErrClosed
+	}
+	if !p.sink.is(from) { // an answer to an offer of the replaced connection
+		return nil
 	}
 	if !p.offerOutstanding {
 		return ErrNoOffer
@@ -164,17 +173,23 @@ func (p *Participant) Answer(sdp string) error {
 
 // AddCandidate adds one of the client's ICE candidates; nil (the end of
 // candidates) is accepted and needs nothing.
-func (p *Participant) AddCandidate(pc PC, c *webrtc.ICECandidateInit) error {
+func (p *Participant) AddCandidate(from Sink, pc PC, c *webrtc.ICECandidateInit) error {
 	if c == nil {
 		return nil
 	}
 	if pc == Pub {
 		p.pubMu.Lock()
 		defer p.pubMu.Unlock()
+		if !p.sink.is(from) {
+			return nil
+		}
 		return p.pubGate.addRemote(p.pubPC, *c)
 	}
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
+	if !p.sink.is(from) {
+		return nil
+	}
 	return p.subGate.addRemote(p.subPC, *c)
 }
 
@@ -201,6 +216,7 @@ func (p *Participant) closePub() {
 	p.pubMu.Lock()
 	pc := p.pubPC
 	p.pubPC = nil
+	p.pubGate.retire()
 	p.pubGate = p.pubGate.fresh()
 	p.pubMu.Unlock()
 	if pc != nil {

@@ -4,35 +4,54 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 )
 
 // sinkSwitch is a participant's Sink: the client's current session. A
-// resume points it at the new session; events sent meanwhile go to one or
-// the other, and the resume sends a fresh offer so nothing needed is lost.
+// resume points it at the new session (replace); events sent meanwhile go
+// to one or the other, and the resume sends a fresh offer so nothing
+// needed is lost.
 type sinkSwitch struct {
-	cur atomic.Pointer[sinkRef]
+	mu  sync.RWMutex // held for reading by Send, for writing by replace
+	cur Sink
 }
 
-type sinkRef struct{ Sink }
+func newSinkSwitch(s Sink) *sinkSwitch { return &sinkSwitch{cur: s} }
 
-func newSinkSwitch(s Sink) *sinkSwitch {
-	sw := &sinkSwitch{}
-	sw.cur.Store(&sinkRef{s})
-	return sw
+func (sw *sinkSwitch) Send(ev Event) {
+	sw.mu.RLock()
+	defer sw.mu.RUnlock()
+	sw.cur.Send(ev)
 }
 
-func (sw *sinkSwitch) Send(ev Event)       { sw.cur.Load().Send(ev) }
-func (sw *sinkSwitch) Close(reason Reason) { sw.cur.Load().Close(reason) }
+func (sw *sinkSwitch) Close(reason Reason) { sw.current().Close(reason) }
 
-// swap makes s the current sink and returns the one it replaces.
-func (sw *sinkSwitch) swap(s Sink) Sink { return sw.cur.Swap(&sinkRef{s}).Sink }
+func (sw *sinkSwitch) current() Sink {
+	sw.mu.RLock()
+	defer sw.mu.RUnlock()
+	return sw.cur
+}
+
+// replace makes s the current sink and returns the one it replaces. In
+// the same step the old sink gets last and s gets first: no event sent
+// through the switch comes after last on the old sink or before first on
+// s, and last is queued before is(old) turns false (the old session closes
+// itself once it sees that, and must have last to send before its close).
+func (sw *sinkSwitch) replace(s Sink, last, first Event) Sink {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	old := sw.cur
+	old.Send(last)
+	s.Send(first)
+	sw.cur = s
+	return old
+}
 
 // is reports whether s is the current sink.
-func (sw *sinkSwitch) is(s Sink) bool { return sw.cur.Load().Sink == s }
+func (sw *sinkSwitch) is(s Sink) bool { return sw.current() == s }
 
 // newResumeToken is 128 random bits: whoever holds it may take the
 // participant over, so it is a secret like a session cookie.
@@ -69,27 +88,71 @@ func (s *SFU) Resume(rp ResumeParams) (*Participant, error) {
 	if p == nil || p.room.name != rp.Room {
 		return nil, ErrResumeUnknown
 	}
-	old, ok := p.room.resume(p, rp)
-	if !ok {
+	old, replaced, err := p.takeOver(rp)
+	if old == nil {
 		return nil, ErrResumeUnknown
 	}
-	old.Send(ParticipantLeftEvent{ID: p.id, Reason: ReasonReplaced})
 	old.Close(ReasonReplaced)
 	p.log.Info("session resumed", "ice_restart", rp.RestartICE)
-	if rp.RestartICE {
-		p.restartSub()
-	} else {
-		p.closePub()
-		if err := p.replaceSub(); err != nil {
-			p.remove(ReasonTimeout)
-			return nil, err
+	for _, pc := range replaced {
+		if cerr := pc.Close(); cerr != nil {
+			p.log.Debug("close replaced connection", "err", cerr)
 		}
+	}
+	if err != nil {
+		p.remove(ReasonTimeout)
+		return nil, err
+	}
+	if !rp.RestartICE {
+		p.runSync() // the new sub connection: its tracks and its offer
 	}
 	return p, nil
 }
 
-// resume swaps p's sink under the room lock, so that JoinedEvent comes
-// before any later room event on the new session. false if p is gone.
+// takeOver gives p to the session rp.Sink; old is nil if p is gone. The
+// switch happens with negMu and pubMu held, which the offers and answers
+// the relay sends and the client's messages (Offer, Answer, AddCandidate)
+// hold too: each belongs wholly to the old session or wholly to the new
+// one. So the old connections' offer, answer or candidates never reach the
+// new session, nor the old client's reach the new connections. With
+// RestartICE the restart offer is sent; otherwise the old connections are
+// taken out of use and returned in replaced, for the caller to close, and
+// a new sub connection is made (which runSync then offers).
+func (p *Participant) takeOver(rp ResumeParams) (old Sink, replaced []*webrtc.PeerConnection, err error) {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if !rp.RestartICE {
+		// The client has new connections: what the old ones still gather
+		// is for no session (the new one would take it for its own).
+		p.subGate.retire()
+		p.pubGate.retire()
+	}
+	old, ok := p.room.resume(p, rp)
+	if !ok {
+		return nil, nil, nil
+	}
+	if rp.RestartICE {
+		p.restartSubLocked()
+		return old, nil, nil
+	}
+	if p.pubPC != nil {
+		replaced = append(replaced, p.pubPC)
+		p.pubPC = nil
+	}
+	p.pubGate = p.pubGate.fresh()
+	sub, err := p.replaceSubLocked()
+	if sub != nil {
+		replaced = append(replaced, sub)
+	}
+	return old, replaced, err
+}
+
+// resume makes rp.Sink p's session under the room lock, so that JoinedEvent
+// comes before any later room event on the new session; the old session's
+// last event is participant_left (reason replaced) with its own id. false
+// if p is gone.
 func (r *Room) resume(p *Participant, rp ResumeParams) (old Sink, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -100,18 +163,14 @@ func (r *Room) resume(p *Participant, rp ResumeParams) (old Sink, ok bool) {
 		p.grace.Stop()
 		p.grace = nil
 	}
-	old = p.sink.swap(rp.Sink)
 	ev := r.joinedEventLocked(p, rp.RequestID)
 	ev.Resumed = true
-	p.sink.Send(ev)
-	return old, true
+	return p.sink.replace(rp.Sink, ParticipantLeftEvent{ID: p.id, Reason: ReasonReplaced}, ev), true
 }
 
-// restartSub offers sub again with new ICE credentials; an offer the old
-// session never answered is replaced.
-func (p *Participant) restartSub() {
-	p.negMu.Lock()
-	defer p.negMu.Unlock()
+// restartSubLocked offers sub again with new ICE credentials; an offer
+// the old session never answered is replaced. negMu must be held.
+func (p *Participant) restartSubLocked() {
 	if p.offerOutstanding {
 		// The old session's offer will never be answered: roll it back so
 		// that the restart is a new offer from a stable state.
@@ -124,15 +183,15 @@ func (p *Participant) restartSub() {
 	p.offerLocked()
 }
 
-// replaceSub closes the sub connection and offers a new one carrying the
-// same tracks: the client has new peer connections.
-func (p *Participant) replaceSub() error {
-	p.negMu.Lock()
-	if p.isGone() { // removed meanwhile: close has taken or will take the old one
-		p.negMu.Unlock()
-		return ErrClosed
+// replaceSubLocked puts a new sub connection in place of the old one,
+// which it returns for the caller to close (nil if p was removed
+// meanwhile: close has taken or will take it); runSync then offers the
+// new one with the same tracks. negMu must be held.
+func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error) {
+	if p.isGone() {
+		return nil, ErrClosed
 	}
-	old := p.subPC
+	old = p.subPC
 	for _, st := range p.down {
 		st.down.Unsubscribe()
 	}
@@ -146,19 +205,12 @@ func (p *Participant) replaceSub() error {
 			err = fmt.Errorf("create data channel: %w", err)
 		}
 	}
-	if err == nil {
-		p.subPC, p.subGate = pc, gate
-		p.offerOutstanding, p.needOffer = false, true
-	}
-	p.negMu.Unlock()
-	if cerr := old.Close(); cerr != nil {
-		p.log.Debug("close replaced sub", "err", cerr)
-	}
 	if err != nil {
-		return err
+		return old, err
 	}
-	p.runSync()
-	return nil
+	p.subPC, p.subGate = pc, gate
+	p.offerOutstanding, p.needOffer = false, true
+	return old, nil
 }
 
 // keepResumable registers p's resume token; forgetResumable drops it when

@@ -85,7 +85,7 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 			switch e := ev.(type) {
 			case DescriptionEvent:
 				if e.PC == Sub {
-					tp.answerSub(e.SDP)
+					tp.answerSub(sink, e.SDP)
 				} else if err := tp.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.SDP}); err != nil {
 					tp.t.Errorf("set pub answer: %v", err)
 				}
@@ -107,7 +107,7 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 	}
 }
 
-func (tp *testPeer) answerSub(sdp string) {
+func (tp *testPeer) answerSub(from Sink, sdp string) {
 	if err := tp.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		tp.t.Errorf("set sub offer: %v", err)
 		return
@@ -122,14 +122,14 @@ func (tp *testPeer) answerSub(sdp string) {
 		return
 	}
 	<-webrtc.GatheringCompletePromise(tp.sub) // candidates in the answer: no trickle needed
-	if err := tp.p.Answer(tp.sub.LocalDescription().SDP); err != nil {
+	if err := tp.p.Answer(from, tp.sub.LocalDescription().SDP); err != nil {
 		tp.t.Errorf("relay refused the sub answer: %v", err)
 	}
 }
 
 // offerPub offers pub (with an ICE restart if asked) with candidates
-// inline and hands it to the relay.
-func (tp *testPeer) offerPub(restart bool) {
+// inline and hands it to the relay from session from.
+func (tp *testPeer) offerPub(from Sink, restart bool) {
 	tp.t.Helper()
 	var opts *webrtc.OfferOptions
 	if restart {
@@ -143,7 +143,7 @@ func (tp *testPeer) offerPub(restart bool) {
 		tp.t.Fatal(err)
 	}
 	<-webrtc.GatheringCompletePromise(tp.pub)
-	if err := tp.p.Offer("o", tp.pub.LocalDescription().SDP); err != nil {
+	if err := tp.p.Offer(from, "o", tp.pub.LocalDescription().SDP); err != nil {
 		tp.t.Fatalf("relay refused the pub offer: %v", err)
 	}
 	// serve applies the answer.
@@ -210,7 +210,7 @@ func TestResumeICERestart(t *testing.T) {
 	if _, err := host.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	host.offerPub(false)
+	host.offerPub(hostSink, false)
 	pubUfrag := iceUfrag(host.pub.RemoteDescription().SDP)
 
 	// Send 10 ms packets until the test ends.
@@ -300,7 +300,7 @@ func TestResumeICERestart(t *testing.T) {
 		rd := host.sub.RemoteDescription()
 		return rd != nil && iceUfrag(rd.SDP) != subUfrag && host.sub.SignalingState() == webrtc.SignalingStateStable
 	})
-	host.offerPub(true)
+	host.offerPub(newSink, true)
 	if u := iceUfrag(host.pub.RemoteDescription().SDP); u == pubUfrag {
 		t.Errorf("the relay's pub answer kept ICE ufrag %q: no ICE restart", u)
 	}

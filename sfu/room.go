@@ -55,6 +55,9 @@ func (r *Room) join(p *Participant) (bool, error) {
 	r.participants = append(r.participants, p)
 	r.countLocked(p.role, +1)
 
+	// Resumable before joined carries its token: a client may use it at
+	// once. (Lock order: room, then sfu.)
+	r.sfu.keepResumable(p)
 	p.sink.Send(r.joinedEventLocked(p, p.joinReqID))
 	for _, q := range r.participants {
 		if q != p && visible(p, q) {

@@ -48,7 +48,9 @@ type JoinParams struct {
 }
 
 // Join adds a participant to a room (creating the room if needed). The
-// sink gets JoinedEvent, then the first sub offer, before Join returns.
+// sink gets JoinedEvent, then the first sub offer, before Join returns
+// (unless a resume with JoinedEvent's token took the participant over
+// meanwhile: then the new session gets the offer, of a new connection).
 func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	if jp.ReceivedAt.IsZero() {
 		jp.ReceivedAt = time.Now()
@@ -96,7 +98,6 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 			break
 		}
 	}
-	s.keepResumable(p)
 	p.runSync()
 	return p, nil
 }

@@ -42,12 +42,12 @@ func (s *session) handle(data []byte) {
 			return
 		}
 		if m.Type == protocol.TypeOffer {
-			s.reply(m.ID, s.p.Offer(m.ID, m.SDP))
+			s.reply(m.ID, s.p.Offer(s, m.ID, m.SDP))
 		} else {
-			s.reply(m.ID, s.p.Answer(m.SDP))
+			s.reply(m.ID, s.p.Answer(s, m.SDP))
 		}
 	case *protocol.Candidate:
-		s.reply(m.ID, s.p.AddCandidate(sfu.PC(m.PC), fromProtocol(m.Candidate)))
+		s.reply(m.ID, s.p.AddCandidate(s, sfu.PC(m.PC), fromProtocol(m.Candidate)))
 	case *protocol.Leave:
 		s.p.Leave()
 		s.closeWith(protocol.CloseNormal, "left")
