@@ -50,10 +50,11 @@ func NewServer(p Params) *Server {
 		sfu: p.SFU,
 		log: p.Config.Logger,
 		upgrader: websocket.Upgrader{
-			// No buffer sizes: the connection reads through the 4 KiB
-			// buffer net/http already holds for it, and borrows a write
-			// buffer from the pool only while it writes, so that an idle
-			// connection holds no buffer of its own.
+			// A small read buffer (larger messages are read past it,
+			// straight into the message), and a write buffer borrowed
+			// from the pool only while writing: an idle connection holds
+			// 512 bytes of buffer.
+			ReadBufferSize:  512,
 			WriteBufferPool: writeBuffers,
 			// Another site must not drive a visitor's browser into a room:
 			// only the relay's own page, localhost and configured origins.
@@ -96,12 +97,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered with the HTTP error
 	}
 	ss := newSession(s, conn, r.RemoteAddr, addr)
-	defer func() { s.limits.close(addr, ss.joined.Load()) }()
+	// The session runs in a goroutine of its own and this handler returns:
+	// net/http then lets go of what it held for the request (its 4 KiB
+	// read and write buffers, the request, its contexts), which otherwise
+	// every idle connection would keep.
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		ss.closeWith(protocol.CloseGoingAway, "relay is shutting down")
-		ss.run()
+		go func() {
+			ss.run()
+			s.limits.close(addr, false)
+		}()
 		return
 	}
 	s.sessions[ss] = struct{}{}
@@ -111,14 +118,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	s.m.sessions.Inc()
-	defer func() {
-		s.mu.Lock()
-		delete(s.sessions, ss)
-		s.mu.Unlock()
-		s.m.sessions.Dec()
-		s.wg.Done()
+	go func() {
+		defer func() {
+			s.limits.close(addr, ss.joined.Load())
+			s.mu.Lock()
+			delete(s.sessions, ss)
+			s.mu.Unlock()
+			s.m.sessions.Dec()
+			s.wg.Done()
+		}()
+		ss.run()
 	}()
-	ss.run()
 }
 
 // writeBuffers are the WebSocket write buffers, shared by every session

@@ -31,6 +31,11 @@ type session struct {
 	closeCode int    // set once by closeWith, before done is closed
 	closeText string // likewise
 
+	// The writer goroutine starts with the first message or the close:
+	// a connection that never sends (an idle one in a flood) has none.
+	writerOnce sync.Once
+	writerDone chan struct{} // closed when the writer ends
+
 	// Owned by the reader goroutine.
 	p      *sfu.Participant // nil until joined
 	limit  *rateLimit
@@ -39,23 +44,19 @@ type session struct {
 
 func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Addr) *session {
 	return &session{
-		srv:   srv,
-		conn:  conn,
-		addr:  addr,
-		log:   srv.log.With("remote", remote),
-		out:   newSendQueue(srv.cfg.SendQueue),
-		done:  make(chan struct{}),
-		limit: newRateLimit(srv.cfg.MessageRate, srv.cfg.MessageBurst),
+		srv:        srv,
+		conn:       conn,
+		addr:       addr,
+		log:        srv.log.With("remote", remote),
+		out:        newSendQueue(srv.cfg.SendQueue),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+		limit:      newRateLimit(srv.cfg.MessageRate, srv.cfg.MessageBurst),
 	}
 }
 
 // run serves the session until the connection ends.
 func (s *session) run() {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		s.writeLoop()
-	}()
 	joinTimer := time.AfterFunc(s.srv.cfg.JoinTimeout, func() {
 		if !s.joined.Load() {
 			s.closeWith(protocol.ClosePolicy, "no join within "+s.srv.cfg.JoinTimeout.String()+" of connecting")
@@ -64,7 +65,7 @@ func (s *session) run() {
 	s.readLoop()
 	joinTimer.Stop()
 	s.closeWith(protocol.CloseNormal, "")
-	<-writerDone
+	<-s.writerDone
 	_ = s.conn.Close()
 	if s.p != nil {
 		// The WebSocket is gone without a leave: keep the participant for
@@ -201,6 +202,7 @@ func (s *session) closeWith(code int, text string) {
 		s.closeCode, s.closeText = code, text
 		close(s.done)
 	})
+	s.startWriter() // it sends the close frame
 }
 
 // send queues a message for the client without blocking. A client too slow
@@ -217,7 +219,9 @@ func (s *session) send(msg any) {
 		// The writer is likely blocked on the full socket: cut the
 		// connection now rather than after the write timeout.
 		_ = s.conn.Close()
+		return
 	}
+	s.startWriter()
 }
 
 func (s *session) sendError(id, code, text string) {
@@ -252,4 +256,14 @@ func (s *session) Close(reason sfu.Reason) {
 	default:
 		s.closeWith(protocol.CloseNormal, string(reason))
 	}
+}
+
+// startWriter starts the writer goroutine if it has not started yet.
+func (s *session) startWriter() {
+	s.writerOnce.Do(func() {
+		go func() {
+			defer close(s.writerDone)
+			s.writeLoop()
+		}()
+	})
 }
