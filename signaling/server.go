@@ -70,8 +70,9 @@ func NewServer(p Params) *Server {
 	return s
 }
 
-// ServeHTTP upgrades the request to a WebSocket and runs the session until
-// it ends.
+// ServeHTTP admits the request under the connection limits, upgrades it to
+// a WebSocket and starts the session in a goroutine of its own; Drain and
+// Shutdown wait for the sessions.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closing := s.closing
