@@ -15,9 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +132,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	ws, resp, err := dialer.DialContext(ctx, cfg.URL, nil)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("client: dial %s: %w (HTTP %d)", cfg.URL, err, resp.StatusCode)
+			return nil, fmt.Errorf("client: dial %s: %w (%s)", cfg.URL, err, refusal(resp))
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.URL, err)
 	}
@@ -454,4 +457,21 @@ func (c *Client) Close() error {
 	}
 	close(c.closeDone)
 	return c.closeErr
+}
+
+// refusal describes an HTTP answer that refused the WebSocket upgrade:
+// its status, what the relay says to do, and when to retry.
+func refusal(resp *http.Response) string {
+	msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
+	if resp.Body != nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		_ = resp.Body.Close()
+		if text := strings.TrimSpace(string(body)); text != "" {
+			msg += ": " + text
+		}
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		msg += "; retry after " + ra + " s"
+	}
+	return msg
 }

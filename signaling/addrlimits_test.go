@@ -7,9 +7,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
 )
@@ -215,6 +218,24 @@ func TestConnectionCap(t *testing.T) {
 	for reason, want := range map[string]float64{"connection_cap": 1, "near_capacity": 1} {
 		if n := r.counter(t, "relay_connections_refused_total", "reason", reason); n != want {
 			t.Errorf("refused{%s} = %v, want %v", reason, n, want)
+		}
+	}
+}
+
+// TestRefusalReachesGoClient: a client refused at the upgrade learns why
+// and when to retry, not only a status code.
+func TestRefusalReachesGoClient(t *testing.T) {
+	r, ctx := startRelay(t, relayOpts{Tune: func(c *server.Config) { c.Signaling.MaxPendingPerAddr = 1 }})
+	if _, resp := r.dialFrom(ctx, t, "127.0.0.1"); resp != nil {
+		t.Fatalf("first connection refused with %d", resp.StatusCode)
+	}
+	_, err := client.Dial(ctx, client.Config{URL: r.URL, Room: "x", Name: "x", Loopback: true, Logger: relaytest.Logger()})
+	if err == nil {
+		t.Fatal("a second unjoined connection was accepted with a limit of 1")
+	}
+	for _, want := range []string{"HTTP 429", "have not joined yet", "retry after 10 s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
 }
