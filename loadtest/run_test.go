@@ -107,18 +107,17 @@ func testRunInProcess(t *testing.T) {
 		}
 	})
 	t.Run("stutter under 0.5%", func(t *testing.T) {
-		if rep.Audio.StutterPct >= 0.5 {
-			for _, s := range rep.Series {
-				t.Logf("t=%.1fs %s late=%d recv=%.0f pkt/s cpu=%.0f%% other=%.0f%%", s.T, s.Phase, s.Late, s.RecvPPS, s.LoadgenCPUPct, s.OtherCPUPct)
-			}
-			t.Fatalf("stutter %.3f%% (%d late frames)", rep.Audio.StutterPct, rep.Audio.LateFrames)
-		}
-		if rep.Audio.Decoded.Streams == 0 || rep.Audio.Decoded.FramesDecoded == 0 {
-			t.Fatalf("the decoded sample decoded nothing: %+v", rep.Audio.Decoded)
-		}
-		if rep.Audio.Decoded.StutterPct >= 0.5 || rep.Audio.Decoded.DecodeErrors != 0 {
+		if rep.Audio.Decoded.Streams == 0 || rep.Audio.Decoded.FramesDecoded == 0 || rep.Audio.Decoded.DecodeErrors != 0 {
 			t.Fatalf("decoded sample: %+v", rep.Audio.Decoded)
 		}
+		if rep.Audio.StutterPct < 0.5 && rep.Audio.Decoded.StutterPct < 0.5 {
+			return
+		}
+		for _, s := range rep.Series {
+			t.Logf("t=%.1fs %s late=%d recv=%.0f pkt/s cpu=%.0f%% other=%.0f%%", s.T, s.Phase, s.Late, s.RecvPPS, s.LoadgenCPUPct, s.OtherCPUPct)
+		}
+		skipIfSaturated(t, rep, "stutter")
+		t.Fatalf("stutter %.3f%% (%d late frames), decoded sample %.3f%%", rep.Audio.StutterPct, rep.Audio.LateFrames, rep.Audio.Decoded.StutterPct)
 	})
 	t.Run("relay figures", func(t *testing.T) {
 		if !rep.Relay.MetricsOK || rep.Relay.PacketsOut <= 0 || rep.Relay.CPUSource != "metrics" {
