@@ -68,22 +68,7 @@ func TestAddressLimits(t *testing.T) {
 	}})
 	// A room whose clients dial from 127.0.0.1: host, listener and, later,
 	// one more (3 joins: its whole burst and joined allowance).
-	host := r.join(ctx, t, "legit", "Host", protocol.RoleHost)
-	listener := r.join(ctx, t, "legit", "Listener", protocol.RoleAudience)
-	pub, err := host.Publish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubCtx, stopPub := context.WithCancel(ctx)
-	defer stopPub()
-	go func() { _, _ = publish(pubCtx, pub, 7, 6000) }()
-	heard := receive(ctx, listener)
-	unaffected := func(t *testing.T) {
-		t.Helper()
-		ping(ctx, t, host)
-		before := heard.count(host.ID())
-		waitFor(ctx, t, "the host's audio to keep reaching the listener", func() bool { return heard.count(host.ID()) > before+10 })
-	}
+	unaffected := liveRoom(ctx, t, r, "legit")
 
 	t.Run("pending connections", func(t *testing.T) {
 		const flooder = "127.0.0.2"

@@ -27,6 +27,30 @@ var limitOpts = relayOpts{Tune: func(c *server.Config) {
 	gc.AllowedOrigins = []string{"https://app.example.com"}
 }}
 
+// liveRoom joins into room a host that publishes and a listener that hears
+// it, and returns a check that a limit crossed elsewhere left them alone:
+// the host still answers and its audio still reaches the listener. The
+// publishing stops at t's cleanup.
+func liveRoom(ctx context.Context, t *testing.T, r *relay, room string) (unaffected func(*testing.T)) {
+	t.Helper()
+	host := r.join(ctx, t, room, "Host", protocol.RoleHost)
+	listener := r.join(ctx, t, room, "Listener", protocol.RoleAudience)
+	pub, err := host.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubCtx, stopPub := context.WithCancel(ctx)
+	t.Cleanup(stopPub)
+	go func() { _, _ = publish(pubCtx, pub, 7, 6000) }()
+	heard := receive(ctx, listener)
+	return func(t *testing.T) {
+		t.Helper()
+		ping(ctx, t, host)
+		before := heard.count(host.ID())
+		waitFor(ctx, t, "the host's audio to keep reaching the listener", func() bool { return heard.count(host.ID()) > before+10 })
+	}
+}
+
 // join sends a join message and waits for joined.
 func (w *raw) join(msg string) {
 	w.t.Helper()
@@ -51,25 +75,7 @@ func twoAudioSections() string {
 // connection and its published audio.
 func TestLimits(t *testing.T) {
 	r, ctx := startRelay(t, limitOpts)
-	host := r.join(ctx, t, "lim", "Host", protocol.RoleHost)
-	listener := r.join(ctx, t, "lim", "Listener", protocol.RoleAudience)
-	pub, err := host.Publish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubCtx, stopPub := context.WithCancel(ctx)
-	defer stopPub()
-	go func() { _, _ = publish(pubCtx, pub, 7, 6000) }()
-	heard := receive(ctx, listener)
-
-	// unaffected checks that the host still answers and its audio still
-	// reaches the listener.
-	unaffected := func(t *testing.T) {
-		t.Helper()
-		ping(ctx, t, host)
-		before := heard.count(host.ID())
-		waitFor(ctx, t, "the host's audio to keep reaching the listener", func() bool { return heard.count(host.ID()) > before+10 })
-	}
+	unaffected := liveRoom(ctx, t, r, "lim")
 
 	t.Run("message rate", func(t *testing.T) {
 		w := r.dialRaw(ctx, t)
