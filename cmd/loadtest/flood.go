@@ -41,14 +41,8 @@ func flood(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stderr, "loadtest flood: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	o.cfg.Logger = log
-	if o.logLevel <= slog.LevelDebug {
-		o.cfg.ClientLog = log
-	}
-	if !o.quiet {
-		o.cfg.Progress = stderr
-	}
+	o.cfg.Logger, o.cfg.ClientLog, o.cfg.Progress = logs(o.logLevel, o.quiet, stderr)
+	log := o.cfg.Logger
 	soft, hard, err := raiseNofile()
 	if err != nil {
 		fmt.Fprintf(stderr, "loadtest flood: %v\n", err)

@@ -89,14 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	o.cfg.Logger = log
-	if o.logLevel <= slog.LevelDebug {
-		o.cfg.ClientLog = log
-	}
-	if !o.quiet {
-		o.cfg.Progress = stderr
-	}
+	o.cfg.Logger, o.cfg.ClientLog, o.cfg.Progress = logs(o.logLevel, o.quiet, stderr)
 	if o.cpuProf != "" {
 		stopProfile, err := startProfile(o.cpuProf)
 		if err != nil {
@@ -167,4 +160,18 @@ func startProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("-cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}
+
+// logs are a subcommand's logger, the clients' logger (theirs and pion's,
+// only at debug level) and where the progress line goes (nowhere with
+// -quiet).
+func logs(level slog.Level, quiet bool, stderr io.Writer) (log, clientLog *slog.Logger, progress io.Writer) {
+	log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if level <= slog.LevelDebug {
+		clientLog = log
+	}
+	if !quiet {
+		progress = stderr
+	}
+	return log, clientLog, progress
 }
