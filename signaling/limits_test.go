@@ -28,7 +28,7 @@ var limitOpts = relayOpts{Tune: func(c *server.Config) {
 }}
 
 // liveRoom joins into room a host that publishes and a listener that hears
-// it, and returns a check that a limit crossed elsewhere left them alone:
+// it, waits until the audio flows, and returns a check that a limit crossed elsewhere left them alone:
 // the host still answers and its audio still reaches the listener. The
 // publishing stops at t's cleanup.
 func liveRoom(ctx context.Context, t *testing.T, r *relay, room string) (unaffected func(*testing.T)) {
@@ -43,6 +43,11 @@ func liveRoom(ctx context.Context, t *testing.T, r *relay, room string) (unaffec
 	t.Cleanup(stopPub)
 	go func() { _, _ = publish(pubCtx, pub, 7, 6000) }()
 	heard := receive(ctx, listener)
+	// Live before the test goes on: the relay announces a track at its
+	// first packet, and an announcement after this point would reach the
+	// test's own raw clients in the room between their join and the reply
+	// they wait for.
+	waitFor(ctx, t, "the listener to hear the host", func() bool { return heard.count(host.ID()) > 0 })
 	return func(t *testing.T) {
 		t.Helper()
 		ping(ctx, t, host)
