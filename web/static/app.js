@@ -875,7 +875,8 @@ const ERROR_HELP = {
   conflict: "That is already in progress.",
   internal: "The relay hit an internal error; try again.",
   shutting_down: "The relay is restarting; join again in a moment.",
-  rate_limited: "This page sent the relay too many messages at once, so the relay closed the connection. Press Join to join again.",
+  rate_limited: "The relay is holding back this page or your network (too many messages at once, or too many joins from your address), so it closed the connection. Wait a few seconds, then press Join.",
+  unavailable: "The relay is full right now. Join again in a moment.",
 };
 
 function explain(code, message) {
