@@ -2,16 +2,13 @@ package sfu
 
 import (
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/media"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 )
 
 // Fuzz targets for the SDP the relay handles: withPtime, the one edit it
@@ -207,31 +204,6 @@ func (s *fuzzSink) takeAnswers() []DescriptionEvent {
 	return a
 }
 
-// newFuzzSFU is an SFU on a loopback UDP port, closed at cleanup, after
-// which no goroutine may be left.
-func newFuzzSFU(f *testing.F) *SFU {
-	f.Helper()
-	f.Cleanup(func() { goleak.VerifyNone(f) }) // registered first: runs last
-	udp, err := media.ListenUDP("127.0.0.1:0", true)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s, err := New(Config{
-		GracePeriod: time.Second,
-		ICE:         ICEConfig{UDPMux: udp, Loopback: true},
-		Logger:      slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			f.Errorf("close sfu: %v", err)
-		}
-	})
-	return s
-}
-
 // FuzzOffer: a host's pub offer, a pub candidate and an answer to the
 // relay's sub offer, all arbitrary, go through a real participant and so
 // through pion's SetRemoteDescription and AddICECandidate. Nothing panics;
@@ -246,7 +218,7 @@ func FuzzOffer(f *testing.F) {
 	f.Add(strings.ReplaceAll(chromeOffer, "opus/48000/2", "PCMU/8000"), chromeCandidate, chromeSubAnswer)
 	f.Add(crlf(concat(sdpSession, audioSection("0"), applicationSection("1"))...), "candidate:1 1 tcp 1 127.0.0.1 9 typ host tcptype passive", chromeSubAnswer)
 	f.Add("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "candidate:1 1 udp 1 ::1 9 typ host", "garbage")
-	s := newFuzzSFU(f)
+	s := newLoopbackSFU(f, time.Second)
 	f.Fuzz(func(t *testing.T, offer, cand, answer string) {
 		sink := &fuzzSink{}
 		p, err := s.Join(JoinParams{Room: "fuzz", Name: "fuzzer", Role: RoleHost, Sink: sink})

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 )
 
 // recSink records its events in order. onJoined, if set, runs when it
@@ -51,21 +49,6 @@ func subOffers(events []Event) []string {
 		}
 	}
 	return offers
-}
-
-func newTakeoverSFU(t *testing.T) *SFU {
-	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs last
-	udp, err := media.ListenUDP("127.0.0.1:0", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{GracePeriod: 10 * time.Second, ICE: ICEConfig{UDPMux: udp, Loopback: true}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
 }
 
 // answerFor answers a sub offer as a client would, with a connection of
@@ -135,7 +118,7 @@ func checkNewSession(t *testing.T, cur *recSink, id string) string {
 // TestJoinedTokenResumable: the token in joined resumes the participant as
 // soon as the client has it.
 func TestJoinedTokenResumable(t *testing.T) {
-	s := newTakeoverSFU(t)
+	s := newLoopbackSFU(t, 10*time.Second)
 	sink := &recSink{}
 	registered := false
 	sink.onJoined = func(j JoinedEvent) {
@@ -160,7 +143,7 @@ func TestJoinedTokenResumable(t *testing.T) {
 // reaches the new session, nothing comes after participant_left on the
 // old one.
 func TestResumeIgnoresReplacedSession(t *testing.T) {
-	s := newTakeoverSFU(t)
+	s := newLoopbackSFU(t, 10*time.Second)
 	api := loopbackAPI(t)
 	old := &recSink{}
 	p, err := s.Join(JoinParams{Room: "r", Name: "g", Role: RoleGuest, Sink: old})
@@ -203,7 +186,7 @@ func TestResumeIgnoresReplacedSession(t *testing.T) {
 // session one offer, of its new connection, whose answer completes it;
 // the old connection's offer goes to the old session or nowhere.
 func TestResumeRightAfterJoin(t *testing.T) {
-	s := newTakeoverSFU(t)
+	s := newLoopbackSFU(t, 10*time.Second)
 	api := loopbackAPI(t)
 	old, cur := &recSink{}, &recSink{}
 	resumed := make(chan error, 1)

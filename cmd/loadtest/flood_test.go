@@ -232,12 +232,7 @@ func TestFloodRefused(t *testing.T) {
 
 func TestFloodUsage(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "ws://" + ln.Addr().String() + "/ws"
-	_ = ln.Close()
+	dead := deadURL(t)
 	tests := []struct {
 		name   string
 		args   []string

@@ -73,12 +73,7 @@ func TestParseFlags(t *testing.T) {
 
 func TestExitCodes(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "ws://" + ln.Addr().String() + "/ws"
-	_ = ln.Close()
+	dead := deadURL(t)
 	saved := filepath.Join(t.TempDir(), "r.json")
 	data, _ := json.Marshal(&report.Report{Scenario: json.RawMessage(`{"name": "x"}`)})
 	if err := os.WriteFile(saved, data, 0o644); err != nil {
@@ -114,4 +109,15 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deadURL is a WebSocket URL on a loopback port nothing listens on any more.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return "ws://" + ln.Addr().String() + "/ws"
 }
