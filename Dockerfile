@@ -1,12 +1,18 @@
-# Lianmai Relay: a static relay binary (no cgo) on a distroless base.
+# Lianmai Relay: a static relay binary (cgo, libopus linked in statically
+# for the audience mix) on a distroless base.
 #   docker build -t lianmai-relay .
 #   docker run --rm -p 8080:8080 -p 50000:50000/udp lianmai-relay -announce-ip <public IP>
 #   docker stop -t 30 <container>   # SIGTERM drains for up to -drain-timeout (20 s)
 FROM golang:1.26-bookworm AS build
+# libopus-dev ships libopus.a; pkg-config finds it; file checks the result.
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      gcc libc6-dev pkg-config libopus-dev file \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# Fails if the binary came out dynamic: distroless/static has no libc.
 RUN scripts/build-relay.sh /out/relay
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -7,7 +7,7 @@
 bench:
 	loadtest/bench.sh
 
-# Builds bin/relay (static, no cgo) and bin/loadtest (cgo: libopus).
+# Builds bin/relay (static, libopus linked in) and bin/loadtest (cgo: libopus).
 bench-build:
 	scripts/build-relay.sh bin/relay
 	go build -tags nolibopusfile -o bin/loadtest ./cmd/loadtest

@@ -40,7 +40,7 @@ type Mixer struct {
 	met *Metrics
 	log *slog.Logger
 
-	mu     sync.Mutex                // guards closed and the replacement of inputs
+	mu     sync.Mutex               // guards closed and the replacement of inputs
 	inputs atomic.Pointer[[]*Input] // copy-on-write under mu; each tick loads it once
 	closed bool
 
