@@ -1,0 +1,8 @@
+//go:build cgo && !linux
+
+package mix
+
+import "time"
+
+// threadCPU is not measured outside Linux.
+func threadCPU() (time.Duration, bool) { return 0, false }
