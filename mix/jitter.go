@@ -63,7 +63,14 @@ type jitterBuffer struct {
 	empty   int    // ticks in a row that found nothing to play
 	winMin  int    // smallest depth in the current shrink window
 	winLen  int    // ticks in the current shrink window
+	dropped uint64 // packets dropped, for Input.Stats
 	m       *Metrics
+}
+
+// drop counts one packet dropped for reason r.
+func (j *jitterBuffer) drop(r DropReason) {
+	j.dropped++
+	j.m.drops[r].Inc()
 }
 
 func newJitterBuffer(m *Metrics) *jitterBuffer {
@@ -103,7 +110,7 @@ func (j *jitterBuffer) push(seq uint16, payload []byte) {
 		return
 	}
 	if len(payload) > maxPayload {
-		j.m.drops[DropTooLarge].Inc()
+		j.drop(DropTooLarge)
 		return
 	}
 	if !j.started {
@@ -113,7 +120,7 @@ func (j *jitterBuffer) push(seq uint16, payload []byte) {
 		case d < -resyncBehind:
 			j.restart(seq)
 		case d < 0:
-			j.m.drops[DropLate].Inc()
+			j.drop(DropLate)
 			return
 		case d >= ringSize:
 			// Far ahead: a burst lost or a sequence jump. Start over here.
@@ -123,11 +130,11 @@ func (j *jitterBuffer) push(seq uint16, payload []byte) {
 	s := &j.slots[seq&ringMask]
 	if s.valid {
 		if s.seq == seq {
-			j.m.drops[DropDuplicate].Inc()
+			j.drop(DropDuplicate)
 			return
 		}
 		// An older frame still in the slot is outside the window now.
-		j.m.drops[DropOverflow].Inc()
+		j.drop(DropOverflow)
 	}
 	s.seq, s.valid, s.n = seq, true, copy(s.buf[:], payload)
 	if int16(seq-j.newest) > 0 {
@@ -145,7 +152,7 @@ func (j *jitterBuffer) restart(seq uint16) {
 	for i := range j.slots {
 		if j.slots[i].valid {
 			j.slots[i].valid = false
-			j.m.drops[DropOverflow].Inc()
+			j.drop(DropOverflow)
 		}
 	}
 	j.start(seq)
@@ -156,7 +163,7 @@ func (j *jitterBuffer) dropNext(r DropReason) {
 	s := &j.slots[j.next&ringMask]
 	if s.valid && s.seq == j.next {
 		s.valid = false
-		j.m.drops[r].Inc()
+		j.drop(r)
 	}
 	j.next++
 }

@@ -84,6 +84,9 @@ func TestJitterBufferDrops(t *testing.T) {
 	if act, _ := f.pop(); act != actConceal {
 		t.Errorf("after only bad packets pop = %d, want conceal", act)
 	}
+	if f.j.dropped != 4 {
+		t.Errorf("dropped = %d, want 4", f.j.dropped)
+	}
 }
 
 // A publisher pause (DTX, or a muted microphone) then a resume: the

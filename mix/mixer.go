@@ -67,9 +67,11 @@ type Input struct {
 	m *Mixer
 
 	mu      sync.Mutex    // guards jb, muted, removed
-	jb      *jitterBuffer // nil once removed
+	jb      *jitterBuffer // nil only for an input that never joined a mixer
 	muted   bool
 	removed bool
+
+	decoded, fec, concealed atomic.Uint64 // for Stats; written by the mixer's goroutine
 
 	// Owned by the mixer's goroutine.
 	dec     *opus.Decoder
@@ -194,7 +196,7 @@ func (m *Mixer) AddInput() *Input {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		in.removed, in.jb, in.dec = true, nil, nil
+		in.removed, in.dec = true, nil
 		return in
 	}
 	old := *m.inputs.Load()
@@ -231,7 +233,7 @@ func (m *Mixer) RemoveInput(in *Input) {
 	// The decoder stays: a tick running now may still use it; the
 	// garbage collector frees it with the input.
 	in.mu.Lock()
-	in.removed, in.jb = true, nil
+	in.removed = true
 	in.mu.Unlock()
 }
 
@@ -239,8 +241,9 @@ func (m *Mixer) RemoveInput(in *Input) {
 func (m *Mixer) Inputs() int { return len(*m.inputs.Load()) }
 
 // Close stops the ticker, waits for its goroutine and lets go of the
-// decoders, the encoder and the buffers. Later calls do nothing. Inputs
-// may still be written to during and after Close; they ignore it.
+// decoders, the encoder and the PCM buffers (an input's jitter buffer goes
+// with the Input itself). Later calls do nothing. Inputs may still be
+// written to during and after Close; they ignore it.
 func (m *Mixer) Close() {
 	m.closeOnce.Do(func() {
 		close(m.quit)
@@ -254,7 +257,7 @@ func (m *Mixer) Close() {
 		m.mu.Unlock()
 		for _, in := range ins {
 			in.mu.Lock()
-			in.removed, in.jb = true, nil
+			in.removed = true
 			in.mu.Unlock()
 			in.dec, in.pcm = nil, nil // the ticker has stopped: nothing uses them
 		}
@@ -262,6 +265,26 @@ func (m *Mixer) Close() {
 		m.met.Mixers.Dec()
 		m.enc, m.acc, m.pcm, m.payload = nil, nil, nil, nil
 	})
+}
+
+// InputStats counts what became of one input's frames since AddInput.
+type InputStats struct {
+	Decoded   uint64 // frames decoded from their own packet
+	FEC       uint64 // lost frames recovered from the next packet's FEC
+	Concealed uint64 // frames synthesized by packet loss concealment
+	Dropped   uint64 // packets the jitter buffer dropped (late, duplicate, overflow, drift, too large)
+}
+
+// Stats returns the input's counts; safe from any goroutine, also after
+// RemoveInput and Close.
+func (in *Input) Stats() InputStats {
+	st := InputStats{Decoded: in.decoded.Load(), FEC: in.fec.Load(), Concealed: in.concealed.Load()}
+	in.mu.Lock()
+	if in.jb != nil {
+		st.Dropped = in.jb.dropped
+	}
+	in.mu.Unlock()
+	return st
 }
 
 // WriteRTP buffers one packet of the input's track: seq is its RTP

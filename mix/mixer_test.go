@@ -135,6 +135,9 @@ func TestCorruptPayloadConcealed(t *testing.T) {
 	if got := counterValue(t, f.met.FramesConcealed); got != 1 {
 		t.Errorf("concealed = %v, want 1", got)
 	}
+	if st := f.ins[0].Stats(); st != (InputStats{Decoded: 10, Concealed: 1}) {
+		t.Errorf("input stats %+v, want 10 decoded, 1 concealed", st)
+	}
 	if len(f.sink.pkts) != 11 {
 		t.Errorf("%d packets for 11 ticks", len(f.sink.pkts))
 	}

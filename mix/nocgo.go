@@ -37,3 +37,14 @@ func (in *Input) WriteRTP(seq uint16, ts uint32, payload []byte) {}
 
 // SetMuted does nothing.
 func (in *Input) SetMuted(muted bool) {}
+
+// InputStats counts what became of one input's frames since AddInput.
+type InputStats struct {
+	Decoded   uint64 // frames decoded from their own packet
+	FEC       uint64 // lost frames recovered from the next packet's FEC
+	Concealed uint64 // frames synthesized by packet loss concealment
+	Dropped   uint64 // packets the jitter buffer dropped (late, duplicate, overflow, drift, too large)
+}
+
+// Stats is zero.
+func (in *Input) Stats() InputStats { return InputStats{} }

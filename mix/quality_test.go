@@ -189,6 +189,9 @@ func TestLossIsConcealed(t *testing.T) {
 	if fec == 0 {
 		t.Error("no frame recovered by FEC, though the publisher sends it")
 	}
+	if st := f.ins[0].Stats(); float64(st.FEC) != fec || float64(st.Concealed) != concealed {
+		t.Errorf("lossy input's stats %+v, want the totals (%v FEC, %v concealed): the others lost nothing", st, fec, concealed)
+	}
 	// The lossy run plays one frame later after its first loss (the jitter
 	// buffer grew): compare each frame with the clean run's frames around it.
 	worst := 0.0

@@ -86,6 +86,7 @@ func (m *Mixer) decode(in *Input, act action, payload []byte) {
 		if err == nil {
 			in.pcmLen += n
 			in.lastDur = n
+			in.decoded.Add(1)
 			m.met.FramesDecoded.Inc()
 			return
 		}
@@ -100,6 +101,7 @@ func (m *Mixer) decode(in *Input, act action, payload []byte) {
 		// exactly the missing duration.
 		if err := in.dec.DecodeFEC(payload, dst[:in.lastDur:in.lastDur]); err == nil {
 			in.pcmLen += in.lastDur
+			in.fec.Add(1)
 			m.met.FramesFEC.Inc()
 			return
 		}
@@ -110,6 +112,7 @@ func (m *Mixer) decode(in *Input, act action, payload []byte) {
 		return
 	}
 	in.pcmLen += in.lastDur
+	in.concealed.Add(1)
 	m.met.FramesConcealed.Inc()
 }
 
