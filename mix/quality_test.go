@@ -50,7 +50,13 @@ func TestMuteLeavesWithinTwoFrames(t *testing.T) {
 	f.steps(t, 60)
 	before := len(f.sink.pkts)
 	f.ins[1].SetMuted(true)
-	f.steps(t, 20)
+	f.step(t, nil)
+	// The very next frame of the sum, before the encoder, has none of it:
+	// no concealment tail.
+	if got := amplitude(f.m.pcm, 700); got > 0.002 {
+		t.Errorf("700 Hz at %.4f in the first mixed frame after SetMuted, want none", got)
+	}
+	f.steps(t, 19)
 	frames := decodeFrames(t, f.sink.pkts)
 	levelBefore := amplitude(join(frames[before-10:before]), 700)
 	second := amplitude(frames[before+1], 700)
