@@ -40,6 +40,11 @@ type Config struct {
 	Name  string
 	Role  string // host, guest or audience; empty means the relay's default (audience)
 	Token string // when the relay requires tokens
+	// Listen is what the client receives while in the audience:
+	// protocol.ListenMix (one track, the room's mix, MediaStream id
+	// "mix"), protocol.ListenTracks (one per publisher), or empty for the
+	// relay's default. Joined().Listen says what the relay gave.
+	Listen string
 	ID    string // optional id of the join message
 	// Resume is the resume token of an earlier session (its
 	// Joined().Resume): within the relay's grace period the join takes
@@ -181,6 +186,7 @@ func (c *Client) join(ctx context.Context) error {
 		Token:   c.cfg.Token,
 		Version: &version,
 		Resume:  c.cfg.Resume,
+		Listen:  c.cfg.Listen,
 	}
 	if err := c.Send(join); err != nil {
 		return fmt.Errorf("client: send join: %w", err)
