@@ -40,16 +40,16 @@ type Config struct {
 	Name  string
 	Role  string // host, guest or audience; empty means the relay's default (audience)
 	Token string // when the relay requires tokens
-	// Listen is what the client receives while in the audience:
-	// protocol.ListenMix (one track, the room's mix, MediaStream id
-	// "mix"), protocol.ListenTracks (one per publisher), or empty for the
-	// relay's default. Joined().Listen says what the relay gave.
-	Listen string
 	ID    string // optional id of the join message
 	// Resume is the resume token of an earlier session (its
 	// Joined().Resume): within the relay's grace period the join takes
 	// that participant over (Joined().Resumed), with new peer connections.
 	Resume string
+	// Listen is what the client receives while in the audience:
+	// protocol.ListenMix (one track, the room's mix, MediaStream id
+	// "mix"), protocol.ListenTracks (one per publisher), or empty for the
+	// relay's default. Joined().Listen says what the relay gave.
+	Listen string
 
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
