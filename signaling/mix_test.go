@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/lianmai/relay/client"
-	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
 )
@@ -24,12 +23,7 @@ import (
 // default), closed at cleanup.
 func (r *relay) joinListen(ctx context.Context, t *testing.T, room, name, role, listen string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(ctx, client.Config{URL: r.URL, Room: room, Name: name, Role: role, Listen: listen, Loopback: true, Logger: relaytest.Logger()})
-	if err != nil {
-		t.Fatalf("%s joins %s as %s listening to %q: %v", name, room, role, listen, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return r.dial(ctx, t, client.Config{Room: room, Name: name, Role: role, Listen: listen})
 }
 
 // startPublishing publishes a voice-like stream from c (seed tells it
