@@ -28,7 +28,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("audience listen: %w", err)
 	}
 	if cfg.AudienceListen == ListenMix && cfg.NewMixer == nil {
-		cfg.Logger.Warn("the audience mix is unavailable in this relay; audience members get separate tracks")
+		cfg.Logger.Warn("the audience mix is unavailable in this relay (it has no mixer): -audience-listen mix falls back to tracks, and joins asking for the mix get separate tracks")
 		cfg.AudienceListen = ListenTracks
 	}
 	if cfg.Metrics == nil {
