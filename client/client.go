@@ -45,6 +45,11 @@ type Config struct {
 	// Joined().Resume): within the relay's grace period the join takes
 	// that participant over (Joined().Resumed), with new peer connections.
 	Resume string
+	// Listen is what the client receives while in the audience:
+	// protocol.ListenMix (one track, the room's mix, MediaStream id
+	// "mix"), protocol.ListenTracks (one per publisher), or empty for the
+	// relay's default. Joined().Listen says what the relay gave.
+	Listen string
 
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
@@ -181,6 +186,7 @@ func (c *Client) join(ctx context.Context) error {
 		Token:   c.cfg.Token,
 		Version: &version,
 		Resume:  c.cfg.Resume,
+		Listen:  c.cfg.Listen,
 	}
 	if err := c.Send(join); err != nil {
 		return fmt.Errorf("client: send join: %w", err)

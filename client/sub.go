@@ -12,7 +12,7 @@ import (
 type RemoteTrack struct {
 	Track    *webrtc.TrackRemote
 	Receiver *webrtc.RTPReceiver
-	StreamID string // the publisher's participant id
+	StreamID string // the publisher's participant id, or "mix" for the room's audience mix
 	TrackID  string // the id in track_published
 }
 

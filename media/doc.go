@@ -17,6 +17,11 @@
 // batch's flush holds its socket's flushMu across sendmmsg, so that
 // batches leave in order; only flushers take that lock.
 //
+// A published track may have a Tap, loaded once per packet, which gets
+// each forwarded payload (the audience mix's input); the mix itself goes
+// out on a track of the relay's own (UpTrackParams.Local) through
+// UpTrack.Forward, the same fan-out as a publisher's packets.
+//
 // Ownership: the reader owns the packet it reads (bufpool) and hands one
 // reference to the history; each DownTrack's header and munger state is
 // owned by the reader, its retransmission header by its RTCP reader.

@@ -11,11 +11,23 @@ import (
 
 // BenchmarkForward: one publisher packet in, written to N down tracks
 // through a discarding writer; per input packet, and per delivered packet
-// (ns/delivery).
+// (ns/delivery). With tap, the payload is also copied to a tap (the
+// audience mix's input).
 func BenchmarkForward(b *testing.B) {
-	for _, subs := range []int{1, 10, 50} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+	for _, c := range []struct {
+		subs int
+		tap  bool
+	}{{1, false}, {10, false}, {50, false}, {10, true}} {
+		subs := c.subs
+		name := fmt.Sprintf("subs=%d", subs)
+		if c.tap {
+			name += ",tap"
+		}
+		b.Run(name, func(b *testing.B) {
 			f := newForwardFixture(b, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+			if c.tap {
+				f.up.SetTap(&copyTap{})
+			}
 			raw := inPacket(b, testInSSRC, 0, 0)
 			seq, ts := uint16(0), uint32(0)
 			b.ReportAllocs()

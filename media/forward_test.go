@@ -466,10 +466,11 @@ func TestServeNACK(t *testing.T) {
 }
 
 // forwardAllocs measures the forward path for one packet written to subs
-// down tracks: from the pool, through the fan-out and each write, and back
-// to the pool.
-func forwardAllocs(tb testing.TB, subs int) float64 {
+// down tracks (and to tap, if not nil): from the pool, through the
+// fan-out and each write, and back to the pool.
+func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
 	f := newForwardFixture(tb, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+	f.up.SetTap(tap)
 	raw := inPacket(tb, testInSSRC, 0, 0)
 	seq, ts := uint16(0), uint32(0)
 	step := func() {
@@ -500,11 +501,21 @@ func TestForwardZeroAllocs(t *testing.T) {
 	// still reads 0 then.
 	for _, subs := range []int{1, 4, 50} {
 		t.Run(fmt.Sprintf("subs=%d", subs), func(t *testing.T) {
-			if allocs := forwardAllocs(t, subs); allocs != 0 {
+			if allocs := forwardAllocs(t, subs, nil); allocs != 0 {
 				t.Errorf("forward path: %v allocations per packet, want 0", allocs)
 			}
 		})
 	}
+	// With a tap (the audience mix's input) copying every payload.
+	t.Run("subs=4,tap", func(t *testing.T) {
+		tap := &copyTap{}
+		if allocs := forwardAllocs(t, 4, tap); allocs != 0 {
+			t.Errorf("forward path with a tap: %v allocations per packet, want 0", allocs)
+		}
+		if tap.calls == 0 {
+			t.Error("the tap was never called")
+		}
+	})
 }
 
 // TestForwardMalformed: a packet that is not RTP is dropped once, by the

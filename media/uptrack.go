@@ -17,9 +17,12 @@ type UpTrack struct {
 	batch              *Batch // the relay's UDP write batching, nil without
 	levelExt           uint8  // the audio level extension's id, 0 if not negotiated
 
+	local bool // packets made by the relay (the mix), fed by Forward
+
 	hist  history
 	meter levelMeter
-	muted atomic.Bool // the reader drops everything while set
+	muted atomic.Bool         // the reader drops everything while set
+	tap   atomic.Pointer[Tap] // nil, or where the reader copies every payload (the mix's input)
 
 	// subs is the fan-out list, replaced whole (copy on write) under mu so
 	// that the reader takes it with one atomic load per packet.
@@ -41,12 +44,27 @@ type UpTrackParams struct {
 	// LevelExt is the RFC 6464 audio level extension's id on the
 	// publisher's connection, 0 if not negotiated.
 	LevelExt uint8
-	Metrics  *Metrics
+	// Local marks a track whose packets the relay makes itself (the
+	// audience mix) and hands to Forward: they are not counted as
+	// received (relay_packets_in_total counts publishers' packets).
+	Local   bool
+	Metrics *Metrics
+}
+
+// Tap receives a copy of every payload a published track forwards: the
+// audience mix's input for that track. The track's reader calls it, so it
+// must not block, must not keep payload (the reader reuses the buffer:
+// copy it), and should not allocate.
+type Tap interface {
+	// WriteRTP gets the packet's sequence number, timestamp and payload
+	// without header extensions and padding; payload may be empty (a
+	// padding-only packet).
+	WriteRTP(seq uint16, ts uint32, payload []byte)
 }
 
 // NewUpTrack creates a published track with no subscriber.
 func NewUpTrack(p UpTrackParams) *UpTrack {
-	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt}
+	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt, local: p.Local}
 	t.subs.Store(&[]*DownTrack{})
 	return t
 }
@@ -62,6 +80,17 @@ func (t *UpTrack) SetMuted(muted bool) { t.muted.Store(muted) }
 
 // Muted reports whether forwarding is stopped.
 func (t *UpTrack) Muted() bool { return t.muted.Load() }
+
+// SetTap makes tap receive every payload forwarded from the next packet
+// on; nil removes it. A packet being forwarded when it changes may still
+// reach the old tap.
+func (t *UpTrack) SetTap(tap Tap) {
+	if tap == nil {
+		t.tap.Store(nil)
+		return
+	}
+	t.tap.Store(&tap)
+}
 
 // Level is the publisher's smoothed audio level, 0 (silent) to 1, or 0
 // when no level arrived within stale ns of now (Now's clock): a publisher
@@ -123,6 +152,18 @@ func (t *UpTrack) ReadLoop(r RTPReader) {
 	}
 }
 
+// Forward writes a packet the relay made itself (the audience mix: pkt
+// holds a complete RTP packet of n bytes) to every subscriber and keeps
+// it in the history for NACKs, as the reader does with a publisher's
+// packets; it takes over the caller's reference. Calls must not overlap
+// (one producer per track), and the producer calls ReleaseHistory after
+// its last Forward.
+func (t *UpTrack) Forward(pkt *bufpool.Packet, n int) { t.forward(pkt, n) }
+
+// ReleaseHistory releases the packets kept for NACKs, for a track fed by
+// Forward once its producer has stopped (ReadLoop does it itself).
+func (t *UpTrack) ReleaseHistory() { t.hist.clear() }
+
 // forward writes the packet just read into pkt (n bytes) to every
 // subscriber and keeps it in the history. It takes over the caller's
 // reference. The header is parsed here, once, and the fields handed to
@@ -145,11 +186,16 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 	}
 	now := Now()
 	pkt.ReadAt = now
-	m.PacketsIn.Inc()
-	m.BytesIn.Add(float64(n))
+	if !t.local {
+		m.PacketsIn.Inc()
+		m.BytesIn.Add(float64(n))
+	}
 	if t.muted.Load() {
 		pkt.Release()
 		return
+	}
+	if tap := t.tap.Load(); tap != nil {
+		(*tap).WriteRTP(f.seq, f.ts, f.payload(raw))
 	}
 	if t.levelExt != 0 {
 		if lv, ok := audioLevel(raw, &f, t.levelExt); ok {

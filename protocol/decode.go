@@ -138,6 +138,9 @@ func (j *Join) validate([]byte) error {
 	if len(j.Resume) > MaxResumeLength {
 		return fmt.Errorf(`"resume" is longer than %d characters`, MaxResumeLength)
 	}
+	if j.Listen != "" && j.Listen != ListenMix && j.Listen != ListenTracks {
+		return fmt.Errorf(`"listen" must be "mix" or "tracks", not %q`, j.Listen)
+	}
 	if j.ICERestart && j.Resume == "" {
 		return errors.New(`"ice_restart" needs "resume": only a resumed session has peer connections to restart`)
 	}

@@ -16,6 +16,8 @@ func TestDecode(t *testing.T) {
 	}{
 		{"join", `{"type":"join","id":"a","room":"r-1_x","name":"Ann","role":"host","version":1}`, &Join{}, "", ""},
 		{"join without role", `{"type":"join","room":"r","name":"Ann"}`, &Join{}, "", ""},
+		{"join listening to the mix", `{"type":"join","room":"r","name":"Ann","listen":"mix"}`, &Join{}, "", ""},
+		{"join listening to tracks", `{"type":"join","room":"r","name":"Ann","listen":"tracks"}`, &Join{}, "", ""},
 		{"unknown fields ignored", `{"type":"ping","extra":{"x":[1,2]}}`, &Ping{}, "", ""},
 		{"offer", `{"type":"offer","pc":"pub","sdp":"v=0"}`, &SessionDescription{}, "", ""},
 		{"answer", `{"type":"answer","pc":"sub","sdp":"v=0"}`, &SessionDescription{}, "", ""},
@@ -42,6 +44,9 @@ func TestDecode(t *testing.T) {
 		{"name of 65 characters", `{"type":"join","room":"r","name":"` + strings.Repeat("é", 65) + `"}`, nil, `"name"`, ""},
 		{"bad role", `{"type":"join","room":"r","name":"n","role":"admin"}`, nil, `"role"`, ""},
 		{"bad version", `{"type":"join","room":"r","name":"n","version":2}`, nil, `"version"`, ""},
+		{"bad listen", `{"type":"join","id":"j","room":"r","name":"n","listen":"both"}`, nil, `"listen" must be "mix" or "tracks"`, "j"},
+		{"listen of the wrong type", `{"type":"join","room":"r","name":"n","listen":true}`, nil, `field "listen" must be a string`, ""},
+		{"listen in upper case", `{"type":"join","room":"r","name":"n","listen":"MIX"}`, nil, `"listen"`, ""},
 		{"room of the wrong type", `{"type":"join","room":5,"name":"n"}`, nil, `field "room" must be a string`, ""},
 		{"offer on sub", `{"type":"offer","pc":"sub","sdp":"v=0"}`, nil, `only on "pub"`, ""},
 		{"answer on pub", `{"type":"answer","pc":"pub","sdp":"v=0"}`, nil, `only on "sub"`, ""},

@@ -64,6 +64,18 @@ const (
 	ReasonReplaced = "replaced"
 )
 
+// What an audience member's sub connection carries (join.listen and
+// joined.listen, an extension: docs/protocol.md).
+const (
+	ListenMix    = "mix"    // one track: the room's audience mix
+	ListenTracks = "tracks" // one track per published track
+)
+
+// ParticipantMix is the participant in track_published and
+// track_unpublished for the audience mix's track, and the MediaStream id
+// of that track on sub.
+const ParticipantMix = "mix"
+
 // Header is the part every message has. ID is set on client messages that
 // want their reply or error matched, and echoed on that reply or error.
 type Header struct {
@@ -86,6 +98,10 @@ type Join struct {
 	// ICERestart (an extension, with Resume): the client kept its peer
 	// connections and restarts ICE on them; false means it has new ones.
 	ICERestart bool `json:"ice_restart,omitempty"`
+	// Listen (an extension) is what the participant receives while in
+	// the audience: ListenMix or ListenTracks; absent for the relay's
+	// default (-audience-listen, tracks unless the operator says mix).
+	Listen string `json:"listen,omitempty"`
 }
 
 // SessionDescription is an offer or an answer, on pc "pub" or "sub".
@@ -163,6 +179,10 @@ type Joined struct {
 	// Resumed (an extension) is true when the join resumed an earlier
 	// session: same participant id, role, tracks and mic state.
 	Resumed bool `json:"resumed,omitempty"`
+	// Listen (an extension) is what the participant's sub connection
+	// carries now: ListenMix, or ListenTracks (hosts and guests always,
+	// and everyone when the relay has no mix).
+	Listen string `json:"listen,omitempty"`
 }
 
 // ParticipantJoined announces a participant.

@@ -35,6 +35,10 @@ type Config struct {
 	// it builds (the media port, metrics, logger).
 	SFU       sfu.Config
 	Signaling signaling.Config
+	// NewMixer starts a room's audience mixer (mix.go), with Mix as its
+	// settings; nil: the relay has no mix (SFU.NewMixer is set from it).
+	NewMixer NewMixerFunc
+	Mix      MixConfig
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }
@@ -73,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
 	sc.Metrics = metrics
 	sc.Logger = log
+	sc.NewMixer = sfuMixer(cfg.NewMixer, cfg.Mix)
 	rooms, err := sfu.New(sc)
 	if err != nil {
 		_ = udp.Close()

@@ -29,6 +29,14 @@ type Config struct {
 	MaxTracks int
 	// ICE says how peers reach the relay.
 	ICE ICEConfig
+	// NewMixer starts a room's audience mix (package mix, through the
+	// relay's constructor); nil: the relay has no mix, and everyone gets
+	// tracks (a join asking for the mix too: joined.listen says so).
+	NewMixer NewMixerFunc
+	// AudienceListen is what an audience member whose join does not say
+	// gets: ListenTracks (the default; what every version 1 client
+	// expects) or ListenMix.
+	AudienceListen Listen
 	// Metrics, nil for a private set nobody scrapes (tests).
 	Metrics *Metrics
 	// Logger, nil for slog.Default().
@@ -86,5 +94,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.AudienceListen == "" {
+		c.AudienceListen = ListenTracks
 	}
 }

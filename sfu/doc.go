@@ -11,4 +11,9 @@
 // (Room.tracksFor, Participant.runSync) and hands media what it needs at
 // construction (the stream id, the UDP write batch, a first-packet
 // callback for the join latency, metrics); media never imports sfu.
+//
+// The audience mix (mix.go): a room runs one Mixer, made by
+// Config.NewMixer, while it has a mix listener and a published track;
+// every published track feeds it through a media.Tap, and a mix listener
+// receives its one track instead of the publishers'.
 package sfu

@@ -87,6 +87,10 @@ type JoinedEvent struct {
 	// (SFU.Resume); Resumed is set when this event answers a resume.
 	ResumeToken string
 	Resumed     bool
+	// Listen is what the participant's sub connection carries now:
+	// ListenMix, or ListenTracks (hosts and guests always; and every
+	// audience member when the relay has no mix).
+	Listen Listen
 }
 
 // ParticipantJoinedEvent announces a participant now visible to the receiver.

@@ -18,6 +18,10 @@ type Metrics struct {
 
 	Speaking prometheus.Gauge // participants listed in their room's speakers
 
+	Listeners      *prometheus.GaugeVec // participants by what their sub carries: listen="mix" or "tracks"
+	MixRooms       prometheus.Gauge     // rooms whose audience mix runs
+	MixStartErrors prometheus.Counter   // mixers that failed to start
+
 	Media *media.Metrics
 }
 
@@ -47,13 +51,27 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_speaking_participants",
 			Help: "Participants currently listed as speaking (the speakers event), over all rooms.",
 		}),
+		Listeners: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_listeners",
+			Help: "Participants by what their sub connection carries: the room's audience mix (mix) or one track per publisher (tracks; hosts and guests always).",
+		}, []string{"listen"}),
+		MixRooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_mix_rooms", Help: "Rooms whose audience mix is running.",
+		}),
+		MixStartErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_mix_start_errors_total",
+			Help: "Audience mixes that failed to start (their listeners got separate tracks meanwhile).",
+		}),
 		Media: mm,
+	}
+	for _, l := range []Listen{ListenMix, ListenTracks} {
+		m.Listeners.WithLabelValues(string(l))
 	}
 	for _, r := range Roles() {
 		m.Participants.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking} {
+		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("sfu: register metrics: %w", err)
 			}

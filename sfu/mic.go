@@ -234,13 +234,15 @@ func (r *Room) rejectPendingLocked() {
 // participant_joined, the others get role_changed (q itself included).
 // Going back to the audience ends q's tracks.
 func (r *Room) setRoleLocked(q *Participant, role Role) {
-	old := q.role
+	old, was := q.role, q.listening()
 	if role == RoleAudience {
 		r.endTracksLocked(q, true)
 	}
 	r.countLocked(old, -1)
+	r.countListenLocked(q, -1)
 	q.role = role
 	r.countLocked(role, +1)
+	r.countListenLocked(q, +1)
 	for _, o := range r.participants {
 		switch {
 		case o == q || o.role == RoleHost || role == RoleAudience:
@@ -249,6 +251,7 @@ func (r *Room) setRoleLocked(q *Participant, role Role) {
 			o.sink.Send(ParticipantJoinedEvent{Participant: q.info()})
 		}
 	}
+	r.listenChangedLocked(q, was) // an audience member on the mix hears tracks on the mic, and back
 	r.audienceChangedLocked()
 }
 

@@ -34,6 +34,7 @@ func (p *Participant) Mute(target string, muted bool) error {
 	now := q.mutedLocked()
 	for _, t := range q.tracks {
 		t.SetMuted(now)
+		r.muteMixInputLocked(t, now)
 	}
 	ev := MutedEvent{Participant: q.id, Muted: now, By: p.id}
 	for _, o := range r.participants {

@@ -30,6 +30,8 @@ type Participant struct {
 	joinReqID  string    // the join message's id
 	firstMedia atomic.Bool
 
+	listen Listen // what p receives while in the audience; set once
+
 	// Guarded by room.mu.
 	role   Role
 	tracks []*media.UpTrack // published, live

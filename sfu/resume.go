@@ -165,7 +165,11 @@ func (r *Room) resume(p *Participant, rp ResumeParams) (old Sink, ok bool) {
 	}
 	ev := r.joinedEventLocked(p, rp.RequestID)
 	ev.Resumed = true
-	return p.sink.replace(rp.Sink, ParticipantLeftEvent{ID: p.id, Reason: ReasonReplaced}, ev), true
+	old = p.sink.replace(rp.Sink, ParticipantLeftEvent{ID: p.id, Reason: ReasonReplaced}, ev)
+	if p.listening() == ListenMix && r.mix != nil {
+		p.sink.Send(r.mixPublishedLocked()) // joined lists participants' tracks, not the mix's
+	}
+	return old, true
 }
 
 // restartSubLocked offers sub again with new ICE credentials; an offer

@@ -27,6 +27,8 @@ type Room struct {
 
 	speakers      []Speaker   // as last sent
 	speakersTimer *time.Timer // nil when the ticker is stopped
+
+	mix *roomMix // the audience mix, nil when it does not run (mix.go)
 }
 
 // audienceInterval is the least time between two audience events.
@@ -54,6 +56,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 	}
 	r.participants = append(r.participants, p)
 	r.countLocked(p.role, +1)
+	r.countListenLocked(p, +1)
 
 	// Resumable before joined carries its token: a client may use it at
 	// once. (Lock order: room, then sfu.)
@@ -64,13 +67,20 @@ func (r *Room) join(p *Participant) (bool, error) {
 			q.sink.Send(ParticipantJoinedEvent{Participant: p.info()})
 		}
 	}
+	if p.listening() == ListenMix {
+		if r.mix != nil {
+			p.sink.Send(r.mixPublishedLocked())
+		} else {
+			r.updateMixLocked() // its start tells p
+		}
+	}
 	r.audienceChangedLocked()
 	return true, nil
 }
 
 // joinedEventLocked is the room as p sees it now.
 func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
-	ev := JoinedEvent{RequestID: reqID, Room: r.name, Self: p.info(), Audience: r.audience, ResumeToken: p.resumeToken}
+	ev := JoinedEvent{RequestID: reqID, Room: r.name, Self: p.info(), Audience: r.audience, ResumeToken: p.resumeToken, Listen: p.listening()}
 	for _, q := range r.participants {
 		if q == p || !visible(q, p) {
 			continue
@@ -111,11 +121,13 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 	}
 	r.participants = slices.DeleteFunc(r.participants, func(q *Participant) bool { return q == p })
 	r.countLocked(p.role, -1)
+	r.countListenLocked(p, -1)
 	tell := reason != ReasonShutdown
 	if p.micTimer != nil {
 		p.micTimer.Stop()
 	}
 	r.endTracksLocked(p, tell)
+	r.updateMixLocked() // p may have been its last listener
 	for _, q := range r.participants {
 		if tell && visible(p, q) {
 			q.sink.Send(ParticipantLeftEvent{ID: p.id, Reason: reason})
@@ -154,6 +166,11 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	t.SetMuted(p.mutedLocked())
 	r.sfu.cfg.Metrics.Tracks.Inc()
 	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: trackInfo(t)})
+	if r.mix != nil {
+		r.addMixInputLocked(t)
+	} else {
+		r.updateMixLocked() // the first track of a room with mix listeners starts it
+	}
 	r.syncOthersLocked(p)
 	r.startSpeakersLocked()
 	return true
@@ -169,6 +186,7 @@ func (r *Room) unpublish(p *Participant, t *media.UpTrack) {
 	}
 	p.tracks = slices.Delete(p.tracks, i, i+1)
 	r.endTrackLocked(p, t, true)
+	r.updateMixLocked() // the room's last track stops it
 	r.syncOthersLocked(p)
 }
 
@@ -182,10 +200,12 @@ func (r *Room) endTracksLocked(p *Participant, tell bool) {
 		r.endTrackLocked(p, t, tell)
 	}
 	p.tracks = nil
+	r.updateMixLocked() // the room's last tracks stop it
 	r.syncOthersLocked(p)
 }
 
 func (r *Room) endTrackLocked(p *Participant, t *media.UpTrack, tell bool) {
+	r.removeMixInputLocked(t)
 	t.Close()
 	r.sfu.cfg.Metrics.Tracks.Dec()
 	if tell {
@@ -203,8 +223,9 @@ func (r *Room) syncOthersLocked(p *Participant) {
 	}
 }
 
-// tracksFor is the set of live tracks p should receive: everyone else's.
-// ok is false once p is gone.
+// tracksFor is the set of live tracks p should receive: the mix's alone
+// if p listens to it, everyone else's otherwise (and while a mix that
+// failed to start does not run). ok is false once p is gone.
 func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -212,6 +233,10 @@ func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
 		return nil, false
 	}
 	want := make(map[*media.UpTrack]struct{})
+	if p.listening() == ListenMix && r.mix != nil {
+		want[r.mix.up] = struct{}{}
+		return want, true
+	}
 	for _, q := range r.participants {
 		if q == p {
 			continue

@@ -24,6 +24,13 @@ type SFU struct {
 // New creates the SFU. It owns cfg.ICE.UDPMux from now on.
 func New(cfg Config) (*SFU, error) {
 	cfg.setDefaults()
+	if err := validListen(cfg.AudienceListen); err != nil {
+		return nil, fmt.Errorf("audience listen: %w", err)
+	}
+	if cfg.AudienceListen == ListenMix && cfg.NewMixer == nil {
+		cfg.Logger.Warn("the audience mix is unavailable in this relay (it has no mixer): -audience-listen mix falls back to tracks, and joins asking for the mix get separate tracks")
+		cfg.AudienceListen = ListenTracks
+	}
 	if cfg.Metrics == nil {
 		m, err := NewMetrics(nil)
 		if err != nil {
@@ -45,6 +52,10 @@ type JoinParams struct {
 	Sink       Sink
 	RequestID  string    // the join message's id, echoed in JoinedEvent
 	ReceivedAt time.Time // when the join arrived; zero for now
+	// Listen is what the participant receives while in the audience:
+	// ListenMix, ListenTracks, or "" for the relay's default. Without a
+	// mixer (Config.NewMixer nil) it is always tracks.
+	Listen Listen
 }
 
 // Join adds a participant to a room (creating the room if needed). The
@@ -55,10 +66,18 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	if jp.ReceivedAt.IsZero() {
 		jp.ReceivedAt = time.Now()
 	}
+	if err := validListen(jp.Listen); err != nil {
+		return nil, err
+	}
+	listen := jp.Listen
+	if listen == "" || s.cfg.NewMixer == nil {
+		listen = s.cfg.AudienceListen
+	}
 	p := &Participant{
 		id:        newID("p_"),
 		name:      jp.Name,
 		role:      jp.Role,
+		listen:    listen,
 		sfu:       s,
 		sink:      newSinkSwitch(jp.Sink),
 		joinedAt:  jp.ReceivedAt,

@@ -105,6 +105,7 @@ func TestErrorsBeforeJoin(t *testing.T) {
 		{"join with a bad room", func(w *raw) { w.send(`{"type":"join","id":"j","room":"no spaces","name":"n"}`) }, protocol.CodeBadRequest, "j", protocol.ClosePolicy},
 		{"join with a bad role", func(w *raw) { w.send(`{"type":"join","id":"j","room":"r","name":"n","role":"admin"}`) }, protocol.CodeBadRequest, "j", protocol.ClosePolicy},
 		{"join with a control character in the name", func(w *raw) { w.send(`{"type":"join","id":"j","room":"r","name":"a\u0007b"}`) }, protocol.CodeBadRequest, "j", protocol.ClosePolicy},
+		{"join with a bad listen", func(w *raw) { w.send(`{"type":"join","id":"j","room":"r","name":"n","listen":"both"}`) }, protocol.CodeBadRequest, "j", protocol.ClosePolicy},
 		{"join with an unknown version", func(w *raw) { w.send(`{"type":"join","id":"j","room":"r","name":"n","version":2}`) }, protocol.CodeBadRequest, "j", protocol.ClosePolicy},
 		{"binary frame", func(w *raw) { _ = w.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}) }, "", "", protocol.CloseUnsupported},
 		{"frame over 64 KiB", func(w *raw) {

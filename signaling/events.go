@@ -19,6 +19,7 @@ func message(ev sfu.Event) any {
 			Audience:     e.Audience,
 			Resume:       e.ResumeToken,
 			Resumed:      e.Resumed,
+			Listen:       string(e.Listen),
 		}
 		for _, o := range e.Others {
 			st := protocol.ParticipantState{Participant: participant(o.Info), Muted: o.Muted, Tracks: make([]protocol.Track, 0, len(o.Tracks))}

@@ -23,18 +23,27 @@ type sentStream struct {
 // publish sends n 10 ms Opus frames of a voice-like source from pub,
 // paced in real time, until ctx ends or a write fails.
 func publish(ctx context.Context, pub *client.Publisher, seed int64, n int) (*sentStream, error) {
+	s := &sentStream{payloads: make(map[uint16][]byte, n)}
+	if err := publishTo(ctx, pub, s, seed, n); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// publishTo is publish recording into s, which the caller may read
+// meanwhile (under s.mu).
+func publishTo(ctx context.Context, pub *client.Publisher, s *sentStream, seed int64, n int) error {
 	src, err := opusgen.NewSource(seed, 1)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pk := opusgen.NewPacketizer(111, rand.Uint32())
-	s := &sentStream{payloads: make(map[uint16][]byte, n)}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for i := 0; i < n; i++ {
 		frame, err := src.NextFrame()
 		if err != nil {
-			return s, err
+			return err
 		}
 		pkt := pk.Packet(frame)
 		s.mu.Lock()
@@ -42,15 +51,15 @@ func publish(ctx context.Context, pub *client.Publisher, seed int64, n int) (*se
 		s.last = pkt.SequenceNumber
 		s.mu.Unlock()
 		if err := pub.WriteRTP(pkt); err != nil {
-			return s, err
+			return err
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			return s, nil
+			return nil
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // received is what one subscriber got of one track.

@@ -147,6 +147,7 @@ func (s *session) join(m *protocol.Join, name string, role sfu.Role, received ti
 		Sink:       s,
 		RequestID:  m.ID,
 		ReceivedAt: received,
+		Listen:     sfu.Listen(m.Listen),
 	})
 }
 

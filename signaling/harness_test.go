@@ -38,9 +38,17 @@ func startRelay(t *testing.T, o relayOpts) (*relay, context.Context) {
 // join dials a client into room and closes it at cleanup.
 func (r *relay) join(ctx context.Context, t *testing.T, room, name, role string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(ctx, client.Config{URL: r.URL, Room: room, Name: name, Role: role, Loopback: true, Logger: relaytest.Logger()})
+	return r.dial(ctx, t, client.Config{Room: room, Name: name, Role: role})
+}
+
+// dial dials a client joining as cfg says (URL, loopback and logger
+// filled in) and closes it at cleanup.
+func (r *relay) dial(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	cfg.URL, cfg.Loopback, cfg.Logger = r.URL, true, relaytest.Logger()
+	c, err := client.Dial(ctx, cfg)
 	if err != nil {
-		t.Fatalf("%s joins %s as %s: %v", name, room, role, err)
+		t.Fatalf("%s joins %s as %s (resume %t, listen %q): %v", cfg.Name, cfg.Room, cfg.Role, cfg.Resume != "", cfg.Listen, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -6,19 +6,13 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/client"
-	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 )
 
 // rejoin dials a client that sends join with resume token tok.
 func (r *relay) rejoin(ctx context.Context, t *testing.T, room, name, role, tok string) *client.Client {
 	t.Helper()
-	c, err := client.Dial(ctx, client.Config{URL: r.URL, Room: room, Name: name, Role: role, Resume: tok, Loopback: true, Logger: relaytest.Logger()})
-	if err != nil {
-		t.Fatalf("%s rejoins %s: %v", name, room, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
+	return r.dial(ctx, t, client.Config{Room: room, Name: name, Role: role, Resume: tok})
 }
 
 // noEvent fails t if c has an event match accepts, among those it has now.

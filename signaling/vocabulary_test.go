@@ -23,7 +23,7 @@ import (
 
 // sampleEvents has one value of every sfu event type.
 var sampleEvents = []sfu.Event{
-	sfu.JoinedEvent{Room: "r", Self: sfu.Info{ID: "p_1", Name: "a", Role: sfu.RoleHost},
+	sfu.JoinedEvent{Room: "r", Self: sfu.Info{ID: "p_1", Name: "a", Role: sfu.RoleHost}, Listen: sfu.ListenTracks,
 		Others: []sfu.State{{Info: sfu.Info{ID: "p_2", Name: "b", Role: sfu.RoleGuest}, Tracks: []sfu.TrackInfo{{ID: "t_1", Kind: "audio"}}}}},
 	sfu.ParticipantJoinedEvent{Participant: sfu.Info{ID: "p_2", Name: "b", Role: sfu.RoleGuest}},
 	sfu.ParticipantLeftEvent{ID: "p_2", Reason: sfu.ReasonKicked},
@@ -123,9 +123,10 @@ func TestEveryEventHasAMessage(t *testing.T) {
 	}
 }
 
-// TestEnumsMatchProtocol: every constant of sfu's Role, Reason, PC and
-// MicReason types equals the protocol constant of the same meaning, and
-// each type's constants are listed here (so a new one must be paired).
+// TestEnumsMatchProtocol: every constant of sfu's Role, Reason, PC,
+// MicReason and Listen types (and the mix's participant id) equals the
+// protocol constant of the same meaning, and each type's constants are
+// listed here (so a new one must be paired).
 func TestEnumsMatchProtocol(t *testing.T) {
 	pairs := []struct {
 		sfu, protocol string
@@ -143,6 +144,9 @@ func TestEnumsMatchProtocol(t *testing.T) {
 		{string(sfu.MicCancelled), protocol.MicReasonCancelled},
 		{string(sfu.MicTimeout), protocol.MicReasonTimeout},
 		{string(sfu.MicNoHost), protocol.MicReasonNoHost},
+		{string(sfu.ListenMix), protocol.ListenMix},
+		{string(sfu.ListenTracks), protocol.ListenTracks},
+		{sfu.MixParticipant, protocol.ParticipantMix},
 	}
 	// Internal values that never reach a client as such.
 	internal := map[string]bool{"ReasonShutdown": true}
@@ -154,7 +158,7 @@ func TestEnumsMatchProtocol(t *testing.T) {
 		paired[p.sfu] = true
 	}
 
-	enums := []string{"Role", "Reason", "PC", "MicReason"}
+	enums := []string{"Role", "Reason", "PC", "MicReason", "Listen"}
 	found := 0
 	for _, f := range sfuSource(t) {
 		for _, d := range f.Decls {
@@ -192,6 +196,16 @@ func TestEnumsMatchProtocol(t *testing.T) {
 	for _, r := range sfu.Roles() {
 		if !paired[string(r)] {
 			t.Errorf("sfu.Roles() lists %q, which is not paired", r)
+		}
+	}
+}
+
+// TestJoinedCarriesListen: what a participant receives reaches joined.
+func TestJoinedCarriesListen(t *testing.T) {
+	for _, l := range []sfu.Listen{sfu.ListenMix, sfu.ListenTracks} {
+		m, ok := message(sfu.JoinedEvent{Room: "r", Listen: l}).(protocol.Joined)
+		if !ok || m.Listen != string(l) {
+			t.Errorf("joined for listen %q: %+v", l, m)
 		}
 	}
 }

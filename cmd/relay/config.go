@@ -51,6 +51,9 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	DebugAddr       string
+	AudienceListen  string // tracks or mix
+	MixBitrate      int    // 0: the mixer's default
+	MixComplexity   int    // -1: the mixer's default
 }
 
 // errHelp is returned for -h: usage was printed, exit 0.
@@ -91,6 +94,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8); from other peers the header is ignored")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
+	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, "bitrate of the audience mix's Opus stream, bits per second (6000 to 510000); 0: the mixer's default")
+	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, "Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
@@ -182,6 +188,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.MaxPendingPerIP == 0 || c.MaxJoinedPerIP == 0 || c.JoinRatePerIP == 0 || c.MaxConnections < -1 {
 		return c, errors.New("-max-pending-per-ip, -max-joined-per-ip and -join-rate-per-ip must be positive, or -1 for no limit; -max-connections 0 (from the file descriptor limit), a positive cap or -1")
 	}
+	if c.AudienceListen != string(sfu.ListenTracks) && c.AudienceListen != string(sfu.ListenMix) {
+		return c, fmt.Errorf("-audience-listen: %q: want tracks or mix", c.AudienceListen)
+	}
+	if c.MixBitrate != 0 && (c.MixBitrate < 6000 || c.MixBitrate > 510000) {
+		return c, fmt.Errorf("-mix-bitrate: %d: want 6000 to 510000 bits per second (Opus's range), or 0 for the mixer's default", c.MixBitrate)
+	}
+	if c.MixComplexity < -1 || c.MixComplexity > 10 {
+		return c, fmt.Errorf("-mix-complexity: %d: want 0 to 10, or -1 for the mixer's default", c.MixComplexity)
+	}
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
 	}
@@ -195,7 +210,9 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		AnnounceIPs: c.AnnounceIPs,
 		Loopback:    c.Loopback,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
-			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks},
+			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
+			AudienceListen: sfu.Listen(c.AudienceListen)},
+		Mix: server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},
 		Signaling: signaling.Config{AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
 			MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout,
 			MaxPendingPerAddr: c.MaxPendingPerIP, JoinRatePerAddr: c.JoinRatePerIP, JoinBurstPerAddr: c.JoinBurstPerIP,

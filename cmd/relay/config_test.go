@@ -69,6 +69,24 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "proxy.example"}, wantErr: "-trusted-proxies"},
 		{name: "zero join burst", args: []string{"-join-burst-per-ip", "0"}, wantErr: "-join-burst-per-ip"},
 		{name: "zero pending limit", args: []string{"-max-pending-per-ip", "0"}, wantErr: "-max-pending-per-ip"},
+		{name: "audience mix defaults", check: func(t *testing.T, c Config) {
+			if c.AudienceListen != "tracks" || c.MixBitrate != 0 || c.MixComplexity != -1 {
+				t.Errorf("audience listen %q, mix bitrate %d, complexity %d; want tracks, 0, -1 (the mixer's defaults)", c.AudienceListen, c.MixBitrate, c.MixComplexity)
+			}
+		}},
+		{name: "audience mix from env and flags", args: []string{"-mix-bitrate", "48000"}, env: map[string]string{"RELAY_AUDIENCE_LISTEN": "mix", "RELAY_MIX_COMPLEXITY": "5"},
+			check: func(t *testing.T, c Config) {
+				if c.AudienceListen != "mix" || c.MixBitrate != 48000 || c.MixComplexity != 5 {
+					t.Errorf("audience listen %q, mix bitrate %d, complexity %d; want mix, 48000, 5", c.AudienceListen, c.MixBitrate, c.MixComplexity)
+				}
+				rc := c.relayConfig(nil)
+				if rc.SFU.AudienceListen != "mix" || rc.Mix.Bitrate != 48000 || rc.Mix.Complexity != 5 {
+					t.Errorf("relay config: audience listen %q, mix %+v", rc.SFU.AudienceListen, rc.Mix)
+				}
+			}},
+		{name: "bad audience listen", args: []string{"-audience-listen", "both"}, wantErr: "-audience-listen"},
+		{name: "mix bitrate too low", args: []string{"-mix-bitrate", "1000"}, wantErr: "-mix-bitrate"},
+		{name: "mix complexity too high", env: map[string]string{"RELAY_MIX_COMPLEXITY": "11"}, wantErr: "-mix-complexity"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,10 @@ type Options struct {
 	Grace      time.Duration
 	MicTimeout time.Duration
 	AuthSecret string
+	// PassMix gives the relay the pass-through test double of the
+	// audience mixer (passmix.go; Relay.Mixes), for tests of the room
+	// layer's mix handling; without it the relay has no mix.
+	PassMix bool
 	// Tune, when set, changes the relay's settings last (limits for the
 	// tests that cross them).
 	Tune func(*server.Config)
@@ -38,6 +42,9 @@ type Relay struct {
 	URL        string // ws://127.0.0.1:port/ws
 	HTTPURL    string // http://127.0.0.1:port, where the page is served
 	MetricsURL string // http://127.0.0.1:port/metrics
+	// Mixes is the pass-through mixer double's record of its mixers, with
+	// Options.PassMix; nil without.
+	Mixes *PassMixes
 }
 
 // Logger discards, unless RELAY_TEST_LOG is set: then debug to stderr.
@@ -62,6 +69,11 @@ func Start(tb testing.TB, o Options) *Relay {
 			MaxPendingPerAddr: -1, JoinRatePerAddr: -1, MaxJoinedPerAddr: -1},
 		Logger: Logger(),
 	}
+	var mixes *PassMixes
+	if o.PassMix {
+		mixes = &PassMixes{}
+		cfg.NewMixer = mixes.New
+	}
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
@@ -78,7 +90,7 @@ func Start(tb testing.TB, o Options) *Relay {
 		}
 		hs.Close()
 	})
-	return &Relay{Server: rl, URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics"}
+	return &Relay{Server: rl, URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Mixes: mixes}
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are

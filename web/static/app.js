@@ -81,10 +81,27 @@ function prefill() {
   f.role.value = ROLES.has(role) ? role : "guest";
   f.token.value = q.get("token") || "";
   if (f.token.value) $("#token-details").open = true;
+  f.separateTracks.checked = q.get("listen") === "tracks";
+  syncListenChoice();
   for (const k of PROCESSING) if (q.has(k)) f[k].checked = q.get(k) !== "0";
 }
 
 const PROCESSING = ["echoCancellation", "noiseSuppression", "autoGainControl"];
+
+// The listening choice is the audience's: hosts and guests always get
+// separate tracks, so the checkbox is off limits for them.
+function syncListenChoice() {
+  const f = ui.form.elements;
+  f.separateTracks.disabled = f.role.value !== "audience";
+}
+for (const r of ui.form.elements.role) r.addEventListener("change", syncListenChoice);
+
+// listenChoice is what the page asks for: the mix for the audience unless
+// Separate tracks is ticked; nothing (the relay's default) otherwise.
+function listenChoice(role) {
+  if (role !== "audience") return undefined;
+  return ui.form.elements.separateTracks.checked ? "tracks" : "mix";
+}
 
 function audioConstraints() {
   const f = ui.form.elements;
@@ -100,11 +117,13 @@ function randomName() {
 
 // Keeps the address bar in step with the session so a reload rejoins the
 // same room. A token stays only if it came in the link.
-function rememberInURL({ room: r, name, role }) {
+function rememberInURL({ room: r, name, role, listen }) {
   const q = new URLSearchParams(location.search);
   q.set("room", r);
   q.set("name", name);
   q.set("role", role);
+  if (listen) q.set("listen", listen);
+  else q.delete("listen");
   history.replaceState(null, "", `${location.pathname}?${q}`);
 }
 
@@ -121,6 +140,7 @@ ui.form.addEventListener("submit", async (e) => {
     name: f.name.value.trim(),
     role: f.role.value,
     token: f.token.value.trim() || undefined,
+    listen: listenChoice(f.role.value),
   };
   // Created inside the click so that browsers let it run.
   ensureAudioContext();
@@ -153,6 +173,9 @@ async function start(req) {
   const joined = await client.join(req);
   if (canPublish(req.role) && !canPublish(joined.participant.role)) {
     logLine(`The relay let you in as ${joined.participant.role}.`);
+  }
+  if (req.listen === "mix" && joined.listen !== "mix") {
+    logLine("This relay has no audience mix: you hear each person on the mic separately.");
   }
 }
 
@@ -748,7 +771,9 @@ function renderListener() {
       ? "You asked for the mic; waiting for a host."
       : s === "invited"
         ? "A host invites you to the mic."
-        : "You are listening.";
+        : client?.listen === "mix"
+          ? "You are listening to the room's mix."
+          : "You are listening.";
 }
 
 function renderSpeaking() {

@@ -102,8 +102,9 @@ export class RelayClient extends EventTarget {
   #micStream = null;
   #publishing = null; // the promise of an ongoing publishMicrophone
   #closed = false; // the session is over (left, or closed for good)
-  #joinReq = null; // {room, name, role, token} of the last join that succeeded
+  #joinReq = null; // {room, name, role, token, listen} of the last join that succeeded
   #resume = ""; // joined.resume: the secret that resumes this session
+  #audienceListen = "tracks"; // what this participant gets while in the audience, as far as known
   #final = ""; // why the next close must not be retried: kicked, replaced, draining
   #reconnect = null; // {attempt, code, reason, timer, wake, fatal} while reconnecting
 
@@ -111,6 +112,12 @@ export class RelayClient extends EventTarget {
   self = null;
   /** The room name as joined reported it, or "". */
   room = "";
+  /**
+   * What the sub connection carries, as joined and role changes say:
+   * "mix" (one track, the room's audience mix, participant "mix") or
+   * "tracks" (one per publisher); "" before joined.
+   */
+  listen = "";
 
   /**
    * @param {object} [opts]
@@ -155,6 +162,7 @@ export class RelayClient extends EventTarget {
     this.#resume = "";
     this.self = null;
     this.room = "";
+    this.listen = "";
     this.#url = url;
     return this.#open(url);
   }
@@ -192,12 +200,15 @@ export class RelayClient extends EventTarget {
    * Sends join and resolves with the joined message; rejects with a
    * RelayError if the relay refuses. The sub offer follows on its own; with
    * autoPublish, the microphone is published if the granted role allows.
+   * listen ("mix" or "tracks") says what to receive while in the audience;
+   * left out, the relay's default (tracks unless its operator says mix).
    */
-  async join({ room, name, role = "audience", token } = {}) {
+  async join({ room, name, role = "audience", token, listen } = {}) {
     const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
     if (token) msg.token = token;
+    if (listen) msg.listen = listen;
     const joined = await this.#request(msg);
-    this.#joinReq = { room, name, role, token };
+    this.#joinReq = { room, name, role, token, listen };
     return joined;
   }
 
@@ -583,6 +594,9 @@ export class RelayClient extends EventTarget {
         if (rejoin && !msg.resumed) this.#teardownMedia();
         this.self = { ...msg.participant };
         this.room = msg.room;
+        this.listen = msg.listen || "tracks"; // a relay without the mix extension sends none
+        if (msg.participant.role === "audience") this.#audienceListen = this.listen;
+        else this.#audienceListen = this.#joinReq?.listen || this.#audienceListen;
         this.#resume = typeof msg.resume === "string" ? msg.resume : "";
         this.#wsJoined = true;
         if (rejoin) {
@@ -609,7 +623,16 @@ export class RelayClient extends EventTarget {
         break;
       }
       case "role_changed":
-        if (this.self && msg.participant === this.self.id) this.self.role = msg.role;
+        if (this.self && msg.participant === this.self.id) {
+          this.self.role = msg.role;
+          // Hosts and guests always get tracks; back in the audience, the
+          // choice made at join (the relay confirms a running mix with
+          // track_published for participant "mix").
+          this.listen = canPublish(msg.role) ? "tracks" : this.#audienceListen;
+        }
+        break;
+      case "track_published":
+        if (msg.participant === "mix") this.listen = "mix";
         break;
       // After these the relay closes the connection on purpose: do not
       // reconnect then.
@@ -775,9 +798,10 @@ export class RelayClient extends EventTarget {
     const timeout = this.#opts.attemptTimeout;
     await withTimeout(this.#open(this.#url), timeout, "open the WebSocket");
     if (this.#reconnect !== r) return;
-    const { room, name, role, token } = this.#joinReq ?? { room: this.room, name: this.self?.name, role: this.self?.role };
+    const { room, name, role, token, listen } = this.#joinReq ?? { room: this.room, name: this.self?.name, role: this.self?.role };
     const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
     if (token) msg.token = token;
+    if (listen) msg.listen = listen; // a resume keeps the earlier choice; a fresh join asks again
     if (this.#resume) {
       msg.resume = this.#resume;
       msg.ice_restart = true; // the peer connections are kept

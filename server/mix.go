@@ -1,0 +1,32 @@
+package server
+
+import (
+	"github.com/lianmai/relay/bufpool"
+	"github.com/lianmai/relay/sfu"
+)
+
+// MixConfig is the audience mixer's settings, handed to NewMixer for
+// every room's mixer. Zero values (and Complexity -1) leave the mixer's
+// own defaults.
+type MixConfig struct {
+	// Bitrate of the mixed Opus stream, bits per second; 0: the mixer's
+	// default.
+	Bitrate int
+	// Complexity of the Opus encoder, 0 (cheapest) to 10; -1: the mixer's
+	// default.
+	Complexity int
+}
+
+// NewMixerFunc starts one room's audience mixer with cfg; each mixed RTP
+// packet goes to out (see sfu.NewMixerFunc for the contract). The relay
+// binary passes the libopus mixer (package mix); nil leaves the relay
+// without a mix: everyone gets separate tracks.
+type NewMixerFunc func(cfg MixConfig, out func(pkt *bufpool.Packet, n int)) (sfu.Mixer, error)
+
+// sfuMixer binds the mixer settings to f for the room layer; nil if f is.
+func sfuMixer(f NewMixerFunc, cfg MixConfig) sfu.NewMixerFunc {
+	if f == nil {
+		return nil
+	}
+	return func(out func(pkt *bufpool.Packet, n int)) (sfu.Mixer, error) { return f(cfg, out) }
+}
