@@ -11,7 +11,6 @@ import (
 // relay. Everything counted per tick or per packet is resolved here once
 // (no label lookup on the hot path).
 type Metrics struct {
-	Mixers prometheus.Gauge // mixers running
 	Inputs prometheus.Gauge // inputs over all running mixers
 
 	FramesDecoded   prometheus.Counter // input frames decoded from their own packet
@@ -81,11 +80,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	// 10 µs .. 10 ms: a tick costs tens of µs; a whole period is the limit.
 	tickBuckets := []float64{10e-6, 25e-6, 50e-6, 75e-6, 100e-6, 150e-6, 200e-6, 300e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3}
 	m := &Metrics{
-		Mixers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "relay_mix_mixers", Help: "Audience mixers running.",
-		}),
 		Inputs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "relay_mix_inputs", Help: "Inputs (published tracks) over all running mixers.",
+			Name: "relay_mix_inputs", Help: "Inputs (published tracks) over all running mixers; relay_mix_rooms counts the mixers.",
 		}),
 		FramesDecoded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_mix_frames_decoded_total", Help: "Input frames decoded from their own packet.",
@@ -120,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.drops[r] = drops.WithLabelValues(dropReasonNames[r])
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Mixers, m.Inputs, m.FramesDecoded, m.FramesFEC, m.FramesConcealed,
+		for _, c := range []prometheus.Collector{m.Inputs, m.FramesDecoded, m.FramesFEC, m.FramesConcealed,
 			m.FramesLimited, m.PacketsOut, drops, errs, m.TicksLate, m.TickDuration, m.TickLateness} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("mix: register metrics: %w", err)

@@ -39,7 +39,7 @@ func TestMetricsRegister(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, want := range []string{"relay_mix_mixers", "relay_mix_inputs", "relay_mix_frames_concealed_total",
+	for _, want := range []string{"relay_mix_inputs", "relay_mix_frames_concealed_total",
 		"relay_mix_frames_fec_recovered_total", "relay_mix_ticks_late_total", "relay_mix_tick_duration_seconds",
 		"relay_mix_errors_total", "relay_mix_packets_dropped_total"} {
 		if !names[want] {

@@ -135,7 +135,6 @@ func newMixer(cfg Config, out func(pkt *bufpool.Packet, n int)) (*Mixer, error) 
 		quiet:   silenceTail, // nothing to drain before the first input
 	}
 	m.inputs.Store(new([]*Input))
-	m.met.Mixers.Inc()
 	return m, nil
 }
 
@@ -262,7 +261,6 @@ func (m *Mixer) Close() {
 			in.dec, in.pcm = nil, nil // the ticker has stopped: nothing uses them
 		}
 		m.met.Inputs.Sub(float64(len(ins)))
-		m.met.Mixers.Dec()
 		m.enc, m.acc, m.pcm, m.payload = nil, nil, nil, nil
 	})
 }

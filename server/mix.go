@@ -1,7 +1,10 @@
 package server
 
 import (
+	"log/slog"
+
 	"github.com/lianmai/relay/bufpool"
+	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/sfu"
 )
 
@@ -15,12 +18,17 @@ type MixConfig struct {
 	// Complexity of the Opus encoder, 0 (cheapest) to 10; -1: the mixer's
 	// default.
 	Complexity int
+
+	// Metrics and Logger are filled in by New: the mixers' metrics on the
+	// relay's registry, and the relay's logger.
+	Metrics *mix.Metrics
+	Logger  *slog.Logger
 }
 
 // NewMixerFunc starts one room's audience mixer with cfg; each mixed RTP
 // packet goes to out (see sfu.NewMixerFunc for the contract). The relay
-// binary passes the libopus mixer (package mix); nil leaves the relay
-// without a mix: everyone gets separate tracks.
+// binary passes LibopusMixer (mixer.go); nil leaves the relay without a
+// mix: everyone gets separate tracks.
 type NewMixerFunc func(cfg MixConfig, out func(pkt *bufpool.Packet, n int)) (sfu.Mixer, error)
 
 // sfuMixer binds the mixer settings to f for the room layer; nil if f is.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lianmai/relay/gctune"
 	"github.com/lianmai/relay/media"
+	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,7 +78,15 @@ func New(cfg Config) (*Server, error) {
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
 	sc.Metrics = metrics
 	sc.Logger = log
-	sc.NewMixer = sfuMixer(cfg.NewMixer, cfg.Mix)
+	mixCfg := cfg.Mix
+	mixCfg.Logger = log
+	if cfg.NewMixer != nil {
+		if mixCfg.Metrics, err = mix.NewMetrics(reg); err != nil {
+			_ = udp.Close()
+			return nil, err
+		}
+	}
+	sc.NewMixer = sfuMixer(cfg.NewMixer, mixCfg)
 	rooms, err := sfu.New(sc)
 	if err != nil {
 		_ = udp.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
@@ -95,8 +96,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
-	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, "bitrate of the audience mix's Opus stream, bits per second (6000 to 510000); 0: the mixer's default")
-	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, "Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default")
+	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
+	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
@@ -191,8 +192,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.AudienceListen != string(sfu.ListenTracks) && c.AudienceListen != string(sfu.ListenMix) {
 		return c, fmt.Errorf("-audience-listen: %q: want tracks or mix", c.AudienceListen)
 	}
-	if c.MixBitrate != 0 && (c.MixBitrate < 6000 || c.MixBitrate > 510000) {
-		return c, fmt.Errorf("-mix-bitrate: %d: want 6000 to 510000 bits per second (Opus's range), or 0 for the mixer's default", c.MixBitrate)
+	if c.MixBitrate != 0 && (c.MixBitrate < mix.MinBitrate || c.MixBitrate > mix.MaxBitrate) {
+		return c, fmt.Errorf("-mix-bitrate: %d: want %d to %d bits per second, or 0 for the mixer's default (%d)", c.MixBitrate, mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate)
 	}
 	if c.MixComplexity < -1 || c.MixComplexity > 10 {
 		return c, fmt.Errorf("-mix-complexity: %d: want 0 to 10, or -1 for the mixer's default", c.MixComplexity)
@@ -212,13 +213,23 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
 			AudienceListen: sfu.Listen(c.AudienceListen)},
-		Mix: server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},
+		NewMixer: newMixer(),
+		Mix:      server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},
 		Signaling: signaling.Config{AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,
 			MessageRate: c.MessageRate, MessageBurst: c.MessageBurst, MaxSDPSize: c.MaxSDPSize, JoinTimeout: c.JoinTimeout,
 			MaxPendingPerAddr: c.MaxPendingPerIP, JoinRatePerAddr: c.JoinRatePerIP, JoinBurstPerAddr: c.JoinBurstPerIP,
 			MaxJoinedPerAddr: c.MaxJoinedPerIP, MaxConnections: c.MaxConnections, TrustedProxies: c.TrustedProxies},
 		Logger: log,
 	}
+}
+
+// newMixer is the audience mixer, or nil in a build without cgo (main
+// says so at start-up).
+func newMixer() server.NewMixerFunc {
+	if !server.MixAvailable {
+		return nil
+	}
+	return server.LibopusMixer
 }
 
 func (c Config) gcConfig() gctune.Config {

@@ -66,6 +66,9 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 			log.Info("file descriptor limit", "soft", soft, "hard", hard, "max_connections", cfg.MaxConnections)
 		}
 	}
+	if !server.MixAvailable {
+		log.Warn("this relay was built without cgo (libopus): the audience mix is unavailable and every listener gets separate tracks; build with scripts/build-relay.sh for the mix")
+	}
 	rl, err := server.New(cfg.relayConfig(log))
 	if err != nil {
 		log.Error("cannot start the relay", "err", err)
