@@ -45,6 +45,7 @@ type Config struct {
 	// Joined().Resume): within the relay's grace period the join takes
 	// that participant over (Joined().Resumed), with new peer connections.
 	Resume string
+	Listen string // what an audience member hears: "mix" or "tracks" (join's listen field); empty omits it
 
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
@@ -181,6 +182,7 @@ func (c *Client) join(ctx context.Context) error {
 		Token:   c.cfg.Token,
 		Version: &version,
 		Resume:  c.cfg.Resume,
+		Listen:  c.cfg.Listen,
 	}
 	if err := c.Send(join); err != nil {
 		return fmt.Errorf("client: send join: %w", err)

@@ -86,6 +86,8 @@ type Join struct {
 	// ICERestart (an extension, with Resume): the client kept its peer
 	// connections and restarts ICE on them; false means it has new ones.
 	ICERestart bool `json:"ice_restart,omitempty"`
+	// Listen (an extension): "mix" or "tracks", what an audience member hears.
+	Listen string `json:"listen,omitempty"`
 }
 
 // SessionDescription is an offer or an answer, on pc "pub" or "sub".
