@@ -37,6 +37,7 @@ type mixStats struct {
 	seqBase int64    // the extended sequence number bit 0 of seen stands for
 	maxExt  int64    // the highest extended sequence number read
 	seen    []uint64 // bitset by extended sequence number − seqBase
+	frames  int64    // frames the run can hold: a timestamp further on is not the mix's
 
 	// The in-window packets' extents, for loss and skipped frames; valid
 	// when received > 0.
@@ -49,7 +50,7 @@ type mixStats struct {
 	onTime     uint64 // of those, arriving by their due time + playoutDeadline
 	late       uint64 // of those, arriving after it
 	duplicates uint64 // in-window packets whose sequence number was read already
-	unknown    uint64 // sequence numbers outside what the bitset covers (a restarted mixer, a wild jump)
+	unknown    uint64 // sequence numbers or timestamps too far from the stream's to place (a restarted mixer, a wild jump)
 
 	lateness report.Hist // arrival − due time of every distinct in-window packet; early ones count 0
 	play     *playout    // nil unless this receiver decodes (the stutter sample)
@@ -61,7 +62,7 @@ type mixStats struct {
 // sequence numbers it can tell apart (the run's frames: one packet per
 // 10 ms).
 func newMixStats(run, own *window, dialNs int64, maxPackets int, live *liveCounters) *mixStats {
-	return &mixStats{run: run, own: own, dialNs: dialNs, live: live,
+	return &mixStats{run: run, own: own, dialNs: dialNs, live: live, frames: int64(maxPackets),
 		seen: make([]uint64, (maxPackets+seqSlack+63)/64)}
 }
 
@@ -97,15 +98,16 @@ func (m *mixStats) onPacket(now int64, raw []byte) {
 	// numbering alone.
 	ext := m.maxExt + int64(int16(seq-uint16(m.maxExt)))
 	i := ext - m.seqBase
-	if i < 0 || i >= int64(len(m.seen))*64 {
+	// The timestamp's offset from the first packet's, in samples; signed,
+	// so that a packet reordered ahead of the first is before it. A frame
+	// past what the run can hold would have the playout conceal millions.
+	d := int64(int32(ts - m.ts0))
+	k := floorDiv(d, opusgen.FrameSamples)
+	if i < 0 || i >= int64(len(m.seen))*64 || k >= m.frames {
 		m.unknown++
 		return
 	}
 	m.maxExt = max(m.maxExt, ext)
-	// The timestamp's offset from the first packet's, in samples; signed,
-	// so that a packet reordered ahead of the first is before it.
-	d := int64(int32(ts - m.ts0))
-	k := floorDiv(d, opusgen.FrameSamples)
 	due := m.baseNs + d*1e9/opusgen.SampleRate
 
 	if m.play != nil {

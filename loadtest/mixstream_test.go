@@ -143,6 +143,14 @@ func TestMixStats(t *testing.T) {
 			want:     mixResult{expectedPackets: 20, expectedFrames: 20},
 			received: 20, unknown: 1, maxLate: 2 * ms,
 		},
+		{
+			name: "a timestamp beyond what the run holds is not placed", seq0: 5,
+			script: edit(steady, func(s []mixArrival) []mixArrival {
+				return append(drop(s, 12), mixArrival{12, 1_000_000, t0 + 125*ms})
+			}),
+			want:     mixResult{expectedPackets: 20, lost: 1, expectedFrames: 20, stutter: 1},
+			received: 19, unknown: 1, maxLate: 2 * ms,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
