@@ -13,6 +13,9 @@
 #   BENCH_UDP        relay UDP address (default 127.0.0.1:18081)
 #   BENCH_DEADLINE   bound on the whole benchmark, seconds (default 1800)
 #   RELAY_FLAGS      extra relay flags (e.g. "-gogc 200")
+#   BENCH_LISTENCOST_BASE  the baseline of the listen-cost comparison (default pubs9):
+#                    when it runs with other scenarios of its room shape (mix9, tracks9),
+#                    `loadtest listencost` prints relay CPU per listener, mix against tracks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -24,6 +27,7 @@ http=${BENCH_HTTP:-127.0.0.1:18080}
 udp=${BENCH_UDP:-127.0.0.1:18081}
 deadline=${BENCH_DEADLINE:-1800}
 relay_flags=${RELAY_FLAGS:-}
+listencost_base=${BENCH_LISTENCOST_BASE:-pubs9}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -43,6 +47,7 @@ trap 'stop_relay || true' EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 
 failed=0
+all_reports=()
 for s in $scenarios; do
   reports=()
   for i in $(seq "$runs"); do
@@ -67,9 +72,20 @@ for s in $scenarios; do
     reports+=("$out/$s-$i.json")
   done
   [ "${#reports[@]}" -gt 0 ] || continue
+  all_reports+=("${reports[@]}")
   echo
   bin/loadtest summarize "${reports[@]}" | tee "$out/$s-summary.txt"
   echo
 done
+# Relay CPU per listener, mix against tracks (issue 12): one run's CPU
+# cannot be split between listeners, so it is each scenario's minus the
+# baseline's (same room, no audience), per listener. docs/loadtest.md.
+if [[ " $scenarios " == *" $listencost_base "* ]] && [ "$(wc -w <<<"$scenarios")" -gt 1 ]; then
+  if ! bin/loadtest listencost -base "$listencost_base" "${all_reports[@]}" | tee "$out/listencost.txt"; then
+    echo "bench: listencost failed" >&2
+    failed=1
+  fi
+  echo
+fi
 echo "bench: reports in $out (JSON, HTML, summaries, relay logs)"
 exit "$failed"

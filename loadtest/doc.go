@@ -25,7 +25,10 @@
 // frame's send time in a per-publisher log (frameLog), and a receiver
 // matches an arriving packet to it by (publisher participant id = RTP
 // stream id, RTP timestamp), which the relay forwards unchanged. Payloads
-// carry nothing but Opus.
+// carry nothing but Opus. The audience mix (stream id "mix", join's
+// listen "mix") carries the mixer's own timestamps, which no frame log
+// matches: it is measured against its own clock (mixstream.go) and
+// reported as a class of its own.
 //
 // This package uses cgo (hraban/opus through opusgen): build with
 // -tags nolibopusfile. The relay binary never imports it.

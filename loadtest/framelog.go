@@ -89,6 +89,13 @@ func (l *frameLog) sent(k int64) (ns int64, dropped bool, ok bool) {
 	return v >> 1, v&1 == 1, true
 }
 
+// frameAt is frame k's send time (frameClock); a frame the sender
+// dropped has one too.
+func (l *frameLog) frameAt(k int64) (int64, bool) {
+	ns, _, ok := l.sent(k)
+	return ns, ok
+}
+
 // frameOf maps an RTP timestamp to a frame index. The relay may rebase
 // sequence numbers (after a pause) but keeps timestamps, so the timestamp
 // is the key; the sequence number is only checked (seqMatches).

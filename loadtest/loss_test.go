@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/lianmai/relay/internal/relaytest"
@@ -38,25 +37,9 @@ func testLossRepair(t *testing.T) {
 	sc.Name = "ci-loss5"
 	sc.LossPct, sc.LossBurst, sc.LossAt = 5, 1, LossNetwork
 	const stutterBound = 1 // percent
-	var rep *report.Report
-	for attempt := 1; ; attempt++ {
-		var err error
-		rep, err = Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger(), ClientLog: testLogger()})
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		var summary strings.Builder
-		_ = rep.WriteSummary(&summary)
-		t.Logf("run %d:\n%s", attempt, summary.String())
-		if attempt == 3 || (rep.Audio.StutterPct < stutterBound && rep.Audio.LossPct < 0.5) {
-			break
-		}
-		if rep.Joins.Failed > 0 || rep.Audio.MissingPublishers > 0 {
-			break // not a timing problem: report it
-		}
-		t.Logf("run %d: stutter %.3f%%, loss %.3f%% with other processes at %.0f%% of a core; running again",
-			attempt, rep.Audio.StutterPct, rep.Audio.LossPct, rep.Host.OtherPct)
-	}
+	rep := runRetried(ctx, t, sc, relay.URL,
+		func(rep *report.Report) bool { return rep.Audio.StutterPct < stutterBound && rep.Audio.LossPct < 0.5 },
+		func(rep *report.Report) bool { return rep.Joins.Failed > 0 || rep.Audio.MissingPublishers > 0 })
 
 	a, u := rep.Audio, rep.Audio.Uplink
 	t.Run("every join succeeded and every stream flowed", func(t *testing.T) {

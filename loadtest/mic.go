@@ -47,7 +47,8 @@ func (r *runner) micRoom(ctx context.Context, room int) {
 		if err != nil {
 			return
 		}
-		p, err := r.join(ctx, joinSpec{room: room, role: roleAudience, name: fmt.Sprintf("m%d", n)})
+		// Tracks, not the mix: it is about to publish, and publishers hear tracks.
+		p, err := r.join(ctx, joinSpec{room: room, role: roleAudience, name: fmt.Sprintf("m%d", n), listen: ListenTracks})
 		release()
 		if err != nil {
 			continue

@@ -19,7 +19,8 @@ type participant struct {
 	room   int
 	name   string
 	role   string
-	decode bool // decode and conceal (the stutter sample)
+	listen string // join's listen field: ListenMix or ListenTracks for the audience, "" (omitted) for publishers
+	decode bool   // decode and conceal (the stutter sample)
 
 	c        *client.Client // nil before dial and after close (so that a long run does not keep the closed connections)
 	id       string         // the participant id the relay gave; set by dial
@@ -30,8 +31,9 @@ type participant struct {
 	pub *publisher // nil unless publishing; set before any receiver can see its track
 	up  *uplink    // the pub connection's way to the relay (injected network loss); set by dial
 
-	mu      sync.Mutex     // guards streams
-	streams []*streamStats // one per track received; each owned by its reader until wg is done
+	mu      sync.Mutex     // guards streams and mixes
+	streams []*streamStats // one per publisher's track received; each owned by its reader until wg is done
+	mixes   []*mixStats    // one per mix track received (one, unless the relay renegotiated it); owned likewise
 
 	wg      sync.WaitGroup // the track acceptor and the readers
 	done    chan struct{}  // closed by close; ends the track acceptor
@@ -50,6 +52,7 @@ func (p *participant) dial(ctx context.Context) error {
 		Room:        p.r.roomName(p.room),
 		Name:        p.name,
 		Role:        p.role,
+		Listen:      p.listen,
 		Token:       p.r.cfg.Token,
 		Loopback:    p.r.cfg.Loopback,
 		DisableNACK: !p.nack(),
@@ -109,6 +112,10 @@ func (p *participant) acceptTracks() {
 func (p *participant) read(rt *client.RemoteTrack) {
 	defer p.wg.Done()
 	buf := make([]byte, maxPayload) // owned by this reader; reused for every packet
+	if rt.StreamID == mixStreamID {
+		p.readMix(rt, buf)
+		return
+	}
 	log := p.r.frameLog(rt.StreamID)
 	if log == nil {
 		// Not one of ours (another load generator's, or a publisher that
@@ -123,10 +130,7 @@ func (p *participant) read(rt *client.RemoteTrack) {
 	}
 	var play *playout
 	if p.decode {
-		dec, err := opusgen.NewDecoder(1)
-		if err != nil {
-			p.r.log.Warn("no decoder; this receiver is left out of the decoded sample", "err", err)
-		} else {
+		if dec := p.newDecoder(); dec != nil {
 			play = newPlayout(log, dec, p.r.win, p.own)
 		}
 	}
@@ -137,13 +141,45 @@ func (p *participant) read(rt *client.RemoteTrack) {
 	p.mu.Lock()
 	p.streams = append(p.streams, st)
 	p.mu.Unlock()
+	pump(rt, buf, st.onPacket)
+}
+
+// pump reads rt's packets into buf and hands each to onPacket with its
+// arrival time, until the track ends.
+func pump(rt *client.RemoteTrack, buf []byte, onPacket func(now int64, raw []byte)) {
 	for {
 		n, _, err := rt.Track.Read(buf)
 		if err != nil {
 			return
 		}
-		st.onPacket(nanotime(), buf[:n])
+		onPacket(nanotime(), buf[:n])
 	}
+}
+
+// readMix is the reader of the room's mix: the same lean path as a
+// publisher's track, measured against the mix's own clock (mixStats).
+func (p *participant) readMix(rt *client.RemoteTrack, buf []byte) {
+	st := newMixStats(p.r.win, p.own, p.dialNs, p.r.maxFrames, &p.r.live)
+	if p.decode {
+		if dec := p.newDecoder(); dec != nil {
+			st.play = newPlayout(st, dec, p.r.win, p.own)
+		}
+	}
+	p.mu.Lock()
+	p.mixes = append(p.mixes, st)
+	p.mu.Unlock()
+	pump(rt, buf, st.onPacket)
+}
+
+// newDecoder returns an Opus decoder for the stutter sample, or nil (with
+// a warning) if libopus cannot make one.
+func (p *participant) newDecoder() *opusgen.Decoder {
+	dec, err := opusgen.NewDecoder(1)
+	if err != nil {
+		p.r.log.Warn("no decoder; this receiver is left out of the decoded sample", "err", err)
+		return nil
+	}
+	return dec
 }
 
 // startPublishing opens the pub peer connection, waits for it to connect
@@ -199,9 +235,10 @@ func (p *participant) close(ctx context.Context) error {
 	return nil
 }
 
-// snapshotStreams returns the streams; call after close.
-func (p *participant) snapshotStreams() []*streamStats {
+// snapshotStreams returns the publishers' streams and the mix streams;
+// call after close.
+func (p *participant) snapshotStreams() ([]*streamStats, []*mixStats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.streams
+	return p.streams, p.mixes
 }

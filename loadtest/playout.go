@@ -16,11 +16,22 @@ const (
 	maxPayload   = 1500 // bytes; an RTP payload never exceeds the MTU
 )
 
+// frameClock gives each frame of a stream its reference time: for a
+// publisher's stream the time the publisher sent it (frameLog), for the
+// audience mix the time it is due on the mix's own RTP clock (mixStats).
+// A listener plays frame k at its reference time + playoutDeadline.
+type frameClock interface {
+	// frameAt returns frame k's reference time, ns since epoch; ok is
+	// false for a frame not known (yet).
+	frameAt(k int64) (ns int64, ok bool)
+}
+
 // playout plays one stream as a listener's jitter buffer would: frame k
-// is played at its send time + playoutDeadline, decoded if it arrived by
-// then and concealed with the decoder's loss concealment if not. It is
-// the stutter measurement for the sampled receivers, with real decoding;
-// streamStats counts the same thing without decoding for everyone.
+// is played at its reference time (frameClock) + playoutDeadline, decoded
+// if it arrived by then and concealed with the decoder's loss concealment
+// if not. It is the stutter measurement for the sampled receivers, with
+// real decoding; streamStats and mixStats count the same thing without
+// decoding for everyone.
 //
 // Playing is driven by arrivals (no timer): when a packet arrives at t,
 // every frame whose deadline passed before t is played first. The result
@@ -28,7 +39,7 @@ const (
 //
 // Owned by the stream's reader goroutine.
 type playout struct {
-	log *frameLog
+	clk frameClock
 	dec frameDecoder
 	run *window
 	own *window
@@ -48,8 +59,8 @@ type slot struct {
 	buf [maxPayload]byte
 }
 
-func newPlayout(log *frameLog, dec frameDecoder, run, own *window) *playout {
-	p := &playout{log: log, dec: dec, run: run, own: own, next: -1}
+func newPlayout(clk frameClock, dec frameDecoder, run, own *window) *playout {
+	p := &playout{clk: clk, dec: dec, run: run, own: own, next: -1}
 	for i := range p.slots {
 		p.slots[i].k = -1
 	}
@@ -75,8 +86,8 @@ func (p *playout) arrive(k, now int64, payload []byte) {
 // advance plays every frame whose deadline is before now.
 func (p *playout) advance(now int64) {
 	for {
-		sent, _, ok := p.log.sent(p.next)
-		if !ok || sent+playoutDeadline >= now {
+		at, ok := p.clk.frameAt(p.next)
+		if !ok || at+playoutDeadline >= now {
 			return
 		}
 		p.play(p.next)
@@ -112,8 +123,8 @@ func (p *playout) play(k int64) {
 		}
 		ok = false
 	}
-	sent, _, stamped := p.log.sent(k)
-	if !stamped || !contains(sent, p.run, p.own) {
+	at, known := p.clk.frameAt(k)
+	if !known || !contains(at, p.run, p.own) {
 		return
 	}
 	if ok {

@@ -30,6 +30,7 @@ start_relay() {
   # Every synthetic peer dials from 127.0.0.1: the per-address limits,
   # meant for the internet, are off unless the caller sets relay_limits
   # (flood.sh sets it empty: the relay's defaults).
+  : >"$1" # exists before the wait below greps it, however late the relay starts
   # shellcheck disable=SC2086
   "${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info \
     ${relay_limits--max-pending-per-ip -1 -join-rate-per-ip -1 -max-joined-per-ip -1} $relay_flags 2>"$1" &

@@ -61,25 +61,11 @@ func testRunInProcess(t *testing.T) {
 	// A run whose stutter misses the bound is repeated (up to 3 runs),
 	// and every run's figures are logged; everything else must hold in
 	// every run.
-	var rep *report.Report
-	for attempt := 1; ; attempt++ {
-		var err error
-		rep, err = Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger(), ClientLog: testLogger()})
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		var summary strings.Builder
-		_ = rep.WriteSummary(&summary)
-		t.Logf("run %d:\n%s", attempt, summary.String())
-		if attempt == 3 || (rep.Audio.StutterPct < 0.5 && rep.Audio.Decoded.StutterPct < 0.5) {
-			break
-		}
-		if rep.Joins.Failed > 0 || rep.Audio.LostFrames > 0 || rep.Audio.MissingPublishers > 0 {
-			break // not a timing problem: report it
-		}
-		t.Logf("run %d: stutter %.3f%% (decoded sample %.3f%%) with other processes at %.0f%% of a core; running again",
-			attempt, rep.Audio.StutterPct, rep.Audio.Decoded.StutterPct, rep.Host.OtherPct)
-	}
+	rep := runRetried(ctx, t, sc, relay.URL,
+		func(rep *report.Report) bool { return rep.Audio.StutterPct < 0.5 && rep.Audio.Decoded.StutterPct < 0.5 },
+		func(rep *report.Report) bool {
+			return rep.Joins.Failed > 0 || rep.Audio.LostFrames > 0 || rep.Audio.MissingPublishers > 0
+		})
 
 	pubs, receiversPerRoom := sc.Hosts+sc.Guests, sc.Hosts+sc.Guests+sc.Audience
 	t.Run("every join succeeded", func(t *testing.T) {
@@ -152,6 +138,29 @@ func testRunInProcess(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runRetried runs sc against the relay at url up to three times, again
+// only while timingOK says a timing bound was missed and broken says
+// nothing else is wrong: a neighbour holding the CPU for 50 ms makes
+// every stream late, but a failed join, a lost frame or a missing stream
+// is no timing problem and is reported at once. Every run's summary is
+// logged; the last report is returned.
+func runRetried(ctx context.Context, t *testing.T, sc Scenario, url string, timingOK, broken func(*report.Report) bool) *report.Report {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		rep, err := Run(ctx, sc, Config{URL: url, Loopback: true, Logger: testLogger(), ClientLog: testLogger()})
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var summary strings.Builder
+		_ = rep.WriteSummary(&summary)
+		t.Logf("run %d:\n%s", attempt, summary.String())
+		if attempt == 3 || timingOK(rep) || broken(rep) {
+			return rep
+		}
+		t.Logf("run %d missed a timing bound (see above) with other processes at %.0f%% of a core; running again", attempt, rep.Host.OtherPct)
+	}
 }
 
 // flatten records the dotted path of every key in v; array elements are

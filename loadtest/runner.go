@@ -161,6 +161,7 @@ type joinSpec struct {
 	room   int
 	role   string
 	name   string
+	listen string // audience only: ListenTracks or ListenMix
 	decode bool
 	seed   int64
 }
@@ -171,7 +172,7 @@ type joinSpec struct {
 func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer cancel()
-	p := &participant{r: r, room: s.room, name: s.name, role: s.role, decode: s.decode, own: newWindow(0, never)}
+	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, own: newWindow(0, never)}
 	r.mu.Lock()
 	r.joins.attempted++
 	r.mu.Unlock()
@@ -226,9 +227,11 @@ const (
 )
 
 // plan lists the ramp's joins: every room's publishers first (hosts, then
-// guests), then the audience, rooms interleaved. The first
-// decode_per_room audience members of each room decode (a room without
-// audience samples its publishers).
+// guests), then the audience, rooms interleaved. The first MixListeners
+// audience members of each room ask for the mix, the rest for tracks. The
+// first decode_per_room of each of those two groups decode (a room
+// without audience samples its publishers), so that each stream class
+// has its decoded sample.
 func (r *runner) plan() (pubs, audience []joinSpec) {
 	sc := r.sc
 	seed := sc.Seed * 1000
@@ -243,10 +246,15 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 				decode: sc.Audience == 0 && i < sc.DecodePerRoom})
 		}
 	}
+	mix := sc.MixListeners()
 	for i := 0; i < sc.Audience; i++ {
+		listen, nth := ListenMix, i // nth: the member's place in its group
+		if i >= mix {
+			listen, nth = ListenTracks, i-mix
+		}
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
-				name: fmt.Sprintf("a%d", i+1), decode: i < sc.DecodePerRoom})
+				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom})
 		}
 	}
 	return pubs, audience

@@ -31,6 +31,14 @@ type Scenario struct {
 	Settle          Duration `json:"settle"`           // after the last join, before measuring
 	Duration        Duration `json:"duration"`         // the measurement window
 
+	// What the audience asks for in join's listen field (issue 12): every
+	// audience member ListenTracks (one track per publisher, the default)
+	// or ListenMix (the room's mix); with ListenTracks, the first
+	// MixAudience of each room's audience take the mix instead, so that
+	// one run measures both.
+	AudienceListen string `json:"audience_listen"`
+	MixAudience    int    `json:"mix_audience"`
+
 	ChurnPerMin float64 `json:"churn_per_min"` // audience leave-and-rejoin events per room per minute
 
 	MicCycleEvery Duration `json:"mic_cycle_every"` // per room: an audience member asks for the mic this often; 0 off
@@ -57,6 +65,13 @@ const (
 	// LossSender drops frames before they reach pion, as a sender that
 	// never sent them would: nothing can repair them.
 	LossSender = "sender"
+)
+
+// What an audience member hears (Scenario.AudienceListen), as join's
+// listen field names it.
+const (
+	ListenTracks = "tracks" // one track per publisher
+	ListenMix    = "mix"    // one track: the room's mix (MediaStream id "mix")
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string
@@ -152,6 +167,9 @@ func (s Scenario) WithDefaults() Scenario {
 	if s.LossBurst == 0 {
 		s.LossBurst = 1
 	}
+	if s.AudienceListen == "" {
+		s.AudienceListen = ListenTracks
+	}
 	if s.LossAt == "" {
 		s.LossAt = LossNetwork
 	}
@@ -210,6 +228,22 @@ func (s Scenario) Validate() error {
 	if s.Duration.D() < time.Second || s.Duration.D() > maxDuration {
 		bad("duration = %s: between 1s and %s", s.Duration.D(), maxDuration)
 	}
+	switch s.AudienceListen {
+	case ListenTracks:
+		if s.MixAudience < 0 || s.MixAudience > s.Audience {
+			bad("mix_audience = %d: between 0 and audience (%d): how many of each room's audience take the mix, the rest tracks", s.MixAudience, s.Audience)
+		}
+	case ListenMix:
+		if s.Audience < 1 {
+			bad("audience_listen %q with no audience: nobody would listen to the mix; add audience", ListenMix)
+		}
+		if s.MixAudience != 0 && s.MixAudience != s.Audience {
+			bad("audience_listen %q puts all %d audience members on the mix, but mix_audience = %d; for a split use audience_listen %q with mix_audience",
+				ListenMix, s.Audience, s.MixAudience, ListenTracks)
+		}
+	default:
+		bad("audience_listen = %q: %q (one track per publisher) or %q (the room's mix)", s.AudienceListen, ListenTracks, ListenMix)
+	}
 	if s.ChurnPerMin < 0 {
 		bad("churn_per_min = %g: must not be negative", s.ChurnPerMin)
 	}
@@ -255,6 +289,14 @@ func (s Scenario) Validate() error {
 // Participants returns how many participants the scenario keeps joined at
 // once (mic cycling adds one more per room at times).
 func (s Scenario) Participants() int { return s.Rooms * (s.Hosts + s.Guests + s.Audience) }
+
+// MixListeners returns how many of each room's audience ask for the mix.
+func (s Scenario) MixListeners() int {
+	if s.AudienceListen == ListenMix {
+		return s.Audience
+	}
+	return s.MixAudience
+}
 
 // Publishers returns how many publishers the scenario starts.
 func (s Scenario) Publishers() int { return s.Rooms * (s.Hosts + s.Guests) }

@@ -32,6 +32,14 @@ func TestValidate(t *testing.T) {
 		{"huge jitter", func(s *Scenario) { s.Jitter = Duration(time.Minute) }, "jitter"},
 		{"loss nowhere", func(s *Scenario) { s.LossPct, s.LossAt = 5, "air" }, "loss_at"},
 		{"loss at the sender", func(s *Scenario) { s.LossPct, s.LossAt = 5, LossSender }, ""},
+		{"all on the mix", func(s *Scenario) { s.AudienceListen = ListenMix }, ""},
+		{"all on the mix, counted", func(s *Scenario) { s.AudienceListen, s.MixAudience = ListenMix, 10 }, ""},
+		{"split between mix and tracks", func(s *Scenario) { s.MixAudience = 4 }, ""},
+		{"unknown listen", func(s *Scenario) { s.AudienceListen = "both" }, `audience_listen = "both"`},
+		{"mix without audience", func(s *Scenario) { s.AudienceListen, s.Audience = ListenMix, 0 }, "nobody would listen to the mix"},
+		{"mix with a split", func(s *Scenario) { s.AudienceListen, s.MixAudience = ListenMix, 3 }, "for a split"},
+		{"split beyond the audience", func(s *Scenario) { s.MixAudience = 11 }, "mix_audience = 11"},
+		{"negative split", func(s *Scenario) { s.MixAudience = -1 }, "mix_audience = -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,9 +123,40 @@ func TestShippedScenarios(t *testing.T) {
 			if err := s.WithDefaults().Validate(); err != nil {
 				t.Fatal(err)
 			}
-			if bench := s.Name == "headline" || s.Name == "costreaming"; bench && (s.MicCycleEvery != 0 || s.LossPct != 0) {
-				t.Fatal("a benchmark scenario uses mic cycling or injected loss: its figures must compare across relays and runs")
+			bench := map[string]bool{"headline": true, "costreaming": true, "mix": true, "pubs9": true, "mix9": true, "tracks9": true}
+			if bench[s.Name] && (s.MicCycleEvery != 0 || s.LossPct != 0 || s.ChurnPerMin != 0) {
+				t.Fatal("a benchmark scenario uses mic cycling, churn or injected loss: its figures must compare across relays and runs")
 			}
 		})
+	}
+}
+
+// TestListenCostScenarios checks that the scenarios loadtest listencost
+// compares differ only in their audience: the same rooms, publishers,
+// voices and window, the baseline without audience, mix9 all on the mix,
+// tracks9 all on tracks, as many listeners each.
+func TestListenCostScenarios(t *testing.T) {
+	load := func(name string) Scenario {
+		s, err := LoadScenario("scenarios/" + name + ".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.WithDefaults()
+	}
+	base, mix, tracks := load("pubs9"), load("mix9"), load("tracks9")
+	if base.Audience != 0 || base.Hosts+base.Guests != 9 {
+		t.Fatalf("pubs9: %d audience, %d publishers; want 0 and 9 (the relay's default seats)", base.Audience, base.Hosts+base.Guests)
+	}
+	if mix.MixListeners() != mix.Audience || tracks.MixListeners() != 0 || mix.Audience != tracks.Audience || mix.Audience == 0 {
+		t.Fatalf("mix9 has %d of %d on the mix, tracks9 %d of %d", mix.MixListeners(), mix.Audience, tracks.MixListeners(), tracks.Audience)
+	}
+	for _, s := range []Scenario{mix, tracks} {
+		a, b := s, base
+		a.Name, a.Description, a.Audience, a.AudienceListen = b.Name, b.Description, b.Audience, b.AudienceListen
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if string(ja) != string(jb) {
+			t.Fatalf("%s differs from pubs9 in more than its audience:\n%s\n%s", s.Name, ja, jb)
+		}
 	}
 }

@@ -78,7 +78,8 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 	for _, p := range r.parts {
 		got := make(map[string]bool)
 		decoded := false
-		for _, st := range p.snapshotStreams() {
+		streams, mixes := p.snapshotStreams()
+		for _, st := range streams {
 			res := st.finish()
 			if st.packets > 0 {
 				got[st.log.id] = true
@@ -104,10 +105,7 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 			}
 			if st.play != nil {
 				decoded = true
-				a.Decoded.Streams++
-				a.Decoded.FramesDecoded += st.play.decoded
-				a.Decoded.FramesConcealed += st.play.concealed
-				a.Decoded.DecodeErrors += st.play.errors
+				addPlayout(&a.Decoded, st.play)
 			}
 		}
 		if len(got) > 0 {
@@ -116,8 +114,90 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 		if decoded {
 			a.Decoded.Receivers++
 		}
-		r.missingLocked(a, p, pubs, got)
+		r.tallyMixLocked(m, p, mixes, pubs, len(got) > 0)
+		if p.listen != ListenMix {
+			r.missingLocked(a, p, pubs, got)
+		}
 	}
+}
+
+// addPlayout adds one decoded stream's counts to its class's sample.
+func addPlayout(d *report.Decoded, p *playout) {
+	d.Streams++
+	d.FramesDecoded += p.decoded
+	d.FramesConcealed += p.concealed
+	d.DecodeErrors += p.errors
+}
+
+// tallyMixLocked adds p's mix streams into m.Audio.Mix and checks that a
+// listener who asked for the mix got it. r.mu is held; every reader has
+// ended.
+func (r *runner) tallyMixLocked(m *report.Measurements, p *participant, mixes []*mixStats, pubs map[string]*participant, gotTracks bool) {
+	x := &m.Audio.Mix
+	heard, decoded := false, false
+	for _, st := range mixes {
+		res := st.finish()
+		x.Streams++
+		x.PacketsReceived += st.packets
+		x.ExpectedPackets += res.expectedPackets
+		x.LostPackets += res.lost
+		x.SkippedFrames += res.skipped
+		x.ExpectedFrames += res.expectedFrames
+		x.StutterFrames += res.stutter
+		x.LateFrames += st.late
+		x.Duplicates += st.duplicates
+		x.UnknownPackets += st.unknown
+		m.MixReceived += st.received
+		m.MixLateness.Merge(&st.lateness)
+		if st.started {
+			heard = true
+			if res.firstNs >= 0 && r.roomSendingBeforeLocked(p.room, p.dialNs, pubs) {
+				m.MixFirstPacketMs = append(m.MixFirstPacketMs, float64(res.firstNs)/1e6)
+			}
+		}
+		if st.play != nil {
+			decoded = true
+			addPlayout(&x.Decoded, st.play)
+		}
+	}
+	if heard {
+		x.Receivers++
+	}
+	if decoded {
+		x.Decoded.Receivers++
+	}
+	if p.listen != ListenMix {
+		return
+	}
+	x.Listeners++
+	if gotTracks {
+		x.TracksInstead++
+	}
+	end, ok := r.expectsFlow(p)
+	if heard || !ok {
+		return
+	}
+	for _, pub := range pubs {
+		if pub != p && pub.room == p.room && sendingThrough(pub, end) {
+			x.MissingListeners++
+			if len(x.Missing) < maxListed {
+				x.Missing = append(x.Missing, fmt.Sprintf("%s (%s, room %d) asked for the mix and got none while %s (%s) was sending", p.name, p.id, p.room, pub.name, pub.id))
+			}
+			return
+		}
+	}
+}
+
+// roomSendingBeforeLocked says whether a publisher of room was sending
+// before ns, so that the first packet after a dial at ns measures the join
+// and not a publisher's start.
+func (r *runner) roomSendingBeforeLocked(room int, ns int64, pubs map[string]*participant) bool {
+	for _, pub := range pubs {
+		if first := pub.pub.log.first.Load(); pub.room == room && first != 0 && first < ns {
+			return true
+		}
+	}
+	return false
 }
 
 // missingSlack is how long a publisher must have been sending, and a
@@ -129,16 +209,12 @@ const missingSlack = int64(3 * time.Second)
 // received and did not: they were sending, and p connected, for
 // missingSlack before p's window ended, and were still sending then.
 func (r *runner) missingLocked(a *report.Audio, p *participant, pubs map[string]*participant, got map[string]bool) {
-	end := min(r.win.end.Load(), p.own.end.Load())
-	if end == never || p.id == "" || p.joinedNs > end-missingSlack {
+	end, ok := r.expectsFlow(p)
+	if !ok {
 		return
 	}
 	for id, pub := range pubs {
-		if pub == p || pub.room != p.room || got[id] {
-			continue
-		}
-		first, stop := pub.pub.log.first.Load(), pub.pub.log.stop.Load()
-		if first == 0 || first > end-missingSlack || (stop != 0 && stop < end) {
+		if pub == p || pub.room != p.room || got[id] || !sendingThrough(pub, end) {
 			continue
 		}
 		a.MissingPublishers++
@@ -146,4 +222,18 @@ func (r *runner) missingLocked(a *report.Audio, p *participant, pubs map[string]
 			a.Missing = append(a.Missing, fmt.Sprintf("%s (%s, room %d) got nothing from %s (%s)", p.name, p.id, p.room, pub.name, id))
 		}
 	}
+}
+
+// expectsFlow returns where p's window ended and whether p was connected
+// for missingSlack before then: long enough to be expected to hear its room.
+func (r *runner) expectsFlow(p *participant) (end int64, ok bool) {
+	end = min(r.win.end.Load(), p.own.end.Load())
+	return end, end != never && p.id != "" && p.joinedNs <= end-missingSlack
+}
+
+// sendingThrough says whether pub had been sending for missingSlack by
+// end and still was at end.
+func sendingThrough(pub *participant, end int64) bool {
+	first, stop := pub.pub.log.first.Load(), pub.pub.log.stop.Load()
+	return first != 0 && first <= end-missingSlack && (stop == 0 || stop >= end)
 }

@@ -61,6 +61,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.DurationVar(&joinTimeout, "join-timeout", 15*time.Second, "one join, dial to connected")
 	fs.DurationVar(&settle, "settle", 2*time.Second, "wait after the last join before measuring")
 	fs.DurationVar(&duration, "duration", 20*time.Second, "measurement window")
+	fs.StringVar(&sc.AudienceListen, "audience-listen", loadtest.ListenTracks, "what the audience asks for in join: tracks (one per publisher) or mix (the room's mix)")
+	fs.IntVar(&sc.MixAudience, "mix-audience", 0, "with -audience-listen tracks: how many of each room's audience take the mix instead")
 	fs.Float64Var(&sc.ChurnPerMin, "churn-per-min", 0, "audience leave-and-rejoin events per room per minute")
 	fs.DurationVar(&micEvery, "mic-cycle-every", 0, "per room, an audience member takes the mic this often (needs the relay's mic workflow); 0 off")
 	fs.DurationVar(&micHold, "mic-hold", 3*time.Second, "how long a mic guest publishes")
@@ -74,7 +76,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.BoolVar(&sc.LeanNACK, "lean-nack", false, "lean receivers (audience not decoding) negotiate NACK too")
 	fs.Int64Var(&sc.Seed, "seed", 1, "seed for voices, loss and jitter")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n       loadtest soakcheck REPORT.json      (judge a soak run: loadtest/soak.sh)\n       loadtest idlemem                    (memory touched after sitting idle: GC pauses on this host)\n       loadtest flood                      (a connection and join flood from one address: loadtest flood -h)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher.\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n       loadtest soakcheck REPORT.json      (judge a soak run: loadtest/soak.sh)\n       loadtest idlemem                    (memory touched after sitting idle: GC pauses on this host)\n       loadtest flood                      (a connection and join flood from one address: loadtest flood -h)\n       loadtest listencost REPORT.json...  (relay CPU per listener, mix against tracks: loadtest listencost -h)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher (or the mix).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +132,8 @@ func overlay(base, flags loadtest.Scenario, set map[string]bool) loadtest.Scenar
 	pick("join-timeout", func() { base.JoinTimeout = flags.JoinTimeout })
 	pick("settle", func() { base.Settle = flags.Settle })
 	pick("duration", func() { base.Duration = flags.Duration })
+	pick("audience-listen", func() { base.AudienceListen = flags.AudienceListen })
+	pick("mix-audience", func() { base.MixAudience = flags.MixAudience })
 	pick("churn-per-min", func() { base.ChurnPerMin = flags.ChurnPerMin })
 	pick("mic-cycle-every", func() { base.MicCycleEvery = flags.MicCycleEvery })
 	pick("mic-hold", func() { base.MicHold = flags.MicHold })

@@ -3,6 +3,8 @@
 // spent. Run `loadtest -h` for its flags; docs/loadtest.md has the rest.
 // `loadtest summarize REPORT.json...` prints the medians of several runs;
 // `loadtest soakcheck REPORT.json` judges a soak run (loadtest/soak.sh);
+// `loadtest listencost REPORT.json...` compares what a listener on the
+// mix and one on tracks cost the relay;
 // `loadtest idlemem` measures what memory costs to touch after it sat idle;
 // `loadtest flood` floods the relay's signaling from one address and
 // measures what that does to it and to a legitimate client.
@@ -74,6 +76,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "flood" {
 		return flood(ctx, args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "listencost" {
+		err := listencost(args[1:], stdout, stderr)
+		switch {
+		case err == nil, isHelp(err):
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "loadtest: %v\n", err)
+		return exitUsage
+	}
 	if len(args) > 0 && args[0] == "summarize" {
 		if err := summarize(args[1:], stdout); err != nil {
 			fmt.Fprintf(stderr, "loadtest: %v\n", err)
@@ -114,9 +125,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return exitFailed
 	}
-	if rep.Joins.Failed > 0 || rep.Audio.MissingPublishers > 0 {
-		fmt.Fprintf(stderr, "loadtest: %d joins failed and %d (receiver, publisher) pairs never flowed; see the summary\n",
-			rep.Joins.Failed, rep.Audio.MissingPublishers)
+	if rep.Joins.Failed > 0 || rep.Audio.MissingPublishers > 0 || rep.Audio.Mix.MissingListeners > 0 {
+		fmt.Fprintf(stderr, "loadtest: %d joins failed, %d (receiver, publisher) pairs never flowed and %d mix listeners never got the mix; see the summary\n",
+			rep.Joins.Failed, rep.Audio.MissingPublishers, rep.Audio.Mix.MissingListeners)
 		return exitDegraded
 	}
 	return exitOK

@@ -47,6 +47,16 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("token secret %q", o.cfg.TokenSecret)
 			}
 		}},
+		{name: "audience on the mix over the file", args: []string{"-scenario", file, "-audience-listen", "mix"}, check: func(t *testing.T, o options) {
+			if o.sc.AudienceListen != "mix" || o.sc.MixAudience != 0 || o.sc.Audience != 7 {
+				t.Fatalf("scenario %+v", o.sc)
+			}
+		}},
+		{name: "a split", args: []string{"-audience", "20", "-mix-audience", "5"}, check: func(t *testing.T, o options) {
+			if o.sc.AudienceListen != "tracks" || o.sc.MixAudience != 5 || o.sc.MixListeners() != 5 {
+				t.Fatalf("scenario %+v", o.sc)
+			}
+		}},
 		{name: "unknown flag", args: []string{"-romos", "2"}, err: "romos"},
 		{name: "stray argument", args: []string{"headline"}, err: "unexpected argument"},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, err: "log-level"},
@@ -90,6 +100,9 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, exitUsage, "nope", ""},
 		{"impossible scenario", []string{"-hosts", "0", "-guests", "0"}, exitUsage, "nothing would be sent", ""},
 		{"bad url", []string{"-url", "http://x"}, exitUsage, "ws://", ""},
+		{"bad listen", []string{"-audience-listen", "both"}, exitUsage, `audience_listen = "both"`, ""},
+		{"listencost help", []string{"listencost", "-h"}, exitOK, "Usage: loadtest listencost", ""},
+		{"listencost nothing", []string{"listencost"}, exitUsage, "name the JSON reports", ""},
 		{"unreachable relay", []string{"-url", dead, "-wait-ready", "200ms", "-quiet"}, exitFailed, "is the relay running", ""},
 		{"summarize nothing", []string{"summarize"}, exitUsage, "name the JSON reports", ""},
 		{"summarize", []string{"summarize", saved, saved}, exitOK, "", "relay CPU µs per forwarded packet"},

@@ -68,6 +68,22 @@ var optional = []figure{
 	{"mic guest to host's first packet max (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.Max }},
 }
 
+// mixFigures are the audience mix's figures (a stream class of its own),
+// printed, zeros included, when some run had mix listeners.
+var mixFigures = []figure{
+	{"mix listeners", func(r *report.Report) float64 { return float64(r.Audio.Mix.Listeners) }},
+	{"mix receivers", func(r *report.Report) float64 { return float64(r.Audio.Mix.Receivers) }},
+	{"mix loss (%)", func(r *report.Report) float64 { return r.Audio.Mix.LossPct }},
+	{"mix late (%)", func(r *report.Report) float64 { return r.Audio.Mix.LatePct }},
+	{"mix stutter (%)", func(r *report.Report) float64 { return r.Audio.Mix.StutterPct }},
+	{"mix stutter, decoded sample (%)", func(r *report.Report) float64 { return r.Audio.Mix.Decoded.StutterPct }},
+	{"mix skipped frames", func(r *report.Report) float64 { return float64(r.Audio.Mix.SkippedFrames) }},
+	{"mix lateness p99 (ms)", func(r *report.Report) float64 { return r.Audio.Mix.LatenessMs.P99 }},
+	{"mix join latency p50 (ms)", func(r *report.Report) float64 { return r.Audio.Mix.FirstPacketMs.P50 }},
+	{"mix join latency p99 (ms)", func(r *report.Report) float64 { return r.Audio.Mix.FirstPacketMs.P99 }},
+	{"mix listeners missing the mix", func(r *report.Report) float64 { return float64(r.Audio.Mix.MissingListeners) }},
+}
+
 // summarize prints the median, min and max of the headline figures over
 // the JSON reports named by paths (several runs of one scenario), and of
 // the optional figures some run has.
@@ -108,6 +124,11 @@ func summarize(paths []string, out io.Writer) error {
 	}
 	for _, f := range headline {
 		row(f, true)
+	}
+	if slices.ContainsFunc(reps, func(r *report.Report) bool { return r.Audio.Mix.Listeners > 0 || r.Audio.Mix.Streams > 0 }) {
+		for _, f := range mixFigures {
+			row(f, true)
+		}
 	}
 	for _, f := range optional {
 		row(f, false)

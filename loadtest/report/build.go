@@ -39,6 +39,14 @@ type Measurements struct {
 	SenderDropped             int64  // in-window frames their senders dropped (injected loss)
 	Received                  uint64 // in-window frames received: what LatePct is a share of
 
+	// MixLateness is every in-window mix packet's arrival after its due
+	// time, MixFirstPacketMs the dial to each listener's first mix packet
+	// (ms), MixReceived the in-window mix packets received (what the mix's
+	// LatePct is a share of). Audio.Mix holds the counts.
+	MixLateness      Hist
+	MixFirstPacketMs []float64
+	MixReceived      uint64
+
 	Churn Churn
 	// Mic holds the counts and failures; Build fills its distributions
 	// from the samples below, in ms.
@@ -126,6 +134,10 @@ func Build(m *Measurements) *Report {
 				"other processes used %.0f%% of a core during the window: the machine was shared, the figures are noisy", rep.Host.OtherPct))
 		}
 	}
+	if n := rep.Audio.Mix.TracksInstead; n > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf(
+			"%d listeners asked for the mix and got the publishers' tracks instead: the relay ignored join's listen \"mix\" (has it the audience mix, issue 12?); their tracks count with the tracks", n))
+	}
 	if n := m.ForeignTracks; n > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d tracks came from publishers this run did not start (another load generator in the same rooms?)", n))
 	}
@@ -145,6 +157,16 @@ func (m *Measurements) audio() Audio {
 	a.PacerLateMs = m.PacerLate.Dist()
 	if a.Missing == nil {
 		a.Missing = []string{}
+	}
+	x := &a.Mix
+	x.LossPct = pct(float64(x.LostPackets), float64(x.ExpectedPackets))
+	x.LatePct = pct(float64(x.LateFrames), float64(m.MixReceived))
+	x.StutterPct = pct(float64(x.StutterFrames), float64(x.ExpectedFrames))
+	x.Decoded.StutterPct = pct(float64(x.Decoded.FramesConcealed), float64(x.Decoded.FramesDecoded+x.Decoded.FramesConcealed))
+	x.LatenessMs = m.MixLateness.Dist()
+	x.FirstPacketMs = DistOf(m.MixFirstPacketMs)
+	if x.Missing == nil {
+		x.Missing = []string{}
 	}
 	return a
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,5 +83,51 @@ func TestNewSample(t *testing.T) {
 	}
 	if s := NewSample(0, Snapshot{Nanos: 1}, Snapshot{Nanos: 1}, "ramp", 1); s.RecvPPS != 0 || s.Phase != "ramp" {
 		t.Fatalf("an empty interval gives rates: %+v", s)
+	}
+}
+
+// TestBuildMix checks the mix's figures: a class of their own, its
+// percentages from its own counts, and the summary's mix lines only when
+// the run had mix listeners.
+func TestBuildMix(t *testing.T) {
+	m := &Measurements{
+		Scenario: json.RawMessage(`{"name":"t"}`),
+		Start:    snapAt(10, 2, false), End: snapAt(20, 4, false),
+		Audio: Audio{ExpectedFrames: 100, StutterFrames: 1, Mix: Mix{
+			Listeners: 3, Receivers: 2, Streams: 2, ExpectedPackets: 1000, LostPackets: 5,
+			ExpectedFrames: 1000, StutterFrames: 20, LateFrames: 10, MissingListeners: 1, TracksInstead: 1,
+			Decoded: Decoded{FramesDecoded: 99, FramesConcealed: 1},
+		}},
+		MixReceived:      500,
+		MixFirstPacketMs: []float64{30, 10, 20},
+	}
+	m.MixLateness.Add(int64(3 * time.Millisecond))
+	rep := Build(m)
+	x := rep.Audio.Mix
+	if x.LossPct != 0.5 || x.LatePct != 2 || x.StutterPct != 2 || x.Decoded.StutterPct != 1 || x.LatenessMs.Count != 1 || x.FirstPacketMs.P50 != 20 {
+		t.Fatalf("mix figures %+v", x)
+	}
+	if rep.Audio.StutterPct != 1 || x.Missing == nil {
+		t.Fatalf("tracks stutter %v (want 1: the mix's counts stay out of it), missing list %v", rep.Audio.StutterPct, x.Missing)
+	}
+	var sum strings.Builder
+	if err := rep.WriteSummary(&sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mix (audience on the room's mix)  3 listeners, 2 received it", "2.000% (20 of 1000 frames)", "MISSING", "TRACKS INSTEAD"} {
+		if !strings.Contains(sum.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum.String())
+		}
+	}
+	if !strings.Contains(strings.Join(rep.Warnings, "\n"), "ignored join's listen") {
+		t.Errorf("no warning for the listeners that got tracks instead: %v", rep.Warnings)
+	}
+
+	sum.Reset()
+	if err := Build(&Measurements{Scenario: m.Scenario}).WriteSummary(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sum.String(), "mix") {
+		t.Errorf("a run without mix listeners prints mix lines:\n%s", sum.String())
 	}
 }

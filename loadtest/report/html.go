@@ -77,7 +77,14 @@ table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px;text-
 <tr><td>joined (WebSocket)</td><td>{{.R.Joins.JoinedMs.Count}}</td><td>{{.R.Joins.JoinedMs.P50}}</td><td>{{.R.Joins.JoinedMs.P95}}</td><td>{{.R.Joins.JoinedMs.P99}}</td><td>{{.R.Joins.JoinedMs.Max}}</td></tr>
 <tr><td>join to first packet</td><td>{{.R.Joins.FirstPacketMs.Count}}</td><td>{{.R.Joins.FirstPacketMs.P50}}</td><td>{{.R.Joins.FirstPacketMs.P95}}</td><td>{{.R.Joins.FirstPacketMs.P99}}</td><td>{{.R.Joins.FirstPacketMs.Max}}</td></tr>
 <tr><td>one-way</td><td>{{.R.Audio.OneWayMs.Count}}</td><td>{{.R.Audio.OneWayMs.P50}}</td><td>{{.R.Audio.OneWayMs.P95}}</td><td>{{.R.Audio.OneWayMs.P99}}</td><td>{{.R.Audio.OneWayMs.Max}}</td></tr>
-<tr><td>pacer lateness</td><td>{{.R.Audio.PacerLateMs.Count}}</td><td>{{.R.Audio.PacerLateMs.P50}}</td><td>{{.R.Audio.PacerLateMs.P95}}</td><td>{{.R.Audio.PacerLateMs.P99}}</td><td>{{.R.Audio.PacerLateMs.Max}}</td></tr>
+{{with .R.Audio.Mix}}{{if .Streams}}<tr><td>mix: arrival after due (own clock)</td><td>{{.LatenessMs.Count}}</td><td>{{.LatenessMs.P50}}</td><td>{{.LatenessMs.P95}}</td><td>{{.LatenessMs.P99}}</td><td>{{.LatenessMs.Max}}</td></tr>
+<tr><td>mix: join to first packet</td><td>{{.FirstPacketMs.Count}}</td><td>{{.FirstPacketMs.P50}}</td><td>{{.FirstPacketMs.P95}}</td><td>{{.FirstPacketMs.P99}}</td><td>{{.FirstPacketMs.Max}}</td></tr>
+{{end}}{{end}}<tr><td>pacer lateness</td><td>{{.R.Audio.PacerLateMs.Count}}</td><td>{{.R.Audio.PacerLateMs.P50}}</td><td>{{.R.Audio.PacerLateMs.P95}}</td><td>{{.R.Audio.PacerLateMs.P99}}</td><td>{{.R.Audio.PacerLateMs.Max}}</td></tr>
+</table>
+<h2>Audio by stream class</h2>
+<table><tr><th>class</th><th>receivers</th><th>streams</th><th>packets</th><th>loss %</th><th>late %</th><th>stutter %</th><th>decoded sample stutter %</th></tr>
+<tr><td>tracks (one per publisher)</td><td>{{.R.Audio.Receivers}}</td><td>{{.R.Audio.Streams}}</td><td>{{.R.Audio.PacketsReceived}}</td><td>{{.R.Audio.LossPct}}</td><td>{{.R.Audio.LatePct}}</td><td>{{.R.Audio.StutterPct}}</td><td>{{.R.Audio.Decoded.StutterPct}}</td></tr>
+{{with .R.Audio.Mix}}{{if or .Listeners .Streams}}<tr><td>mix ({{.Listeners}} listeners asked)</td><td>{{.Receivers}}</td><td>{{.Streams}}</td><td>{{.PacketsReceived}}</td><td>{{.LossPct}}</td><td>{{.LatePct}}</td><td>{{.StutterPct}}</td><td>{{.Decoded.StutterPct}}</td></tr>{{end}}{{end}}
 </table>
 <h2>Scenario</h2>
 <pre>{{.Scenario}}</pre>

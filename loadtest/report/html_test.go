@@ -29,6 +29,17 @@ func TestWriteHTML(t *testing.T) {
 	if n := strings.Count(page, "<svg"); n != 4 {
 		t.Fatalf("%d charts, want 4", n)
 	}
+	if strings.Contains(page, "mix: arrival after due") || strings.Contains(page, "listeners asked") || !strings.Contains(page, "tracks (one per publisher)") {
+		t.Fatal("a run without the mix has mix rows, or the class table has no tracks row")
+	}
+	rep.Audio.Mix.Streams, rep.Audio.Mix.Listeners = 2, 2
+	buf.Reset()
+	if err := rep.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "mix: arrival after due") || !strings.Contains(buf.String(), "mix (2 listeners asked)") {
+		t.Fatal("the mix's rows are missing from the page")
+	}
 	for rest := page; ; {
 		i := strings.Index(rest, "<svg")
 		if i < 0 {

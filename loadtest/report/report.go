@@ -98,6 +98,39 @@ type Audio struct {
 	Uplink            Uplink   `json:"uplink"`
 	RepairedFrames    uint64   `json:"repaired_frames"` // in-window frames lost on the uplink that receivers got anyway, summed over streams
 	RepairMs          Dist     `json:"repair_ms"`       // send to arrival of those: how long NACK repair took
+	// Mix is the audience on the room's mix, a stream class of its own:
+	// every figure above is of the publishers' tracks only.
+	Mix Mix `json:"mix"`
+}
+
+// Mix is what the audience on the room's mix (join's listen "mix", issue
+// 12) got during the window: one stream per listener, measured against
+// the mix's own RTP clock, since its timestamps are the mixer's and no
+// publisher's send log matches them. Frame k (timestamp ts0 + 480k, ts0
+// the first packet's) is due at the first packet's arrival + k × 10 ms;
+// late and stutter use the same 40 ms playout deadline as the tracks.
+type Mix struct {
+	Listeners        int      `json:"listeners"`         // audience members that asked for the mix and joined
+	Receivers        int      `json:"receivers"`         // of those, received the mix
+	Streams          int      `json:"streams"`           // mix tracks received (one per receiver unless renegotiated)
+	PacketsReceived  uint64   `json:"packets_received"`  // RTP packets of the mix read, whole run, padding and duplicates included
+	ExpectedPackets  int64    `json:"expected_packets"`  // sequence numbers from each stream's first in-window packet to its last, summed
+	LostPackets      int64    `json:"lost_packets"`      // of those, never received (gaps in the sequence numbers)
+	LossPct          float64  `json:"loss_pct"`          // lost / expected packets
+	SkippedFrames    int64    `json:"skipped_frames"`    // frames the timestamps skip with no sequence number missing: ticks the mixer sent nothing for
+	ExpectedFrames   int64    `json:"expected_frames"`   // frames due in the window on the mix clock, from each stream's first packet, summed
+	LateFrames       uint64   `json:"late_frames"`       // received more than 40 ms after their due time
+	LatePct          float64  `json:"late_pct"`          // late / received
+	StutterFrames    int64    `json:"stutter_frames"`    // expected frames not received by their due time + 40 ms
+	StutterPct       float64  `json:"stutter_pct"`       // stutter / expected frames
+	Duplicates       uint64   `json:"duplicates"`        // in-window packets whose sequence number was read already
+	UnknownPackets   uint64   `json:"unknown_packets"`   // sequence numbers too far from the stream's to place (a restarted mixer)
+	LatenessMs       Dist     `json:"lateness_ms"`       // arrival − due time of every in-window packet (early counts 0): the arrival jitter
+	FirstPacketMs    Dist     `json:"first_packet_ms"`   // dial to the first packet of the mix, for listeners whose room was already sending
+	MissingListeners int      `json:"missing_listeners"` // listeners that never got the mix though up for 3 s while their room's publishers sent
+	Missing          []string `json:"missing"`           // the first few of those
+	TracksInstead    int      `json:"tracks_instead"`    // listeners that got publishers' tracks instead: the relay ignored listen "mix"
+	Decoded          Decoded  `json:"decoded"`           // the mix's stutter sample, decoded with libopus
 }
 
 // Uplink is what happened between the publishers and the relay over

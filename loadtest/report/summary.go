@@ -37,6 +37,21 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	if a.MissingPublishers > 0 {
 		row("  MISSING", "%d (receiver, publisher) pairs never flowed", a.MissingPublishers)
 	}
+	if x := a.Mix; x.Listeners > 0 || x.Streams > 0 {
+		row("mix (audience on the room's mix)", "%d listeners, %d received it, %d streams, %d packets", x.Listeners, x.Receivers, x.Streams, x.PacketsReceived)
+		row("  loss (sequence gaps)", "%.3f%% (%d of %d packets); %d frames skipped by the mix clock", x.LossPct, x.LostPackets, x.ExpectedPackets, x.SkippedFrames)
+		row("  late (>40 ms after due)", "%.3f%% (%d frames)", x.LatePct, x.LateFrames)
+		row("  stutter (40 ms deadline)", "%.3f%% (%d of %d frames); decoded sample %.3f%% over %d streams",
+			x.StutterPct, x.StutterFrames, x.ExpectedFrames, x.Decoded.StutterPct, x.Decoded.Streams)
+		row("  lateness (arrival - due)", "%s", distMs(x.LatenessMs))
+		row("  first packet (join latency)", "%s", distMs(x.FirstPacketMs))
+		if x.MissingListeners > 0 {
+			row("  MISSING", "%d listeners never got the mix", x.MissingListeners)
+		}
+		if x.TracksInstead > 0 {
+			row("  TRACKS INSTEAD", "%d listeners got the publishers' tracks instead of the mix", x.TracksInstead)
+		}
+	}
 	rl := rep.Relay
 	if rl.CPUSource != "" {
 		row("relay cpu", "%.1f%% of a core (%s), %.0f pkt/s out, %.2f µs per forwarded packet",
@@ -75,6 +90,9 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	}
 	for _, m := range a.Missing {
 		row("  missing", "%s", m)
+	}
+	for _, m := range a.Mix.Missing {
+		row("  missing mix", "%s", m)
 	}
 	for _, f := range rep.Mic.Failures {
 		row("  mic failure", "%s", f)
