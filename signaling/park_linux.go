@@ -63,6 +63,7 @@ type parkedConn struct {
 	// waiting for the client's answer to its close frame.
 	deadline   time.Time
 	lingering  bool        // the close frame for the join timeout is sent
+	hungUp     bool        // its event said the client shut down or reset the connection
 	prev, next *parkedConn // in the parker's waiting or lingering list
 }
 
@@ -292,6 +293,7 @@ func (p *parker) loop() {
 			if pc.lingering {
 				ended = append(ended, pc)
 			} else {
+				pc.hungUp = ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 				woken = append(woken, pc)
 			}
 		}
@@ -387,12 +389,42 @@ func (p *parker) fail(err error) {
 	p.end(lingering)
 }
 
-// wake gives each of pcs, taken out of the parker, its session.
+// wake gives each of pcs, taken out of the parker, its session; except
+// those whose client hung up without sending a byte, which the parker
+// closes as their session would (a close frame, then the socket), without
+// starting one: a flood that drops its idle connections all at once would
+// otherwise start two goroutines for each.
 func (p *parker) wake(pcs []*parkedConn) {
 	for _, pc := range pcs {
 		p.unregister(pc)
+		if pc.hungUp && p.nothingSent(pc) {
+			_ = pc.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(protocol.CloseNormal, ""), time.Now().Add(parkWriteTimeout))
+			p.finish(pc, false)
+			continue
+		}
 		p.onWake(pc.conn, pc.remote, pc.addr, pc.deadline)
 	}
+}
+
+// nothingSent reports whether pc's socket has nothing to read but its end
+// (or an error): what its session would read first.
+func (p *parker) nothingSent(pc *parkedConn) bool {
+	raw, err := pc.raw()
+	if err != nil {
+		return false // the session finds out
+	}
+	var n int
+	var rerr error
+	if err := raw.Read(func(fd uintptr) bool {
+		n, _, rerr = unix.Recvfrom(int(fd), p.scratch[:1], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return true // never wait
+	}); err != nil {
+		return false
+	}
+	if rerr != nil { // a reset: what the session would read
+		return !errors.Is(rerr, unix.EAGAIN) && !errors.Is(rerr, unix.EINTR)
+	}
+	return n == 0 // the end, with nothing before it
 }
 
 // end closes each of pcs, taken out of the parker while lingering.
