@@ -35,6 +35,8 @@ import (
 //     reads through a fresh bufio.Reader of its own (ReadBufferSize is
 //     set) and refuses an upgrade whose request came with bytes after it;
 //     TLS connections (not syscall.Conn) are not parked.
+//   - The poller sleeps in epoll_wait, a blocking system call: it holds
+//     one OS thread (not a P; the runtime gives the P to another thread).
 //
 // Why not a goroutine per connection blocked in RawConn.Read (the runtime's
 // own poller, no second epoll): it still costs a goroutine and its stack,
