@@ -124,26 +124,26 @@ type parker struct {
 	quit      bool                   // guarded by mu; close began: the poller ends
 	done      chan struct{}          // closed when the poller ends; nil until it starts
 
+	failures *throttledLog // a failed park, logged at most once a minute
+
 	scratch []byte // owned by the poller (then by close, after it ended): what a lingering client sends is read into it and dropped
 }
 
 func newParker(p parkerParams) *parker {
-	return &parker{parkerParams: p, epfd: -1, kick: -1, conns: make(map[uint64]*parkedConn)}
+	return &parker{parkerParams: p, epfd: -1, kick: -1, conns: make(map[uint64]*parkedConn),
+		failures: newThrottledLog(p.log, time.Minute)}
 }
 
 // park takes conn until its client sends something, its join deadline,
 // Drain or Shutdown; false if it cannot (the caller starts the session).
 func (p *parker) park(conn *websocket.Conn, remote string, addr netip.Addr) bool {
-	if _, ok := conn.NetConn().(syscall.Conn); !ok {
+	pc := &parkedConn{conn: conn, remote: remote, addr: addr}
+	raw, err := pc.raw()
+	if err != nil {
 		return false // TLS: bytes may wait decrypted in user space
 	}
 	if hook := testHookPark.Load(); hook != nil {
 		(*hook)()
-	}
-	pc := &parkedConn{conn: conn, remote: remote, addr: addr}
-	raw, err := pc.raw()
-	if err != nil {
-		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -158,7 +158,8 @@ func (p *parker) park(conn *websocket.Conn, remote string, addr netip.Addr) bool
 	// deadline order.
 	pc.deadline = time.Now().Add(p.joinTimeout)
 	if err := p.ctl(raw, unix.EPOLL_CTL_ADD, pc.token); err != nil {
-		p.log.Warn("cannot park a connection; it gets a session at once", "err", err)
+		// e.g. fs.epoll.max_user_watches reached: raise it (sysctl).
+		p.failures.log("park", "cannot park an idle connection; it gets a session and goroutine at once", "err", err)
 		return false
 	}
 	p.conns[pc.token] = pc

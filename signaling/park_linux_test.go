@@ -4,10 +4,13 @@ package signaling_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -336,4 +339,27 @@ func TestParkedHeap(t *testing.T) {
 		_ = c.Close()
 	}
 	r.waitParked(ctx, t, 0)
+}
+
+// TestTLSNotParked: a connection that is not a plain socket (TLS, where
+// decrypted bytes may wait in user space, out of epoll's sight) is not
+// parked: its session starts at once, as on other systems.
+func TestTLSNotParked(t *testing.T) {
+	r, ctx := startRelay(t, relayOpts{})
+	hs := httptest.NewTLSServer(r.Handler())
+	defer hs.Close()
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: hs.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}}
+	conn, _, err := d.DialContext(ctx, "wss"+strings.TrimPrefix(hs.URL, "https")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r.waitValue(ctx, t, "relay_signaling_sessions", 1)
+	if got := r.counter(t, "relay_signaling_parked"); got != 0 {
+		t.Fatalf("relay_signaling_parked %g with a TLS connection, want 0", got)
+	}
+	w := &raw{t: t, conn: conn}
+	w.join(joinMsg("tls", "secure"))
+	_ = conn.Close()
+	r.waitValue(ctx, t, "relay_signaling_sessions", 0)
 }
