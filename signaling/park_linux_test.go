@@ -168,7 +168,7 @@ func maskedText(msg string) []byte {
 // at its join deadline with the close frame a session sends, and its
 // address gets its pending allowance back.
 func TestParkedJoinTimeout(t *testing.T) {
-	const timeout = 1500 * time.Millisecond
+	const timeout = 2 * time.Second
 	r, ctx := startRelay(t, relayOpts{Tune: func(c *server.Config) {
 		c.Signaling.JoinTimeout = timeout
 		c.Signaling.MaxPendingPerAddr = 2
@@ -191,6 +191,18 @@ func TestParkedJoinTimeout(t *testing.T) {
 		}
 	}
 	r.waitParked(ctx, t, 2)
+}
+
+// TestParkedJoinTimeoutUnanswered: a parked client that does not answer
+// the close frame (it reads nothing) is let go after closeWait, as a
+// session lets go of it; the frame is there when it reads.
+func TestParkedJoinTimeoutUnanswered(t *testing.T) {
+	const timeout = 2 * time.Second
+	r, ctx := startRelay(t, relayOpts{Tune: func(c *server.Config) { c.Signaling.JoinTimeout = timeout }})
+	w := r.dialRaw(ctx, t)
+	r.waitParked(ctx, t, 1)
+	r.waitParked(ctx, t, 0) // closed without an answer
+	w.expectCloseText(protocol.ClosePolicy, fmt.Sprintf("no join within %s of connecting", timeout))
 }
 
 // TestParkedPeerCloses: parked connections whose clients hang up are
