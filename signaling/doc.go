@@ -8,4 +8,7 @@
 // (messages from a bounded queue, pings, the closing frame). A client that
 // does not read fast enough overflows its queue and is disconnected; it
 // never blocks its room.
+//
+// A connection whose client has sent nothing yet has neither: it is
+// parked (park.go) until its first byte, its join deadline, or Drain.
 package signaling

@@ -4,6 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
 	sessions prometheus.Gauge
+	parked   prometheus.Gauge       // the sessions parked without a goroutine (park_linux.go)
 	errors   *prometheus.CounterVec // by code
 	resumes  *prometheus.CounterVec // by outcome
 	refused  *prometheus.CounterVec // by reason (connlimit.go)
@@ -14,6 +15,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "relay_signaling_sessions", Help: "Open WebSocket signaling sessions.",
+		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_signaling_parked",
+			Help: "Open WebSocket sessions whose client has sent nothing yet, waiting without a goroutine (Linux); included in relay_signaling_sessions.",
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_signaling_errors_total", Help: "error messages sent to clients, by code.",
@@ -35,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.refused.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.errors, m.resumes, m.refused, m.limit)
+		reg.MustRegister(m.sessions, m.parked, m.errors, m.resumes, m.refused, m.limit)
 	}
 	return m
 }

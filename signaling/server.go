@@ -26,6 +26,7 @@ type Server struct {
 	m        *metrics
 	limits   *connLimiter
 	refusals *throttledLog // refusals logged at most once per reason per interval
+	parked   *parker       // connections that have sent nothing yet, held without a goroutine
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -66,13 +67,20 @@ func NewServer(p Params) *Server {
 		refusals: newThrottledLog(p.Config.Logger, 10*time.Second),
 		sessions: make(map[*session]struct{}),
 	}
+	s.parked = newParker(parkerParams{
+		joinTimeout: p.Config.JoinTimeout,
+		log:         p.Config.Logger,
+		onWake:      s.unpark,
+		onClosed:    s.parkedClosed,
+	})
 	s.m.limit.Set(float64(max(0, p.Config.MaxConnections)))
 	return s
 }
 
 // ServeHTTP admits the request under the connection limits, upgrades it to
-// a WebSocket and starts the session in a goroutine of its own; Drain and
-// Shutdown wait for the sessions.
+// a WebSocket and parks it until the client sends something, or (where
+// parking is not available) starts the session in a goroutine of its own
+// at once; Drain and Shutdown wait for the sessions.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	closing := s.closing
@@ -97,17 +105,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.limits.close(addr, false)
 		return // the upgrader has answered with the HTTP error
 	}
-	ss := newSession(s, conn, r.RemoteAddr, addr)
-	// The session runs in a goroutine of its own and this handler returns:
-	// net/http then lets go of what it held for the request (its 4 KiB
-	// read and write buffers, the request, its contexts), which otherwise
-	// every idle connection would keep.
+	// Either way this handler returns: net/http then lets go of what it
+	// held for the request (its 4 KiB read and write buffers, the request,
+	// its contexts), which otherwise every idle connection would keep.
+	// Counted first: the parker may hand it on before park returns.
+	s.m.sessions.Inc()
+	s.m.parked.Inc()
+	if s.parked.park(conn, r.RemoteAddr, addr) {
+		return // no goroutine until the client sends something (park_linux.go)
+	}
+	s.m.parked.Dec()
+	s.m.sessions.Dec()
+	s.startSession(conn, r.RemoteAddr, addr, time.Now().Add(s.cfg.JoinTimeout))
+}
+
+// startSession runs conn's session in a goroutine of its own, which
+// closes the connection at the end; the session must join by joinBy.
+func (s *Server) startSession(conn *websocket.Conn, remote string, addr netip.Addr, joinBy time.Time) {
+	ss := newSession(s, conn, remote, addr)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		ss.closeWith(protocol.CloseGoingAway, "relay is shutting down")
 		go func() {
-			ss.run()
+			ss.run(joinBy)
 			s.limits.close(addr, false)
 		}()
 		return
@@ -128,8 +149,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.m.sessions.Dec()
 			s.wg.Done()
 		}()
-		ss.run()
+		ss.run(joinBy)
 	}()
+}
+
+// unpark starts the session of a parked connection that has sent
+// something (or hung up), or that Drain wakes.
+func (s *Server) unpark(conn *websocket.Conn, remote string, addr netip.Addr, joinBy time.Time) {
+	s.m.parked.Dec()
+	s.m.sessions.Dec() // startSession counts it again
+	s.startSession(conn, remote, addr, joinBy)
+}
+
+// parkedClosed forgets a parked connection the parker has closed (join
+// timeout, or Shutdown).
+func (s *Server) parkedClosed(addr netip.Addr) {
+	s.limits.close(addr, false)
+	s.m.parked.Dec()
+	s.m.sessions.Dec()
 }
 
 // writeBuffers are the WebSocket write buffers, shared by every session
@@ -158,6 +195,9 @@ func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
 		ss.send(msg)
 	}
 	s.mu.Unlock()
+	// Parked connections get sessions, which tell them as well; from now
+	// on nothing is parked.
+	s.parked.wakeAll()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_ = s.waitSessions(ctx)
@@ -203,6 +243,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ss.closeWith(protocol.CloseGoingAway, "relay is shutting down")
 	}
 	s.mu.Unlock()
+	// Parked connections are closed here and now (no session to wait for).
+	s.parked.close(protocol.CloseGoingAway, "relay is shutting down")
 	return s.waitSessions(ctx)
 }
 

@@ -55,11 +55,13 @@ func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Add
 	}
 }
 
-// run serves the session until the connection ends.
-func (s *session) run() {
-	joinTimer := time.AfterFunc(s.srv.cfg.JoinTimeout, func() {
+// run serves the session until the connection ends. A session that has
+// not joined by joinBy is closed (JoinTimeout after the connection opened,
+// which for a parked connection was before the session started).
+func (s *session) run(joinBy time.Time) {
+	joinTimer := time.AfterFunc(time.Until(joinBy), func() {
 		if !s.joined.Load() {
-			s.closeWith(protocol.ClosePolicy, "no join within "+s.srv.cfg.JoinTimeout.String()+" of connecting")
+			s.closeWith(protocol.ClosePolicy, joinTimeoutText(s.srv.cfg.JoinTimeout))
 		}
 	})
 	s.readLoop()
@@ -73,6 +75,12 @@ func (s *session) run() {
 		// session was replaced by a resume).
 		s.p.Disconnected(s)
 	}
+}
+
+// joinTimeoutText is the close reason for a connection that did not join
+// within timeout.
+func joinTimeoutText(timeout time.Duration) string {
+	return "no join within " + timeout.String() + " of connecting"
 }
 
 func (s *session) readLoop() {
