@@ -28,6 +28,8 @@ type slot struct {
 	down  *media.DownTrack         // the track carried; nil while empty
 	up    *media.UpTrack           // down's published track
 	feed  *rtcpFeed                // down's RTCP; nil while empty
+	gen   *slotGen                 // down's writer; nil while empty
+	clock slotClock                // the numbering across the tracks carried
 	ended bool                     // the sender's RTCP ended: feeds end at once
 }
 
@@ -60,7 +62,7 @@ func (s *slot) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, er
 	}
 	s.bound = ctx
 	if s.down != nil {
-		if _, err := s.down.Bind(ctx); err != nil {
+		if _, err := s.bindLocked(); err != nil {
 			return webrtc.RTPCodecParameters{}, err
 		}
 	}
@@ -94,9 +96,10 @@ func (s *slot) start(sender *webrtc.RTPSender) {
 				return
 			}
 			s.mu.Lock()
-			f := s.feed
+			f, g := s.feed, s.gen
 			s.mu.Unlock()
 			if f != nil {
+				g.rebaseNACKs(pkts)
 				f.push(pkts)
 			}
 		}
@@ -116,16 +119,16 @@ func (s *slot) assign(up *media.UpTrack, onFirst func()) {
 	defer s.mu.Unlock()
 	s.clearLocked()
 	d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: onFirst})
-	if s.bound != nil {
-		if _, err := d.Bind(s.bound); err != nil {
-			s.log.Error("bind a track to its slot", "slot", s.id, "track", up.ID(), "err", err)
-		}
-	}
 	f := &rtcpFeed{ch: make(chan []rtcp.Packet, rtcpFeedDepth), done: make(chan struct{})}
 	if s.ended {
 		f.end()
 	}
-	s.down, s.up, s.feed = d, up, f
+	s.down, s.up, s.feed, s.gen = d, up, f, &slotGen{clock: &s.clock}
+	if s.bound != nil {
+		if _, err := s.bindLocked(); err != nil {
+			s.log.Error("bind a track to its slot", "slot", s.id, "track", up.ID(), "err", err)
+		}
+	}
 	d.Subscribe(f) // false if up just ended: the sync that follows empties the slot
 }
 
@@ -145,7 +148,14 @@ func (s *slot) clearLocked() {
 		_ = s.down.Unbind(s.bound)
 	}
 	s.feed.end()
-	s.down, s.up, s.feed = nil, nil, nil
+	s.down, s.up, s.feed, s.gen = nil, nil, nil, nil
+}
+
+// bindLocked binds the track carried to the slot's binding, through its
+// slotGen. mu must be held, with bound and down set.
+func (s *slot) bindLocked() (webrtc.RTPCodecParameters, error) {
+	s.gen.w = s.bound.WriteStream()
+	return s.down.Bind(genContext{TrackLocalContext: s.bound, gen: s.gen})
 }
 
 // rtcpFeedDepth is how many RTCP compounds wait for a slot's down track;

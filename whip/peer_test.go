@@ -334,3 +334,21 @@ func withVideo(offer string) string {
 	return offer + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n" +
 		strings.Join(creds[:3], "\r\n") + "\r\na=rtcp-mux\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=ssrc:1234 cname:whip\r\n"
 }
+
+// has reports whether payload was sent as seq.
+func (s *sent) has(seq uint16, payload []byte) bool {
+	p, ok := s.get(seq)
+	return ok && string(p) == string(payload)
+}
+
+// hasPayload reports whether payload was sent, under any number.
+func (s *sent) hasPayload(payload []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.payloads {
+		if string(p) == string(payload) {
+			return true
+		}
+	}
+	return false
+}
