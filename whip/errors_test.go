@@ -10,6 +10,7 @@ import (
 	"github.com/lianmai/relay/auth"
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
 	"github.com/pion/webrtc/v4"
@@ -19,7 +20,7 @@ import (
 // receiving for WHEP.
 func offerSDP(ctx context.Context, t *testing.T, kind string) string {
 	t.Helper()
-	pc := newTestPC(t, false)
+	pc := whiptest.NewPC(t, false)
 	defer func() { _ = pc.Close() }()
 	dir := webrtc.RTPTransceiverDirectionSendonly
 	if kind == "whep" {
@@ -92,7 +93,7 @@ func TestRequestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := request(ctx, t, tt.method, base+tt.url, tt.ctype, "", tt.body, tt.hdr...)
+			resp, body := whiptest.Request(ctx, t, tt.method, base+tt.url, tt.ctype, "", tt.body, tt.hdr...)
 			if resp.StatusCode != tt.want || !strings.Contains(body, tt.says) {
 				t.Errorf("%s %s: %s %q, want %d saying %q", tt.method, tt.url, resp.Status, body, tt.want, tt.says)
 			}
@@ -105,7 +106,7 @@ func TestRequestErrors(t *testing.T) {
 // needs, Location exposed.
 func TestPreflight(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
-	resp, _ := request(ctx, t, http.MethodOptions, r.HTTPURL+"/whep/live", "", "", "", "Origin", "http://localhost:8000", "Access-Control-Request-Method", "POST")
+	resp, _ := whiptest.Request(ctx, t, http.MethodOptions, r.HTTPURL+"/whep/live", "", "", "", "Origin", "http://localhost:8000", "Access-Control-Request-Method", "POST")
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("OPTIONS: %s", resp.Status)
 	}
@@ -142,7 +143,7 @@ func TestTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := request(ctx, t, http.MethodPost, r.HTTPURL+tt.url, "application/sdp", tt.token, tt.offer)
+			resp, body := whiptest.Request(ctx, t, http.MethodPost, r.HTTPURL+tt.url, "application/sdp", tt.token, tt.offer)
 			if resp.StatusCode != tt.want || !strings.Contains(body, tt.says) {
 				t.Errorf("%s: %s %q, want %d saying %q", tt.url, resp.Status, body, tt.want, tt.says)
 			}
@@ -153,13 +154,13 @@ func TestTokens(t *testing.T) {
 		})
 	}
 	t.Run("guest token publishes as guest", func(t *testing.T) {
-		publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{token: mint("live", "guest")})
+		whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Token: mint("live", "guest")})
 		if got := r.Value(t, "relay_participants", "role", "guest"); got != 1 {
 			t.Errorf("%g guests, want 1", got)
 		}
 	})
 	t.Run("audience token plays", func(t *testing.T) {
-		playWHEP(ctx, t, r.HTTPURL, "live", peerOpts{token: mint("live", "audience")})
+		whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Token: mint("live", "audience")})
 		if got := r.Value(t, "relay_participants", "role", "audience"); got != 1 {
 			t.Errorf("%g audience members, want 1", got)
 		}
@@ -174,26 +175,26 @@ func TestLimits(t *testing.T) {
 		c.Signaling.JoinRatePerAddr, c.Signaling.JoinBurstPerAddr = 0.001, 3
 	}})
 	whipOffer, whepOffer := offerSDP(ctx, t, "whip"), offerSDP(ctx, t, "whep")
-	publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{}) // the room's one seat; 1 of 3 joins
+	whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{}) // the room's one seat; 1 of 3 joins
 
-	resp, body := request(ctx, t, http.MethodPost, r.HTTPURL+"/whip/live", "application/sdp", "", whipOffer)
+	resp, body := whiptest.Request(ctx, t, http.MethodPost, r.HTTPURL+"/whip/live", "application/sdp", "", whipOffer)
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "seats") {
 		t.Errorf("second publisher: %s %q, want 409 about seats", resp.Status, body)
 	}
 	nothingLeft(t, r, "room full", 1)
-	player := playWHEP(ctx, t, r.HTTPURL, "live", peerOpts{}) // 3 of 3
-	resp, body = request(ctx, t, http.MethodPost, r.HTTPURL+"/whep/live", "application/sdp", "", whepOffer)
+	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{}) // 3 of 3
+	resp, body = whiptest.Request(ctx, t, http.MethodPost, r.HTTPURL+"/whep/live", "application/sdp", "", whepOffer)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("fourth join: %s %q (Retry-After %q), want 429 with Retry-After", resp.Status, body, resp.Header.Get("Retry-After"))
 	}
 	nothingLeft(t, r, "rate limited", 2)
 
 	r.Drain(ctx, 0)
-	resp, body = request(ctx, t, http.MethodPost, r.HTTPURL+"/whep/live", "application/sdp", "", whepOffer)
+	resp, body = whiptest.Request(ctx, t, http.MethodPost, r.HTTPURL+"/whep/live", "application/sdp", "", whepOffer)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("join while draining: %s %q, want 503 with Retry-After", resp.Status, body)
 	}
-	resp, body = request(ctx, t, http.MethodDelete, player.location, "", "", "")
+	resp, body = whiptest.Request(ctx, t, http.MethodDelete, player.Location, "", "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("DELETE of a session open before the drain: %s %q", resp.Status, body)
 	}
@@ -203,7 +204,7 @@ func TestLimits(t *testing.T) {
 // 415, an ICE restart 422, a broken line or candidate 400.
 func TestPatch(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
-	pub := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{})
+	pub := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{})
 	tests := []struct {
 		name, ctype, body string
 		want              int
@@ -217,13 +218,13 @@ func TestPatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := request(ctx, t, http.MethodPatch, pub.location, tt.ctype, "", tt.body)
+			resp, body := whiptest.Request(ctx, t, http.MethodPatch, pub.Location, tt.ctype, "", tt.body)
 			if resp.StatusCode != tt.want || !strings.Contains(body, tt.says) {
 				t.Errorf("PATCH: %s %q, want %d saying %q", resp.Status, body, tt.want, tt.says)
 			}
 		})
 	}
-	pub.connected(ctx, t) // none of it broke the session
+	pub.Connected(ctx, t) // none of it broke the session
 }
 
 // TestKicked: a host kicks a WHEP player; its session ends (404 after)
@@ -231,19 +232,19 @@ func TestPatch(t *testing.T) {
 func TestKicked(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
 	host := r.Dial(ctx, t, client.Config{Room: "live", Name: "boss", Role: protocol.RoleHost})
-	player := playWHEP(ctx, t, r.HTTPURL, "live", peerOpts{query: "name=heckler"})
-	player.connected(ctx, t)
+	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=heckler"})
+	player.Connected(ctx, t)
 	seen := relaytest.WaitEvent(ctx, t, host, func(e *protocol.ParticipantJoined) bool { return e.Participant.Name == "heckler" })
 	kick := &protocol.Targeted{Header: protocol.Header{Type: protocol.TypeKick, ID: "k1"}, Participant: seen.Participant.ID}
 	if err := host.Send(kick); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(ctx, t, "the kicked player's session ends", func() bool { return r.Value(t, "relay_http_sessions", "kind", "whep") == 0 })
-	if resp, _ := request(ctx, t, http.MethodDelete, player.location, "", "", ""); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := whiptest.Request(ctx, t, http.MethodDelete, player.Location, "", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("DELETE after the kick: %s, want 404", resp.Status)
 	}
 	waitFor(ctx, t, "the player's connection closes", func() bool {
-		s := player.pc.ConnectionState()
+		s := player.PC.ConnectionState()
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -16,15 +17,15 @@ import (
 // (no renegotiation) and is heard unchanged too.
 func TestWHEPTracks(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
-	a := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{query: "name=A"})
-	b := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{query: "name=B"})
-	player := playWHEP(ctx, t, r.HTTPURL, "live", peerOpts{query: "listen=tracks", slots: 2})
+	a := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=A"})
+	b := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=B"})
+	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "listen=tracks", Slots: 2})
 	stopA, stopB := make(chan struct{}), make(chan struct{})
-	sentA, doneA := a.sendOpus(ctx, 1, stopA)
-	sentB, doneB := b.sendOpus(ctx, 2, stopB)
+	sentA, doneA := a.SendOpus(ctx, 1, stopA)
+	sentB, doneB := b.SendOpus(ctx, 2, stopB)
 
 	tracks := []*webrtc.TrackRemote{<-trackOf(ctx, t, player), <-trackOf(ctx, t, player)}
-	got := map[*sent]bool{}
+	got := map[*whiptest.Sent]bool{}
 	for _, tr := range tracks {
 		got[matchSender(ctx, t, tr, sentA, sentB)] = true
 	}
@@ -36,12 +37,12 @@ func TestWHEPTracks(t *testing.T) {
 	if err := <-doneA; err != nil {
 		t.Fatal(err)
 	}
-	if resp, body := request(ctx, t, http.MethodDelete, a.location, "", "", ""); resp.StatusCode != http.StatusOK {
+	if resp, body := whiptest.Request(ctx, t, http.MethodDelete, a.Location, "", "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE A: %s %s", resp.Status, body)
 	}
-	c := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{query: "name=C"})
+	c := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=C"})
 	stopC := make(chan struct{})
-	sentC, doneC := c.sendOpus(ctx, 3, stopC)
+	sentC, doneC := c.SendOpus(ctx, 3, stopC)
 	// C is heard in one of the slots that exist (the player made no new
 	// track), unchanged but renumbered to continue the slot's stream.
 	// Read both until one carries one of C's payloads.
@@ -56,7 +57,7 @@ func TestWHEPTracks(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if sentC.hasPayload(pkt.Payload) {
+				if sentC.HasPayload(pkt.Payload) {
 					select {
 					case found <- struct{}{}:
 					default:
@@ -73,7 +74,7 @@ func TestWHEPTracks(t *testing.T) {
 	}
 	close(stopB)
 	close(stopC)
-	_ = player.pc.Close() // ends the readers
+	_ = player.PC.Close() // ends the readers
 	readers.Wait()
 	for _, done := range []<-chan error{doneB, doneC} {
 		if err := <-done; err != nil {
@@ -83,11 +84,11 @@ func TestWHEPTracks(t *testing.T) {
 }
 
 // trackOf is the next track the player gets.
-func trackOf(ctx context.Context, t *testing.T, hp *httpPeer) <-chan *webrtc.TrackRemote {
+func trackOf(ctx context.Context, t *testing.T, hp *whiptest.Peer) <-chan *webrtc.TrackRemote {
 	t.Helper()
 	ch := make(chan *webrtc.TrackRemote, 1)
 	select {
-	case tr := <-hp.tracks:
+	case tr := <-hp.Tracks:
 		ch <- tr
 	case <-ctx.Done():
 		t.Fatal("the player got no track")
@@ -97,13 +98,13 @@ func trackOf(ctx context.Context, t *testing.T, hp *httpPeer) <-chan *webrtc.Tra
 
 // matchSender reads 50 packets of tr and returns the one sender whose
 // payloads they all are, byte for byte, under the same sequence numbers.
-func matchSender(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, senders ...*sent) *sent {
+func matchSender(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, senders ...*whiptest.Sent) *whiptest.Sent {
 	t.Helper()
-	pkts := readRTP(ctx, t, tr, 50)
+	pkts := whiptest.ReadRTP(ctx, t, tr, 50)
 	for _, s := range senders {
 		all := true
 		for _, p := range pkts {
-			all = all && s.has(p.SequenceNumber, p.Payload)
+			all = all && s.Has(p.SequenceNumber, p.Payload)
 		}
 		if all {
 			return s

@@ -9,8 +9,10 @@ import (
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
+	"github.com/pion/webrtc/v4"
 )
 
 // testDeadline bounds every test that starts peers; the race detector and
@@ -44,16 +46,16 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 func TestWHIPPublish(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
 	listener := r.Dial(ctx, t, client.Config{Room: "live", Name: "ear", Role: protocol.RoleAudience})
-	pub := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{video: true, query: "name=OBS"})
+	pub := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Video: true, Query: "name=OBS"})
 
-	if !strings.Contains(pub.answer, "a=ptime:10") {
-		t.Errorf("the answer does not ask for 10 ms frames:\n%s", pub.answer)
+	if !strings.Contains(pub.Answer, "a=ptime:10") {
+		t.Errorf("the answer does not ask for 10 ms frames:\n%s", pub.Answer)
 	}
-	if !strings.Contains(pub.answer, "m=video 0 ") {
-		t.Errorf("the answer does not reject the video m-section with port 0:\n%s", pub.answer)
+	if !strings.Contains(pub.Answer, "m=video 0 ") {
+		t.Errorf("the answer does not reject the video m-section with port 0:\n%s", pub.Answer)
 	}
-	if !strings.Contains(pub.answer, "a=candidate:") {
-		t.Errorf("the answer carries no candidates (the relay cannot trickle to a WHIP client):\n%s", pub.answer)
+	if !strings.Contains(pub.Answer, "a=candidate:") {
+		t.Errorf("the answer carries no candidates (the relay cannot trickle to a WHIP client):\n%s", pub.Answer)
 	}
 	joined := relaytest.WaitEvent(ctx, t, listener, func(e *protocol.ParticipantJoined) bool { return e.Participant.Name == "OBS" })
 	if joined.Participant.Role != protocol.RoleHost {
@@ -62,9 +64,9 @@ func TestWHIPPublish(t *testing.T) {
 	if got := r.Value(t, "relay_http_sessions", "kind", "whip"); got != 1 {
 		t.Errorf("relay_http_sessions{kind=whip} = %g, want 1", got)
 	}
-	pub.connected(ctx, t)
+	pub.Connected(ctx, t)
 	stop := make(chan struct{})
-	sent, done := pub.sendOpus(ctx, 7, stop)
+	sent, done := pub.SendOpus(ctx, 7, stop)
 
 	var rt *client.RemoteTrack
 	select {
@@ -75,9 +77,9 @@ func TestWHIPPublish(t *testing.T) {
 	if rt.StreamID != joined.Participant.ID {
 		t.Errorf("track stream %q, want the publisher %q", rt.StreamID, joined.Participant.ID)
 	}
-	for _, pkt := range readRTP(ctx, t, rt.Track, 100) {
+	for _, pkt := range whiptest.ReadRTP(ctx, t, rt.Track, 100) {
 		// Without loss the relay keeps the publisher's numbering.
-		want, ok := sent.get(pkt.SequenceNumber)
+		want, ok := sent.Get(pkt.SequenceNumber)
 		if !ok {
 			t.Fatalf("received sequence %d, never sent", pkt.SequenceNumber)
 		}
@@ -90,7 +92,7 @@ func TestWHIPPublish(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resp, body := request(ctx, t, http.MethodDelete, pub.location, "", "", "")
+	resp, body := whiptest.Request(ctx, t, http.MethodDelete, pub.Location, "", "", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("DELETE: %s: %s", resp.Status, body)
 	}
@@ -101,7 +103,7 @@ func TestWHIPPublish(t *testing.T) {
 	if got := r.Value(t, "relay_http_sessions", "kind", "whip"); got != 0 {
 		t.Errorf("relay_http_sessions{kind=whip} = %g after DELETE, want 0", got)
 	}
-	if resp, _ := request(ctx, t, http.MethodDelete, pub.location, "", "", ""); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := whiptest.Request(ctx, t, http.MethodDelete, pub.Location, "", "", ""); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("second DELETE: %s, want 404", resp.Status)
 	}
 }
@@ -111,8 +113,8 @@ func TestWHIPPublish(t *testing.T) {
 // them by PATCH: the session connects only through them.
 func TestWHIPTrickle(t *testing.T) {
 	r, ctx := start(t, relaytest.Options{})
-	pub := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{trickle: true, lite: true})
-	pub.connected(ctx, t)
+	pub := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Trickle: true, Lite: true})
+	pub.Connected(ctx, t)
 }
 
 // TestWHEPMix: a WHEP player that joins an empty room (the answer still
@@ -125,28 +127,28 @@ func TestWHEPMix(t *testing.T) {
 	}
 	r, ctx := start(t, relaytest.Options{Tune: func(c *server.Config) { c.NewMixer = server.LibopusMixer }})
 	host := r.Dial(ctx, t, client.Config{Room: "live", Name: "watcher", Role: protocol.RoleHost})
-	player := playWHEP(ctx, t, r.HTTPURL, "live", peerOpts{query: "name=speaker"})
-	if !strings.Contains(player.answer, "a=sendonly") {
-		t.Fatalf("the answer to an empty room has no sendonly audio:\n%s", player.answer)
+	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=speaker"})
+	if !strings.Contains(player.Answer, "a=sendonly") {
+		t.Fatalf("the answer to an empty room has no sendonly audio:\n%s", player.Answer)
 	}
 	seen := relaytest.WaitEvent(ctx, t, host, func(e *protocol.ParticipantJoined) bool { return e.Participant.Name == "speaker" })
 	if seen.Participant.Role != protocol.RoleAudience {
 		t.Errorf("the WHEP player joined as %s, want audience", seen.Participant.Role)
 	}
 	relaytest.WaitEvent(ctx, t, host, func(e *protocol.Audience) bool { return e.Count == 1 })
-	player.connected(ctx, t)
+	player.Connected(ctx, t)
 
-	pub := publishWHIP(ctx, t, r.HTTPURL, "live", peerOpts{})
-	pub.connected(ctx, t)
+	pub := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{})
+	pub.Connected(ctx, t)
 	stop := make(chan struct{})
-	_, done := pub.sendOpus(ctx, 3, stop)
-	var tr *webrtcTrack
+	_, done := pub.SendOpus(ctx, 3, stop)
+	var tr *webrtc.TrackRemote
 	select {
-	case tr = <-player.tracks:
+	case tr = <-player.Tracks:
 	case <-ctx.Done():
 		t.Fatal("the player got no track")
 	}
-	loud := heard(ctx, t, tr, 150)
+	loud := whiptest.Heard(ctx, t, tr, 150)
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)

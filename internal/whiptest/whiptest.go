@@ -1,9 +1,9 @@
-package whip_test
-
-// A minimal WHIP client and WHEP player, written from RFC 9725 and the
-// WHEP draft rather than with the relay's client package: one POST with
-// the offer, the answer and Location back, PATCH for trickled candidates,
-// DELETE to end.
+// Package whiptest is a minimal WHIP client and WHEP player for tests,
+// written from RFC 9725 and the WHEP draft rather than with the relay's
+// client package: one POST with the offer, the answer and Location back,
+// PATCH for trickled candidates, DELETE to end. Package whip's tests and
+// the browser test use it.
+package whiptest
 
 import (
 	"context"
@@ -22,35 +22,35 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// peerOpts shape a test peer.
-type peerOpts struct {
-	token string // sent as a bearer token when set
-	query string // appended to the endpoint URL
-	// video adds a sending VP8 m-section to the WHIP offer, as OBS sends
+// Options shape a test peer.
+type Options struct {
+	Token string // sent as a bearer token when set
+	Query string // appended to the endpoint URL
+	// Video adds a sending VP8 m-section to the WHIP offer, as OBS sends
 	// one. It is added to the text: pion as a client fails on an answer
 	// that rejects an m-section it sends, so its own connection never
 	// has it, and the rejected section is cut from the answer it gets.
-	video   bool
-	slots   int  // the WHEP offer's receiving audio m-sections (at least 1)
-	trickle bool // the offer carries no candidates; they follow by PATCH
-	// lite makes the peer an ICE-lite agent, which sends no connectivity
+	Video   bool
+	Slots   int  // the WHEP offer's receiving audio m-sections (at least 1)
+	Trickle bool // the offer carries no candidates; they follow by PATCH
+	// Lite makes the peer an ICE-lite agent, which sends no connectivity
 	// checks: it connects only if the relay knows its candidates.
-	lite bool
+	Lite bool
 }
 
-// httpPeer is one WHIP or WHEP session from the client's side.
-type httpPeer struct {
-	pc       *webrtc.PeerConnection
+// Peer is one WHIP or WHEP session from the client's side.
+type Peer struct {
+	PC       *webrtc.PeerConnection
 	base     string // the relay's http://host:port
-	location string // the session URL, from Location
-	answer   string
-	tracks   chan *webrtc.TrackRemote // WHEP: what the relay sends
+	Location string // the session URL, from Location
+	Answer   string
+	Tracks   chan *webrtc.TrackRemote // WHEP: what the relay sends
 	audio    *webrtc.TrackLocalStaticRTP
 }
 
-// newTestPC is a pion peer connection for loopback with the default
+// NewPC is a pion peer connection for loopback with the default
 // codecs (Opus, and video for the WHIP video case).
-func newTestPC(t *testing.T, lite bool) *webrtc.PeerConnection {
+func NewPC(t *testing.T, lite bool) *webrtc.PeerConnection {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -65,9 +65,9 @@ func newTestPC(t *testing.T, lite bool) *webrtc.PeerConnection {
 	return pc
 }
 
-// request sends one HTTP request and returns the response with its body
+// Request sends one HTTP request and returns the response with its body
 // read.
-func request(ctx context.Context, t *testing.T, method, url, ctype, token, body string, hdr ...string) (*http.Response, string) {
+func Request(ctx context.Context, t *testing.T, method, url, ctype, token, body string, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -94,12 +94,12 @@ func request(ctx context.Context, t *testing.T, method, url, ctype, token, body 
 	return resp, string(b)
 }
 
-// publishWHIP starts a WHIP session in room that sends Opus; it fails t
+// Publish starts a WHIP session in room that sends Opus; it fails t
 // unless the relay answers 201.
-func publishWHIP(ctx context.Context, t *testing.T, base, room string, o peerOpts) *httpPeer {
+func Publish(ctx context.Context, t *testing.T, base, room string, o Options) *Peer {
 	t.Helper()
-	pc := newTestPC(t, o.lite)
-	hp := &httpPeer{pc: pc, base: base}
+	pc := NewPC(t, o.Lite)
+	hp := &Peer{PC: pc, base: base}
 	t.Cleanup(func() { _ = pc.Close() })
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whip")
 	if err != nil {
@@ -113,33 +113,33 @@ func publishWHIP(ctx context.Context, t *testing.T, base, room string, o peerOpt
 	return hp
 }
 
-// playWHEP starts a WHEP session in room receiving o.slots audio tracks
+// Play starts a WHEP session in room receiving o.Slots audio tracks
 // (one by default).
-func playWHEP(ctx context.Context, t *testing.T, base, room string, o peerOpts) *httpPeer {
+func Play(ctx context.Context, t *testing.T, base, room string, o Options) *Peer {
 	t.Helper()
-	pc := newTestPC(t, o.lite)
-	hp := &httpPeer{pc: pc, base: base, tracks: make(chan *webrtc.TrackRemote, 8)}
+	pc := NewPC(t, o.Lite)
+	hp := &Peer{PC: pc, base: base, Tracks: make(chan *webrtc.TrackRemote, 8)}
 	t.Cleanup(func() { _ = pc.Close() })
-	for range max(1, o.slots) {
+	for range max(1, o.Slots) {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { hp.tracks <- tr })
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { hp.Tracks <- tr })
 	hp.start(ctx, t, base+"/whep/"+room, o)
 	return hp
 }
 
 // start offers, POSTs the offer and applies the answer; with trickle the
 // candidates follow in one PATCH.
-func (hp *httpPeer) start(ctx context.Context, t *testing.T, url string, o peerOpts) {
+func (hp *Peer) start(ctx context.Context, t *testing.T, url string, o Options) {
 	t.Helper()
-	offer, err := hp.pc.CreateOffer(nil)
+	offer, err := hp.PC.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(hp.pc)
-	if err := hp.pc.SetLocalDescription(offer); err != nil {
+	gathered := webrtc.GatheringCompletePromise(hp.PC)
+	if err := hp.PC.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -147,17 +147,17 @@ func (hp *httpPeer) start(ctx context.Context, t *testing.T, url string, o peerO
 	case <-ctx.Done():
 		t.Fatal("no ICE gathering before the deadline")
 	}
-	body := hp.pc.LocalDescription().SDP
-	if o.trickle {
+	body := hp.PC.LocalDescription().SDP
+	if o.Trickle {
 		body = offer.SDP // candidates come later
 	}
-	if o.video {
+	if o.Video {
 		body = withVideo(body)
 	}
-	if o.query != "" {
-		url += "?" + o.query
+	if o.Query != "" {
+		url += "?" + o.Query
 	}
-	resp, answer := request(ctx, t, http.MethodPost, url, "application/sdp", o.token, body)
+	resp, answer := Request(ctx, t, http.MethodPost, url, "application/sdp", o.Token, body)
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST %s: %s: %s", url, resp.Status, answer)
 	}
@@ -168,15 +168,15 @@ func (hp *httpPeer) start(ctx context.Context, t *testing.T, url string, o peerO
 	if loc == "" {
 		t.Fatal("201 without Location")
 	}
-	hp.location, hp.answer = hp.base+loc, answer
-	if o.video {
+	hp.Location, hp.Answer = hp.base+loc, answer
+	if o.Video {
 		answer, _, _ = strings.Cut(answer, "m=video ")
 	}
-	if err := hp.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+	if err := hp.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatalf("set the relay's answer: %v\n%s", err, answer)
 	}
-	if o.trickle {
-		resp, body := request(ctx, t, http.MethodPatch, hp.location, "application/trickle-ice-sdpfrag", o.token, hp.frag())
+	if o.Trickle {
+		resp, body := Request(ctx, t, http.MethodPatch, hp.Location, "application/trickle-ice-sdpfrag", o.Token, hp.frag())
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("PATCH candidates: %s: %s", resp.Status, body)
 		}
@@ -185,8 +185,8 @@ func (hp *httpPeer) start(ctx context.Context, t *testing.T, url string, o peerO
 
 // frag is the peer's ICE credentials and candidates as an RFC 8840
 // fragment for the first (bundled) m-section.
-func (hp *httpPeer) frag() string {
-	local := hp.pc.LocalDescription().SDP
+func (hp *Peer) frag() string {
+	local := hp.PC.LocalDescription().SDP
 	var b strings.Builder
 	mid := ""
 	for line := range strings.Lines(local) {
@@ -210,35 +210,35 @@ func (hp *httpPeer) frag() string {
 	return b.String()
 }
 
-// connected waits until the peer connection is connected.
-func (hp *httpPeer) connected(ctx context.Context, t *testing.T) {
+// Connected waits until the peer connection is connected.
+func (hp *Peer) Connected(ctx context.Context, t *testing.T) {
 	t.Helper()
-	for hp.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+	for hp.PC.ConnectionState() != webrtc.PeerConnectionStateConnected {
 		select {
 		case <-ctx.Done():
-			t.Fatalf("not connected before the deadline (state %s)", hp.pc.ConnectionState())
+			t.Fatalf("not connected before the deadline (state %s)", hp.PC.ConnectionState())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// sent is what a publisher sent: payloads by sequence number.
-type sent struct {
+// Sent is what a publisher sent: payloads by sequence number.
+type Sent struct {
 	mu       sync.Mutex
 	payloads map[uint16][]byte
 }
 
-func (s *sent) get(seq uint16) ([]byte, bool) {
+func (s *Sent) Get(seq uint16) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.payloads[seq]
 	return p, ok
 }
 
-// sendOpus sends 10 ms frames of a voice-like Opus source, paced in real
+// SendOpus sends 10 ms frames of a voice-like Opus source, paced in real
 // time, until ctx ends or stop is closed; it records what it sent.
-func (hp *httpPeer) sendOpus(ctx context.Context, seed int64, stop <-chan struct{}) (*sent, <-chan error) {
-	s := &sent{payloads: make(map[uint16][]byte)}
+func (hp *Peer) SendOpus(ctx context.Context, seed int64, stop <-chan struct{}) (*Sent, <-chan error) {
+	s := &Sent{payloads: make(map[uint16][]byte)}
 	done := make(chan error, 1)
 	go func() {
 		src, err := opusgen.NewSource(seed, 1)
@@ -277,9 +277,9 @@ func (hp *httpPeer) sendOpus(ctx context.Context, seed int64, stop <-chan struct
 	return s, done
 }
 
-// readRTP reads packets of tr until n have arrived with a non-empty
+// ReadRTP reads packets of tr until n have arrived with a non-empty
 // payload (padding skipped), or ctx ends.
-func readRTP(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, n int) []*rtp.Packet {
+func ReadRTP(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, n int) []*rtp.Packet {
 	t.Helper()
 	var got []*rtp.Packet
 	for len(got) < n {
@@ -298,19 +298,16 @@ func readRTP(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, n int) [
 	return got
 }
 
-// webrtcTrack is what a WHEP player receives.
-type webrtcTrack = webrtc.TrackRemote
-
-// heard decodes n packets of tr and returns how many frames were louder
+// Heard decodes n packets of tr and returns how many frames were louder
 // than -50 dBov (the voice-like source is far louder; silence is 127).
-func heard(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, n int) int {
+func Heard(ctx context.Context, t *testing.T, tr *webrtc.TrackRemote, n int) int {
 	t.Helper()
 	dec, err := opusgen.NewDecoder(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	loud := 0
-	for _, pkt := range readRTP(ctx, t, tr, n) {
+	for _, pkt := range ReadRTP(ctx, t, tr, n) {
 		if _, err := dec.Decode(pkt.Payload); err != nil {
 			t.Fatalf("decode a packet from the relay: %v", err)
 		}
@@ -335,14 +332,14 @@ func withVideo(offer string) string {
 		strings.Join(creds[:3], "\r\n") + "\r\na=rtcp-mux\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=ssrc:1234 cname:whip\r\n"
 }
 
-// has reports whether payload was sent as seq.
-func (s *sent) has(seq uint16, payload []byte) bool {
-	p, ok := s.get(seq)
+// Has reports whether payload was sent as seq.
+func (s *Sent) Has(seq uint16, payload []byte) bool {
+	p, ok := s.Get(seq)
 	return ok && string(p) == string(payload)
 }
 
-// hasPayload reports whether payload was sent, under any number.
-func (s *sent) hasPayload(payload []byte) bool {
+// HasPayload reports whether payload was sent, under any number.
+func (s *Sent) HasPayload(payload []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.payloads {
