@@ -117,8 +117,9 @@ func TestWHIPTrickle(t *testing.T) {
 	pub.Connected(ctx, t)
 }
 
-// TestWHEPMix: a WHEP player that joins an empty room (the answer still
-// has the audio m-section the mix fills later) hears the host who
+// TestWHEPMix: a WHEP player that joins an empty room, offering to
+// receive audio and video as players do (the answer rejects the video and
+// still has the audio m-section the mix fills later), hears the host who
 // publishes by WHIP afterwards, through the real libopus mix; a host on
 // the WebSocket sees the player (Presence) and the audience count.
 func TestWHEPMix(t *testing.T) {
@@ -127,9 +128,12 @@ func TestWHEPMix(t *testing.T) {
 	}
 	r, ctx := start(t, relaytest.Options{Tune: func(c *server.Config) { c.NewMixer = server.LibopusMixer }})
 	host := r.Dial(ctx, t, client.Config{Room: "live", Name: "watcher", Role: protocol.RoleHost})
-	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=speaker"})
+	player := whiptest.Play(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "name=speaker", Video: true})
 	if !strings.Contains(player.Answer, "a=sendonly") {
 		t.Fatalf("the answer to an empty room has no sendonly audio:\n%s", player.Answer)
+	}
+	if !strings.Contains(player.Answer, "m=video 0 ") {
+		t.Errorf("the answer does not reject the video the player offered to receive:\n%s", player.Answer)
 	}
 	seen := relaytest.WaitEvent(ctx, t, host, func(e *protocol.ParticipantJoined) bool { return e.Participant.Name == "speaker" })
 	if seen.Participant.Role != protocol.RoleAudience {

@@ -26,10 +26,11 @@ import (
 type Options struct {
 	Token string // sent as a bearer token when set
 	Query string // appended to the endpoint URL
-	// Video adds a sending VP8 m-section to the WHIP offer, as OBS sends
-	// one. It is added to the text: pion as a client fails on an answer
-	// that rejects an m-section it sends, so its own connection never
-	// has it, and the rejected section is cut from the answer it gets.
+	// Video: a WHIP offer also sends a VP8 m-section, as OBS sends one.
+	// It is added to the offer's text: pion as a client fails on an
+	// answer that rejects an m-section it sends, so its own connection
+	// never has it, and the rejected section is cut from the answer it
+	// gets. A WHEP offer also receives video, as players offer.
 	Video   bool
 	Slots   int  // the WHEP offer's receiving audio m-sections (at least 1)
 	Trickle bool // the offer carries no candidates; they follow by PATCH
@@ -46,6 +47,7 @@ type Peer struct {
 	Answer   string
 	Tracks   chan *webrtc.TrackRemote // WHEP: what the relay sends
 	audio    *webrtc.TrackLocalStaticRTP
+	textOnly bool // the offer's last m-section (video) is the text's only
 }
 
 // NewPC is a pion peer connection for loopback with the default
@@ -109,6 +111,7 @@ func Publish(ctx context.Context, t *testing.T, base, room string, o Options) *P
 		t.Fatal(err)
 	}
 	hp.audio = track
+	hp.textOnly = o.Video
 	hp.start(ctx, t, base+"/whip/"+room, o)
 	return hp
 }
@@ -122,6 +125,11 @@ func Play(ctx context.Context, t *testing.T, base, room string, o Options) *Peer
 	t.Cleanup(func() { _ = pc.Close() })
 	for range max(1, o.Slots) {
 		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Video {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,7 +159,7 @@ func (hp *Peer) start(ctx context.Context, t *testing.T, url string, o Options) 
 	if o.Trickle {
 		body = offer.SDP // candidates come later
 	}
-	if o.Video {
+	if hp.textOnly {
 		body = withVideo(body)
 	}
 	if o.Query != "" {
@@ -169,7 +177,7 @@ func (hp *Peer) start(ctx context.Context, t *testing.T, url string, o Options) 
 		t.Fatal("201 without Location")
 	}
 	hp.Location, hp.Answer = hp.base+loc, answer
-	if o.Video {
+	if hp.textOnly {
 		answer, _, _ = strings.Cut(answer, "m=video ")
 	}
 	if err := hp.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
