@@ -248,3 +248,28 @@ func TestKicked(t *testing.T) {
 		return s == webrtc.PeerConnectionStateClosed || s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateDisconnected
 	})
 }
+
+// TestMicReleased: a host takes a WHIP guest off the mic; with nothing to
+// hear and no way back to the mic, the guest's session ends and it leaves
+// the room (reason left).
+func TestMicReleased(t *testing.T) {
+	r, ctx := start(t, relaytest.Options{})
+	host := r.Dial(ctx, t, client.Config{Room: "live", Name: "boss", Role: protocol.RoleHost})
+	guest := whiptest.Publish(ctx, t, r.HTTPURL, "live", whiptest.Options{Query: "role=guest&name=cohost"})
+	seen := relaytest.WaitEvent(ctx, t, host, func(e *protocol.ParticipantJoined) bool { return e.Participant.Name == "cohost" })
+	if seen.Participant.Role != protocol.RoleGuest {
+		t.Fatalf("joined as %s, want guest", seen.Participant.Role)
+	}
+	release := &protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicRelease, ID: "r1"}, Participant: seen.Participant.ID}
+	if err := host.Send(release); err != nil {
+		t.Fatal(err)
+	}
+	left := relaytest.WaitEvent(ctx, t, host, func(e *protocol.ParticipantLeft) bool { return e.Participant == seen.Participant.ID })
+	if left.Reason != "left" {
+		t.Errorf("reason %q, want left", left.Reason)
+	}
+	waitFor(ctx, t, "the session ends", func() bool { return r.Value(t, "relay_http_sessions", "kind", "whip") == 0 })
+	if resp, _ := whiptest.Request(ctx, t, http.MethodDelete, guest.Location, "", "", ""); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("DELETE after the release: %s, want 404", resp.Status)
+	}
+}

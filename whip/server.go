@@ -99,19 +99,6 @@ func (s *Server) Drain() {
 	s.draining = true
 }
 
-// Sessions is how many sessions of kind are open.
-func (s *Server) Sessions(kind string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, ss := range s.sessions {
-		if ss.kind == kind {
-			n++
-		}
-	}
-	return n
-}
-
 // add registers a new session under a fresh id; false while draining.
 func (s *Server) add(ss *session) bool {
 	s.mu.Lock()

@@ -10,7 +10,8 @@ import (
 // session is one WHIP or WHEP session: a participant driven over HTTP.
 // It implements sfu.Sink. Of the room's events it needs only the relay's
 // answer (which carries every candidate: sfu.JoinParams.FullAnswers);
-// the rest has no way to an HTTP client and is dropped. When the relay
+// the rest has no way to an HTTP client and is dropped (but for a WHIP
+// guest taken off the mic, who then leaves). When the relay
 // removes the participant (kicked, timeout, shutdown) the session ends:
 // the client sees its peer connection close, and the session URL then
 // answers 404.
@@ -30,10 +31,25 @@ type session struct {
 
 // Send implements sfu.Sink; it never blocks.
 func (ss *session) Send(ev sfu.Event) {
-	if d, ok := ev.(sfu.DescriptionEvent); ok && d.PC == ss.pc {
-		ss.mu.Lock()
-		ss.answer = d.SDP
-		ss.mu.Unlock()
+	switch ev := ev.(type) {
+	case sfu.DescriptionEvent:
+		if ev.PC == ss.pc {
+			ss.mu.Lock()
+			ss.answer = ev.SDP
+			ss.mu.Unlock()
+		}
+	case sfu.RoleChangedEvent:
+		// A WHIP guest a host takes off the mic is an audience member
+		// with nothing to hear (it has no sub connection) and no way to
+		// ask for the mic again: it leaves. Not from here: the room's
+		// lock is held.
+		p := ss.participant()
+		if ss.kind == KindWHIP && p != nil && ev.Participant == p.ID() && ev.Role == sfu.RoleAudience {
+			go func() {
+				p.Leave()
+				ss.srv.forget(ss)
+			}()
+		}
 	}
 }
 
