@@ -130,8 +130,8 @@ func (s *Server) lookup(r *http.Request, kind string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[r.PathValue("session")]
-	if ss == nil || ss.kind != kind || ss.room != r.PathValue("room") {
-		return nil
+	if ss == nil || ss.kind != kind || ss.room != r.PathValue("room") || ss.participant() == nil {
+		return nil // a session still joining has not told its URL to anyone
 	}
 	return ss
 }
