@@ -54,18 +54,7 @@ func dial(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
 // type T), skipping others, and fails t if none comes before ctx ends.
 func waitEvent[T any](ctx context.Context, t *testing.T, c *client.Client, match func(T) bool) T {
 	t.Helper()
-	for {
-		select {
-		case ev := <-c.Events():
-			if e, ok := ev.(T); ok && (match == nil || match(e)) {
-				return e
-			}
-		case <-ctx.Done():
-			var zero T
-			t.Fatalf("%s: no %T event before the deadline", c.ID(), zero)
-			return zero
-		}
-	}
+	return relaytest.WaitEvent(ctx, t, c, match)
 }
 
 func TestDialRefused(t *testing.T) {

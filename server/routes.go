@@ -12,6 +12,9 @@ import (
 func (r *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", r.sig)
+	wh := r.whip.Handler() // WHIP (publishing) and WHEP (playing): package whip
+	mux.Handle("/whip/", wh)
+	mux.Handle("/whep/", wh)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")

@@ -18,6 +18,7 @@ import (
 	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
+	"github.com/lianmai/relay/whip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -50,7 +51,8 @@ type Server struct {
 	sig      *signaling.Server
 	reg      *prometheus.Registry
 	handler  http.Handler
-	draining atomic.Bool // /readyz fails once set
+	draining atomic.Bool  // /readyz fails once set
+	whip     *whip.Server // WHIP and WHEP sessions
 }
 
 // New opens the media port and builds the relay. On error nothing is left
@@ -99,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		sig: signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
 		reg: reg,
 	}
+	r.whip = whip.New(whip.Params{Config: gc, SFU: rooms, Registry: reg, Logger: log})
 	r.handler = r.routes()
 	return r, nil
 }
@@ -114,6 +117,7 @@ func (r *Server) Registry() *prometheus.Registry { return r.reg }
 // session has ended or timeout has passed (or ctx ends).
 func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
 	r.draining.Store(true)
+	r.whip.Drain()
 	r.sig.Drain(ctx, timeout)
 }
 
@@ -123,5 +127,6 @@ func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
 // connections.
 func (r *Server) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
+	r.whip.Drain()
 	return r.sig.Shutdown(ctx)
 }

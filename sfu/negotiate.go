@@ -29,6 +29,13 @@ func (p *Participant) runSync() {
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	p.syncQueued.Store(false) // changes from here on queue another run
+	switch {
+	case p.subPC == nil: // SubNone
+		return
+	case p.slots != nil: // SubAnswered
+		p.syncSlotsLocked()
+		return
+	}
 	want, ok := p.room.tracksFor(p)
 	if !ok {
 		return

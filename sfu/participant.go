@@ -53,6 +53,8 @@ type Participant struct {
 	restartICE       bool                        // guarded by negMu: the next offer restarts ICE (resume)
 	subGate          *candidateGate              // guarded by negMu; replaced with the sub connection
 	syncQueued       atomic.Bool
+	slots            []*slot // guarded by negMu; set once at join when the client offered sub (httpsub.go)
+	fullAnswers      bool    // set once: answers carry every candidate (FullAnswers)
 
 	pubMu sync.Mutex
 	pubPC *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
@@ -139,7 +141,7 @@ func (p *Participant) Offer(from Sink, reqID, sdp string) error {
 	if err != nil {
 		return fmt.Errorf("%w: cannot answer: %v", ErrBadDescription, err)
 	}
-	if err := p.pubPC.SetLocalDescription(answer); err != nil {
+	if answer, err = p.setAnswer(p.pubPC, answer); err != nil {
 		return fmt.Errorf("set pub answer: %w", err)
 	}
 	p.sink.Send(DescriptionEvent{RequestID: reqID, PC: Pub, Type: webrtc.SDPTypeAnswer, SDP: withPtime(answer.SDP)})
@@ -252,6 +254,7 @@ func (p *Participant) close() {
 			st.down.Unsubscribe()
 		}
 		clear(p.down)
+		p.clearSlotsLocked()
 		sub := p.subPC
 		p.negMu.Unlock()
 
@@ -262,6 +265,9 @@ func (p *Participant) close() {
 			if err := pub.Close(); err != nil {
 				p.log.Debug("close pub", "err", err)
 			}
+		}
+		if sub == nil { // SubNone
+			return
 		}
 		if err := sub.Close(); err != nil {
 			p.log.Debug("close sub", "err", err)

@@ -227,22 +227,32 @@ func (r *Room) syncOthersLocked(p *Participant) {
 // if p listens to it, everyone else's otherwise (and while a mix that
 // failed to start does not run). ok is false once p is gone.
 func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
+	list, ok := r.tracksInOrderFor(p)
+	if !ok {
+		return nil, false
+	}
+	want := make(map[*media.UpTrack]struct{}, len(list))
+	for _, t := range list {
+		want[t] = struct{}{}
+	}
+	return want, true
+}
+
+// tracksInOrderFor is tracksFor as a list: publishers in join order, each
+// one's tracks in publish order.
+func (r *Room) tracksInOrderFor(p *Participant) ([]*media.UpTrack, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.gone {
 		return nil, false
 	}
-	want := make(map[*media.UpTrack]struct{})
 	if p.listening() == ListenMix && r.mix != nil {
-		want[r.mix.up] = struct{}{}
-		return want, true
+		return []*media.UpTrack{r.mix.up}, true
 	}
+	var want []*media.UpTrack
 	for _, q := range r.participants {
-		if q == p {
-			continue
-		}
-		for _, t := range q.tracks {
-			want[t] = struct{}{}
+		if q != p {
+			want = append(want, q.tracks...)
 		}
 	}
 	return want, true

@@ -56,6 +56,15 @@ type JoinParams struct {
 	// ListenMix, ListenTracks, or "" for the relay's default. Without a
 	// mixer (Config.NewMixer nil) it is always tracks.
 	Listen Listen
+	// Sub says who offers the sub connection: SubOffered (the default,
+	// the protocol's sub), or for clients over HTTP that cannot take the
+	// relay's offers (WHIP and WHEP; httpsub.go) SubNone or SubAnswered
+	// (SubOffer is the client's offer).
+	Sub      SubMode
+	SubOffer string
+	// FullAnswers makes every answer the relay sends wait for its ICE
+	// candidates and carry them all: for clients it cannot trickle to.
+	FullAnswers bool
 }
 
 // Join adds a participant to a room (creating the room if needed). The
@@ -74,49 +83,45 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		listen = s.cfg.AudienceListen
 	}
 	p := &Participant{
-		id:        newID("p_"),
-		name:      jp.Name,
-		role:      jp.Role,
-		listen:    listen,
-		sfu:       s,
-		sink:      newSinkSwitch(jp.Sink),
-		joinedAt:  jp.ReceivedAt,
-		joinReqID: jp.RequestID,
-		down:      make(map[*media.UpTrack]subTrack),
-		needOffer: true,
+		id:          newID("p_"),
+		name:        jp.Name,
+		role:        jp.Role,
+		listen:      listen,
+		sfu:         s,
+		sink:        newSinkSwitch(jp.Sink),
+		joinedAt:    jp.ReceivedAt,
+		joinReqID:   jp.RequestID,
+		down:        make(map[*media.UpTrack]subTrack),
+		needOffer:   jp.Sub == SubOffered,
+		fullAnswers: jp.FullAnswers,
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)
 	p.resumeToken = newResumeToken()
 	p.subGate = &candidateGate{pc: Sub, sink: p.sink, log: p.log}
 	p.pubGate = &candidateGate{pc: Pub, sink: p.sink, log: p.log}
-	sub, err := p.newPeerConnection(Sub, p.subGate)
+	sub, answer, err := p.openSub(jp)
 	if err != nil {
 		return nil, err
-	}
-	// A data channel gives the first offer an m-section, so that ICE and
-	// DTLS complete at join time rather than when the first track appears.
-	if _, err := sub.CreateDataChannel("relay", nil); err != nil {
-		_ = sub.Close()
-		return nil, fmt.Errorf("create data channel: %w", err)
 	}
 	p.subPC = sub
 
 	for {
 		r, err := s.room(jp.Room)
 		if err != nil {
-			_ = sub.Close()
+			closeSub(sub)
 			return nil, err
 		}
 		p.room = r
 		ok, err := r.join(p)
 		if err != nil {
-			_ = sub.Close()
+			closeSub(sub)
 			return nil, fmt.Errorf("join room %s: %w", jp.Room, err)
 		}
 		if ok {
 			break
 		}
 	}
+	p.sendSubAnswer(answer)
 	p.runSync()
 	return p, nil
 }

@@ -67,7 +67,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var announce, memLimit, logLevel, origins, proxies string
-	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP listen address: the page at /, the WebSocket at /ws, /metrics, /healthz, /readyz")
+	fs.StringVar(&c.HTTPAddr, "http", ":8080", "HTTP listen address: the page at /, the WebSocket at /ws, WHIP and WHEP at /whip/ and /whep/, /metrics, /healthz, /readyz")
 	fs.StringVar(&c.UDPAddr, "udp", ":50000", "UDP listen address for all WebRTC media (one port for every peer); an empty host listens on every interface")
 	fs.StringVar(&announce, "announce-ip", "", "comma-separated public IPs to announce instead of the host's own (1:1 NAT, e.g. a cloud instance's public IP)")
 	fs.BoolVar(&c.Loopback, "loopback", false, "use loopback addresses only (127.0.0.1), mDNS off: tests and demos on one machine")
