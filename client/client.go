@@ -49,6 +49,10 @@ type Config struct {
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
 	Loopback bool
+	// NetworkTypes, if set, are the only ICE network types the client
+	// gathers and uses (with Loopback they replace its UDP4): TCP4 alone
+	// is a client whose network blocks UDP.
+	NetworkTypes []webrtc.NetworkType
 	// NetDialContext, if set, opens the WebSocket's TCP connection (the
 	// load generator uses it to dial from a chosen local address); nil
 	// dials with a net.Dialer.

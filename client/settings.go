@@ -99,6 +99,9 @@ func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
+	if len(cfg.NetworkTypes) > 0 {
+		se.SetNetworkTypes(cfg.NetworkTypes)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se)), nil
 }

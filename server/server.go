@@ -8,8 +8,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +28,9 @@ type Config struct {
 	// UDPAddr is the one UDP port for every peer's media (media.ListenUDP):
 	// ":50000" in production, "127.0.0.1:0" in tests.
 	UDPAddr string
+	// TCPAddr is the one TCP port for ICE-TCP (listenTCP), for clients
+	// whose networks block UDP; empty: no TCP candidates.
+	TCPAddr string
 	// AnnounceIPs replace the host candidates' addresses (1:1 NAT).
 	AnnounceIPs []string
 	// Loopback gathers loopback candidates only, mDNS off: tests and demos
@@ -46,6 +51,9 @@ type Server struct {
 	reg      *prometheus.Registry
 	handler  http.Handler
 	draining atomic.Bool // /readyz fails once set
+	// closers are what New opened besides the media port (the ICE-TCP
+	// port), closed by Shutdown after the sessions, in reverse order.
+	closers []io.Closer
 }
 
 // New opens the media port and builds the relay. On error nothing is left
@@ -71,19 +79,36 @@ func New(cfg Config) (*Server, error) {
 	}
 	sc := cfg.SFU
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
+	var closers []io.Closer
+	closeAll := func() {
+		_ = udp.Close()
+		for _, c := range slices.Backward(closers) {
+			_ = c.Close()
+		}
+	}
+	if cfg.TCPAddr != "" {
+		tcp, err := listenTCP(cfg.TCPAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot open the ICE-TCP port; choose another with -tcp, or turn it off with -tcp '': %w", err)
+		}
+		closers = append(closers, tcp)
+		sc.ICE.TCPMux = tcp
+	}
 	sc.Metrics = metrics
 	sc.Logger = log
 	rooms, err := sfu.New(sc)
 	if err != nil {
-		_ = udp.Close()
+		closeAll()
 		return nil, fmt.Errorf("cannot start the media server: %w", err)
 	}
 	gc := cfg.Signaling
 	gc.Logger = log
 	r := &Server{
-		sfu: rooms,
-		sig: signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
-		reg: reg,
+		sfu:     rooms,
+		sig:     signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
+		reg:     reg,
+		closers: closers,
 	}
 	r.handler = r.routes()
 	return r, nil
@@ -109,5 +134,9 @@ func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
 // connections.
 func (r *Server) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
-	return r.sig.Shutdown(ctx)
+	err := r.sig.Shutdown(ctx)
+	for _, c := range slices.Backward(r.closers) {
+		_ = c.Close()
+	}
+	return err
 }

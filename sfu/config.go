@@ -41,6 +41,10 @@ type ICEConfig struct {
 	// media.ListenUDP; its writes are batched only when it is that one).
 	// The sfu closes it on Close.
 	UDPMux ice.UDPMux
+	// TCPMux, if set, adds passive ICE-TCP candidates on one TCP port
+	// (see server's listenTCP), for clients whose networks block UDP. The
+	// sfu does not close it: whoever made it does, after the sfu.
+	TCPMux ice.TCPMux
 	// AnnounceIPs replaces the relay's host candidates' addresses (1:1
 	// NAT: a cloud instance's public IP).
 	AnnounceIPs []string

@@ -1,0 +1,221 @@
+package server_test
+
+// Reachability tests: real pion clients that may use only some transports
+// (a network that blocks UDP) join the relay in-process on loopback,
+// publish real Opus and hear each other byte for byte.
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/opusgen"
+	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/protocol"
+	"github.com/lianmai/relay/server"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+)
+
+const testDeadline = 60 * time.Second
+
+// startRelay starts a loopback relay changed by tune, with a deadline and
+// a goroutine-leak check that runs after every other cleanup.
+func startRelay(t *testing.T, tune func(*server.Config)) (*relaytest.Relay, context.Context) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	return relaytest.Start(t, relaytest.Options{Tune: tune}), ctx
+}
+
+// join dials a loopback client into room "reach" and closes it at cleanup.
+func join(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
+	t.Helper()
+	cfg.Room, cfg.Loopback, cfg.Logger = "reach", true, relaytest.Logger()
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("%s joins: %v", cfg.Name, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// sender publishes real Opus from c in 10 ms frames until stopped,
+// keeping every payload it sent, in order.
+type sender struct {
+	mu   sync.Mutex
+	sent [][]byte
+	stop chan struct{}
+	done chan error
+}
+
+func startSending(ctx context.Context, t *testing.T, c *client.Client) *sender {
+	t.Helper()
+	pub, err := c.Publish(ctx)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	src, err := opusgen.NewSource(7, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := opusgen.NewPacketizer(111, rand.Uint32())
+	s := &sender{stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			frame, err := src.NextFrame()
+			if err != nil {
+				s.done <- err
+				return
+			}
+			s.mu.Lock()
+			s.sent = append(s.sent, append([]byte(nil), frame...))
+			s.mu.Unlock()
+			if err := pub.WriteRTP(pk.Packet(frame)); err != nil {
+				s.done <- err
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-s.stop:
+				s.done <- nil
+				return
+			case <-ctx.Done():
+				s.done <- ctx.Err()
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { s.finish(t) })
+	return s
+}
+
+// finish stops the sender (once) and fails t if sending failed.
+func (s *sender) finish(t *testing.T) {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	close(s.stop)
+	if err := <-s.done; err != nil {
+		t.Errorf("sending: %v", err)
+	}
+}
+
+func (s *sender) payloads() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
+}
+
+// hear reads c's first remote track until n packets have arrived, and
+// returns their payloads in order.
+func hear(ctx context.Context, t *testing.T, c *client.Client, n int) [][]byte {
+	t.Helper()
+	var rt *client.RemoteTrack
+	select {
+	case rt = <-c.Tracks():
+	case <-ctx.Done():
+		t.Fatalf("%s: no track before the deadline", c.Joined().Participant.Name)
+	}
+	var got [][]byte
+	for len(got) < n {
+		pkt, _, err := rt.Track.ReadRTP()
+		if err != nil {
+			t.Fatalf("%s: reading the track after %d packets: %v", c.Joined().Participant.Name, len(got), err)
+		}
+		if len(pkt.Payload) == 0 {
+			continue
+		}
+		got = append(got, pkt.Payload)
+	}
+	return got
+}
+
+// checkHeard fails t unless every payload heard is one sent, byte for
+// byte, in the order sent, with at most a tenth of those in between lost.
+func checkHeard(t *testing.T, who string, sent, heard [][]byte) {
+	t.Helper()
+	i := 0 // index into sent
+	first := -1
+	for k, p := range heard {
+		for i < len(sent) && !bytes.Equal(sent[i], p) {
+			i++
+		}
+		if i == len(sent) {
+			t.Fatalf("%s: packet %d heard (%d bytes) is not one sent after the one before it", who, k, len(p))
+		}
+		if first < 0 {
+			first = i
+		}
+		i++
+	}
+	if span := i - first; len(heard) < span*9/10 {
+		t.Errorf("%s heard %d of the %d packets sent meanwhile", who, len(heard), span)
+	}
+}
+
+// tcpOnly is a client whose network blocks UDP.
+var tcpOnly = []webrtc.NetworkType{webrtc.NetworkTypeTCP4}
+
+// TestICETCP: a host whose network blocks UDP publishes over ICE-TCP; a
+// listener that may use TCP only and one on UDP hear it byte for byte.
+// With two listeners each packet's fan-out opens a UDP write batch, so the
+// TCP listener's writes happen while a batch is open: they must go
+// straight to the TCP connection, not be set aside with the UDP ones.
+func TestICETCP(t *testing.T) {
+	r, ctx := startRelay(t, func(c *server.Config) { c.TCPAddr = "127.0.0.1:0" })
+	host := join(ctx, t, client.Config{URL: r.URL, Name: "host", Role: protocol.RoleHost, NetworkTypes: tcpOnly})
+	tcpL := join(ctx, t, client.Config{URL: r.URL, Name: "tcp-listener", NetworkTypes: tcpOnly})
+	udpL := join(ctx, t, client.Config{URL: r.URL, Name: "udp-listener"})
+	for _, c := range []*client.Client{host, tcpL, udpL} {
+		if err := c.SubConnected(ctx); err != nil {
+			t.Fatalf("%s: %v", c.Joined().Participant.Name, err)
+		}
+	}
+	s := startSending(ctx, t, host)
+	const n = 150
+	var wg sync.WaitGroup
+	heard := make(map[*client.Client][][]byte)
+	var mu sync.Mutex
+	for _, c := range []*client.Client{tcpL, udpL} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := hear(ctx, t, c, n)
+			mu.Lock()
+			heard[c] = got
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	s.finish(t)
+	for c, want := range map[*client.Client]string{host: "tcp", tcpL: "tcp", udpL: "udp"} {
+		got, err := c.SubTransport()
+		if err != nil || got != want {
+			t.Errorf("%s's sub transport: %q (%v), want %q", c.Joined().Participant.Name, got, err, want)
+		}
+	}
+	for c, got := range heard {
+		checkHeard(t, c.Joined().Participant.Name, s.payloads(), got)
+	}
+}
+
+// TestICETCPBadAddress: a TCP port that cannot be opened fails New with
+// the flag to change, and leaves nothing open.
+func TestICETCPBadAddress(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	_, err := server.New(server.Config{UDPAddr: "127.0.0.1:0", TCPAddr: "192.0.2.1:0", Loopback: true, Logger: relaytest.Logger()})
+	if err == nil || !strings.Contains(err.Error(), "-tcp") {
+		t.Fatalf("New with an address not on this machine: %v, want an error naming -tcp", err)
+	}
+}
