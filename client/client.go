@@ -12,6 +12,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Config struct {
 	// load generator uses it to dial from a chosen local address); nil
 	// dials with a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig, if set, is used for a wss:// URL (a private CA's
+	// RootCAs, say) and for TURN over TLS (turns: ice_servers).
+	TLSConfig *tls.Config
 	// DisableNACK leaves out NACK: by default Opus is registered with RTCP
 	// feedback "nack" and pion's NACK generator and responder run on both
 	// peer connections. Sender and receiver reports run either way.
@@ -132,7 +136,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	log.Debug("dialing", "url", cfg.URL, "room", cfg.Room)
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: cfg.NetDialContext}
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: cfg.NetDialContext, TLSClientConfig: cfg.TLSConfig}
 	ws, resp, err := dialer.DialContext(ctx, cfg.URL, nil)
 	if err != nil {
 		if resp != nil {

@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	DebugAddr       string
+	reachConfig
 }
 
 // errHelp is returned for -h: usage was printed, exit 0.
@@ -92,6 +93,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
+	reach := defineReachFlags(fs, &c.reachConfig)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -185,6 +187,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
 	}
+	if err := reach.apply(&c); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -192,6 +197,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 func (c Config) relayConfig(log *slog.Logger) server.Config {
 	return server.Config{
 		UDPAddr:     c.UDPAddr,
+		TCPAddr:     c.TCPAddr,
 		AnnounceIPs: c.AnnounceIPs,
 		Loopback:    c.Loopback,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
