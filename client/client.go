@@ -58,6 +58,15 @@ type Config struct {
 	// load generator uses it to dial from a chosen local address); nil
 	// dials with a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ICETransportPolicy "relay" uses TURN relay candidates only (as a
+	// browser's iceTransportPolicy); zero: all.
+	ICETransportPolicy webrtc.ICETransportPolicy
+	// The peer connections use the relay's ice_servers from joined (as a
+	// browser page does), unless IgnoreICEServers; ICEServerURLs, if set,
+	// keeps only the URLs it returns true for (a test picks one
+	// transport).
+	IgnoreICEServers bool
+	ICEServerURLs    func(url string) bool
 	// TLSConfig, if set, is used for a wss:// URL (a private CA's
 	// RootCAs, say) and for TURN over TLS (turns: ice_servers).
 	TLSConfig *tls.Config

@@ -163,6 +163,19 @@ type Joined struct {
 	// Resumed (an extension) is true when the join resumed an earlier
 	// session: same participant id, role, tracks and mic state.
 	Resumed bool `json:"resumed,omitempty"`
+	// ICEServers (an extension) are STUN/TURN servers the client should
+	// give its peer connections (RTCConfiguration.iceServers), with
+	// credentials for this participant; absent when the relay runs none.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+}
+
+// ICEServer is one entry of Joined.ICEServers, shaped as a browser's
+// RTCIceServer: turn:host:port?transport=udp|tcp and turns:host:port URLs,
+// and the username and credential that open them until they expire.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // ParticipantJoined announces a participant.

@@ -7,6 +7,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -119,26 +121,70 @@ func (s *sender) payloads() [][]byte {
 
 // hear reads c's first remote track until n packets have arrived, and
 // returns their payloads in order.
-func hear(ctx context.Context, t *testing.T, c *client.Client, n int) [][]byte {
-	t.Helper()
+func hear(ctx context.Context, c *client.Client, n int) ([][]byte, error) {
 	var rt *client.RemoteTrack
 	select {
 	case rt = <-c.Tracks():
 	case <-ctx.Done():
-		t.Fatalf("%s: no track before the deadline", c.Joined().Participant.Name)
+		return nil, fmt.Errorf("no track before the deadline")
 	}
 	var got [][]byte
 	for len(got) < n {
 		pkt, _, err := rt.Track.ReadRTP()
 		if err != nil {
-			t.Fatalf("%s: reading the track after %d packets: %v", c.Joined().Participant.Name, len(got), err)
+			return got, fmt.Errorf("reading the track after %d packets: %w", len(got), err)
 		}
 		if len(pkt.Payload) == 0 {
 			continue
 		}
 		got = append(got, pkt.Payload)
 	}
-	return got
+	return got, nil
+}
+
+// hearHost waits until every client is connected, has host publish, and
+// checks that each listener hears it byte for byte over the transport
+// given for it (and each client, host too, uses the transport given).
+func hearHost(ctx context.Context, t *testing.T, host *client.Client, transports map[*client.Client]string) {
+	t.Helper()
+	for c := range transports {
+		if err := c.SubConnected(ctx); err != nil {
+			t.Fatalf("%s: %v", c.Joined().Participant.Name, err)
+		}
+	}
+	s := startSending(ctx, t, host)
+	const n = 150
+	var mu sync.Mutex
+	heard := make(map[*client.Client][][]byte)
+	var errs []error
+	var wg sync.WaitGroup
+	for c := range transports {
+		if c == host {
+			continue
+		}
+		wg.Go(func() {
+			got, err := hear(ctx, c, n)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", c.Joined().Participant.Name, err))
+			}
+			heard[c] = got
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	s.finish(t)
+	for c, want := range transports {
+		if got, err := c.SubTransport(); err != nil || got != want {
+			t.Errorf("%s's sub transport: %q (%v), want %q", c.Joined().Participant.Name, got, err, want)
+		}
+	}
+	for c, got := range heard {
+		checkHeard(t, c.Joined().Participant.Name, s.payloads(), got)
+	}
 }
 
 // checkHeard fails t unless every payload heard is one sent, byte for
@@ -177,37 +223,7 @@ func TestICETCP(t *testing.T) {
 	host := join(ctx, t, client.Config{URL: r.URL, Name: "host", Role: protocol.RoleHost, NetworkTypes: tcpOnly})
 	tcpL := join(ctx, t, client.Config{URL: r.URL, Name: "tcp-listener", NetworkTypes: tcpOnly})
 	udpL := join(ctx, t, client.Config{URL: r.URL, Name: "udp-listener"})
-	for _, c := range []*client.Client{host, tcpL, udpL} {
-		if err := c.SubConnected(ctx); err != nil {
-			t.Fatalf("%s: %v", c.Joined().Participant.Name, err)
-		}
-	}
-	s := startSending(ctx, t, host)
-	const n = 150
-	var wg sync.WaitGroup
-	heard := make(map[*client.Client][][]byte)
-	var mu sync.Mutex
-	for _, c := range []*client.Client{tcpL, udpL} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got := hear(ctx, t, c, n)
-			mu.Lock()
-			heard[c] = got
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	s.finish(t)
-	for c, want := range map[*client.Client]string{host: "tcp", tcpL: "tcp", udpL: "udp"} {
-		got, err := c.SubTransport()
-		if err != nil || got != want {
-			t.Errorf("%s's sub transport: %q (%v), want %q", c.Joined().Participant.Name, got, err, want)
-		}
-	}
-	for c, got := range heard {
-		checkHeard(t, c.Joined().Participant.Name, s.payloads(), got)
-	}
+	hearHost(ctx, t, host, map[*client.Client]string{host: "tcp", tcpL: "tcp", udpL: "udp"})
 }
 
 // TestICETCPBadAddress: a TCP port that cannot be opened fails New with

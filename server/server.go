@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/lianmai/relay/media"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
+	"github.com/pion/ice/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,6 +39,9 @@ type Config struct {
 	// Loopback gathers loopback candidates only, mDNS off: tests and demos
 	// on one machine.
 	Loopback bool
+	// TURN, if set, runs the embedded TURN server (turn.go) and hands its
+	// URLs with per-participant credentials to clients in joined.
+	TURN *TURNConfig
 	// SFU and Signaling are the layers' own settings; New fills in what
 	// it builds (the media port, metrics, logger).
 	SFU       sfu.Config
@@ -104,6 +110,16 @@ func New(cfg Config) (*Server, error) {
 	}
 	gc := cfg.Signaling
 	gc.Logger = log
+	if cfg.TURN != nil {
+		t, err := startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, reg, log)
+		if err != nil {
+			_ = rooms.Close()
+			closeAll()
+			return nil, fmt.Errorf("cannot start the TURN server: %w", err)
+		}
+		closers = append(closers, t)
+		gc.ICEServers = t.iceServers
+	}
 	r := &Server{
 		sfu:     rooms,
 		sig:     signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
@@ -112,6 +128,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	r.handler = r.routes()
 	return r, nil
+}
+
+// listenAddrs are the UDP mux's addresses.
+func listenAddrs(mux ice.UDPMux) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range mux.GetListenAddresses() {
+		if ua, ok := a.(*net.UDPAddr); ok {
+			out = append(out, ua.AddrPort())
+		}
+	}
+	return out
 }
 
 // Handler serves the relay's HTTP surface.

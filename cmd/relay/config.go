@@ -198,6 +198,7 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 	return server.Config{
 		UDPAddr:     c.UDPAddr,
 		TCPAddr:     c.TCPAddr,
+		TURN:        c.turnConfig(),
 		AnnounceIPs: c.AnnounceIPs,
 		Loopback:    c.Loopback,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,

@@ -64,6 +64,26 @@ func TestParseConfig(t *testing.T) {
 		{name: "tls cert without key", args: []string{"-tls-cert", "c.pem"}, wantErr: "-tls-cert and -tls-key go together"},
 		{name: "tls files and acme", args: []string{"-tls-cert", "c.pem", "-tls-key", "k.pem", "-acme-domain", "relay.example"}, wantErr: "exclude each other"},
 		{name: "acme without cache", args: []string{"-acme-domain", "relay.example"}, wantErr: "-acme-cache"},
+		{name: "turn host from announce ip", args: []string{"-turn", "-announce-ip", "203.0.113.7"}, check: func(t *testing.T, c Config) {
+			tc := c.turnConfig()
+			if tc == nil || tc.Host != "203.0.113.7" || tc.UDPAddr != ":3478" || tc.TCPAddr != ":3478" || tc.TLSAddr != "" {
+				t.Errorf("turn config %+v", tc)
+			}
+		}},
+		{name: "turn tls follows the certificate", args: []string{"-turn", "-turn-host", "relay.example", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, check: func(t *testing.T, c Config) {
+			if tc := c.turnConfig(); tc == nil || tc.TLSAddr != ":5349" || tc.Host != "relay.example" {
+				t.Errorf("turn config %+v", tc)
+			}
+		}},
+		{name: "no turn", check: func(t *testing.T, c Config) {
+			if tc := c.turnConfig(); tc != nil {
+				t.Errorf("turn config %+v without -turn", tc)
+			}
+		}},
+		{name: "turn without host", args: []string{"-turn"}, wantErr: "-turn-host"},
+		{name: "turn tls without certificate", args: []string{"-turn", "-turn-host", "x", "-turn-tls", ":5349"}, wantErr: "-turn-tls needs a certificate"},
+		{name: "turn listens nowhere", args: []string{"-turn", "-loopback", "-turn-udp", "", "-turn-tcp", ""}, wantErr: "listens nowhere"},
+		{name: "turn ttl", args: []string{"-turn", "-loopback", "-turn-ttl", "0s"}, wantErr: "-turn-ttl"},
 		{name: "bad env value names the variable", env: map[string]string{"RELAY_SEATS": "many"}, wantErr: "RELAY_SEATS"},
 		{name: "unknown flag", args: []string{"-colour"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected argument"},

@@ -72,7 +72,11 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		log.Error("cannot set up TLS; fix the certificate flags", "err", err)
 		return 1
 	}
-	rl, err := server.New(cfg.relayConfig(log))
+	rc := cfg.relayConfig(log)
+	if rc.TURN != nil {
+		rc.TURN.TLS = tlsSet.config
+	}
+	rl, err := server.New(rc)
 	if err != nil {
 		log.Error("cannot start the relay", "err", err)
 		return 1

@@ -23,7 +23,8 @@ func noEnv(string) string { return "" }
 
 // TestRunTLS: with -tls-cert/-tls-key the relay serves HTTPS and WSS on
 // -http: a client that trusts the test certificate joins over wss:// and
-// connects its media; `relay health` with the relay's flags (or those of
+// connects its media (-turn gives it TURN over TLS with the same
+// certificate); `relay health` with the relay's flags (or those of
 // process 1) checks it over TLS; plain HTTP is refused.
 func TestRunTLS(t *testing.T) {
 	defer goleak.VerifyNone(t)
@@ -32,6 +33,7 @@ func TestRunTLS(t *testing.T) {
 	cert := relaytest.NewCert(t)
 
 	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-tls-cert", cert.CertFile, "-tls-key", cert.KeyFile,
+		"-turn", "-turn-udp", "127.0.0.1:0", "-turn-tcp", "", "-turn-tls", "127.0.0.1:0",
 		"-shutdown-timeout", "3s", "-drain-timeout", "0s"}
 	addr, signals, exit, logs := startRun(ctx, t, args)
 	if !strings.Contains(logs.String(), "page=https://localhost:") {
@@ -46,6 +48,11 @@ func TestRunTLS(t *testing.T) {
 	defer c.Close()
 	if err := c.SubConnected(ctx); err != nil {
 		t.Fatalf("sub connection: %v", err)
+	}
+	// -turn with the certificate: a turns URL on loopback (-loopback's
+	// default -turn-host), next to the UDP one.
+	if s := c.Joined().ICEServers; len(s) != 1 || len(s[0].URLs) != 2 || !strings.HasPrefix(s[0].URLs[1], "turns:127.0.0.1:") {
+		t.Errorf("ice_servers %+v, want a turn: and a turns: URL", s)
 	}
 	if _, err := client.Dial(ctx, client.Config{URL: "ws://" + addr + "/ws", Room: "r", Name: "plain", Loopback: true}); err == nil {
 		t.Error("a plain ws:// join to the TLS port succeeded")
