@@ -224,6 +224,18 @@ func TestICETCP(t *testing.T) {
 	tcpL := join(ctx, t, client.Config{URL: r.URL, Name: "tcp-listener", NetworkTypes: tcpOnly})
 	udpL := join(ctx, t, client.Config{URL: r.URL, Name: "udp-listener"})
 	hearHost(ctx, t, host, map[*client.Client]string{host: "tcp", tcpL: "tcp", udpL: "udp"})
+	checkSelected(t, r, map[string]float64{"tcp": 2, "udp": 1})
+}
+
+// checkSelected fails t unless relay_ice_selected_total counts at least
+// min selections of each transport.
+func checkSelected(t *testing.T, r *relaytest.Relay, min map[string]float64) {
+	t.Helper()
+	for tr, n := range min {
+		if v := r.Value(t, "relay_ice_selected_total", "transport", tr); v < n {
+			t.Errorf("relay_ice_selected_total{transport=%q} = %v, want at least %v", tr, v, n)
+		}
+	}
 }
 
 // TestICETCPBadAddress: a TCP port that cannot be opened fails New with

@@ -101,6 +101,20 @@ func New(cfg Config) (*Server, error) {
 		closers = append(closers, tcp)
 		sc.ICE.TCPMux = tcp
 	}
+	var turnSrv *turnServer
+	if cfg.TURN != nil {
+		turnSrv, err = startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, reg, log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot start the TURN server: %w", err)
+		}
+		closers = append(closers, turnSrv)
+		sc.ICE.Relayed = turnSrv.isRelayed
+	}
+	if sc.ICE.Selected, err = selectedMetric(reg); err != nil {
+		closeAll()
+		return nil, err
+	}
 	sc.Metrics = metrics
 	sc.Logger = log
 	rooms, err := sfu.New(sc)
@@ -110,15 +124,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	gc := cfg.Signaling
 	gc.Logger = log
-	if cfg.TURN != nil {
-		t, err := startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, reg, log)
-		if err != nil {
-			_ = rooms.Close()
-			closeAll()
-			return nil, fmt.Errorf("cannot start the TURN server: %w", err)
-		}
-		closers = append(closers, t)
-		gc.ICEServers = t.iceServers
+	if turnSrv != nil {
+		gc.ICEServers = turnSrv.iceServers
 	}
 	r := &Server{
 		sfu:     rooms,
@@ -128,6 +135,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	r.handler = r.routes()
 	return r, nil
+}
+
+// selectedMetric counts the transports participants' connections select.
+func selectedMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_ice_selected_total",
+		Help: "Candidate pairs selected by participants' sub connections (one per participant, more after ICE restarts), by transport: udp, tcp (ICE-TCP), relay (TURN).",
+	}, []string{"transport"})
+	for _, t := range []string{sfu.TransportUDP, sfu.TransportTCP, sfu.TransportRelay} {
+		c.WithLabelValues(t)
+	}
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register relay_ice_selected_total: %w", err)
+	}
+	return c, nil
 }
 
 // listenAddrs are the UDP mux's addresses.

@@ -195,6 +195,13 @@ func port(a net.Addr) string {
 	return p
 }
 
+// isRelayed reports whether addr is the relayed address of one of the
+// server's allocations.
+func (t *turnServer) isRelayed(addr netip.AddrPort) bool {
+	_, ok := t.guard.relayed.Load(addr)
+	return ok
+}
+
 // Close stops the TURN server and its allocations.
 func (t *turnServer) Close() error { return t.srv.Close() }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/pion/turn/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ type mediaGuard struct {
 	announce []netip.Addr     // what the relay's candidates carry instead, if set
 	ips      []netip.Addr     // every IP a permission may be for: media's and announce
 	dropped  prometheus.Counter
+	relayed  sync.Map // netip.AddrPort -> struct{}: the open allocations' relayed addresses
 }
 
 // newMediaGuard guards media, with the relay's announced IPs; dropped
@@ -59,6 +61,8 @@ func (g *mediaGuard) relayIP() netip.Addr {
 	}
 	return g.media[0].Addr()
 }
+
+func unmap(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 func (g *mediaGuard) allowedIP(ip net.IP) bool {
 	a, ok := netip.AddrFromSlice(ip)
@@ -104,7 +108,14 @@ func (g *mediaGuard) fromMedia(src netip.AddrPort) (netip.AddrPort, bool) {
 // datagrams.
 type guardedConn struct {
 	net.PacketConn
-	g *mediaGuard
+	g    *mediaGuard
+	addr netip.AddrPort // its local address, in g.relayed while open
+	once sync.Once
+}
+
+func (c *guardedConn) Close() error {
+	c.once.Do(func() { c.g.relayed.Delete(c.addr) })
+	return c.PacketConn.Close()
 }
 
 func (c *guardedConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -158,7 +169,9 @@ func (r *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if err != nil {
 		return nil, nil, err
 	}
-	return &guardedConn{PacketConn: pc, g: r.guard}, pc.LocalAddr(), nil
+	gc := &guardedConn{PacketConn: pc, g: r.guard, addr: unmap(pc.LocalAddr().(*net.UDPAddr).AddrPort())}
+	r.guard.relayed.Store(gc.addr, struct{}{})
+	return gc, pc.LocalAddr(), nil
 }
 
 func (r *relayGen) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {

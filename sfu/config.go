@@ -2,9 +2,11 @@ package sfu
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is what the sfu needs from the relay's configuration.
@@ -51,6 +53,13 @@ type ICEConfig struct {
 	// Loopback gathers loopback candidates only, with mDNS off: tests and
 	// demos on one machine.
 	Loopback bool
+	// Selected, if set, counts the candidate pairs participants' sub
+	// connections select, by transport (TransportUDP, TransportTCP,
+	// TransportRelay): relay_ice_selected_total.
+	Selected *prometheus.CounterVec
+	// Relayed, if set, reports whether an address is a relayed address
+	// of the embedded TURN server (see transportOf).
+	Relayed func(netip.AddrPort) bool
 }
 
 // Defaults for zero Config fields.

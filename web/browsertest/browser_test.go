@@ -233,6 +233,7 @@ func TestCoStreaming(t *testing.T) {
 		approve := fmt.Sprintf(`#queue li[data-id=%q] button[data-action=approve]`, audID)
 		host.waitFor("request queued", fmt.Sprintf(`!!document.querySelector('%s')`, approve), 10*time.Second)
 		aud.waitFor("panel figures", `document.querySelector('[data-stat="received-rate"]').textContent !== "–"`, 5*time.Second)
+		aud.waitFor("panel shows the transport", `document.querySelector('[data-stat="transport"]').textContent === "udp"`, 5*time.Second)
 		aud.screenshot(shots, "audience-desktop.png", 1280, 800)
 		aud.screenshot(shots, "audience-phone.png", 390, 844)
 		host.screenshot(shots, "host-queue-desktop.png", 1280, 800)
