@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 )
@@ -53,7 +53,7 @@ func join(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
 type sender struct {
 	mu   sync.Mutex
 	sent [][]byte
-	stop chan struct{}
+	stop context.CancelFunc // nil once finished
 	done chan error
 }
 
@@ -67,47 +67,28 @@ func startSending(ctx context.Context, t *testing.T, c *client.Client) *sender {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk := opusgen.NewPacketizer(111, rand.Uint32())
-	s := &sender{stop: make(chan struct{}), done: make(chan error, 1)}
+	sendCtx, stop := context.WithCancel(ctx)
+	s := &sender{stop: stop, done: make(chan error, 1)}
 	go func() {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			frame, err := src.NextFrame()
-			if err != nil {
-				s.done <- err
-				return
-			}
+		s.done <- relaytest.SendOpus(sendCtx, pub, src, func(p []byte, _ *rtp.Packet) error {
 			s.mu.Lock()
-			s.sent = append(s.sent, append([]byte(nil), frame...))
+			s.sent = append(s.sent, append([]byte(nil), p...))
 			s.mu.Unlock()
-			if err := pub.WriteRTP(pk.Packet(frame)); err != nil {
-				s.done <- err
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-s.stop:
-				s.done <- nil
-				return
-			case <-ctx.Done():
-				s.done <- ctx.Err()
-				return
-			}
-		}
+			return nil
+		})
 	}()
 	t.Cleanup(func() { s.finish(t) })
 	return s
 }
 
-// finish stops the sender (once) and fails t if sending failed.
+// finish stops the sender (once; by the test's goroutine) and fails t if
+// sending failed.
 func (s *sender) finish(t *testing.T) {
-	select {
-	case <-s.stop:
+	if s.stop == nil {
 		return
-	default:
 	}
-	close(s.stop)
+	s.stop()
+	s.stop = nil
 	if err := <-s.done; err != nil {
 		t.Errorf("sending: %v", err)
 	}

@@ -56,7 +56,9 @@ type Server struct {
 	sig      *signaling.Server
 	reg      *prometheus.Registry
 	handler  http.Handler
-	draining atomic.Bool // /readyz fails once set
+	draining atomic.Bool        // /readyz fails once set
+	tcp      *ice.TCPMuxDefault // the ICE-TCP port; nil when off
+	udpAddrs []netip.AddrPort   // the media UDP port's addresses
 	// closers are what New opened besides the media port (the ICE-TCP
 	// port), closed by Shutdown after the sessions, in reverse order.
 	closers []io.Closer
@@ -92,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 			_ = c.Close()
 		}
 	}
+	var tcpMux *ice.TCPMuxDefault
 	if cfg.TCPAddr != "" {
 		tcp, err := listenTCP(cfg.TCPAddr)
 		if err != nil {
@@ -100,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		closers = append(closers, tcp)
 		sc.ICE.TCPMux = tcp
+		tcpMux = tcp
 	}
 	var turnSrv *turnServer
 	if cfg.TURN != nil {
@@ -128,10 +132,12 @@ func New(cfg Config) (*Server, error) {
 		gc.ICEServers = turnSrv.iceServers
 	}
 	r := &Server{
-		sfu:     rooms,
-		sig:     signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
-		reg:     reg,
-		closers: closers,
+		sfu:      rooms,
+		sig:      signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
+		reg:      reg,
+		tcp:      tcpMux,
+		udpAddrs: listenAddrs(udp),
+		closers:  closers,
 	}
 	r.handler = r.routes()
 	return r, nil
@@ -161,6 +167,17 @@ func listenAddrs(mux ice.UDPMux) []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// MediaUDPAddrs are the media UDP port's addresses.
+func (r *Server) MediaUDPAddrs() []netip.AddrPort { return r.udpAddrs }
+
+// MediaTCPAddr is the ICE-TCP port's address, nil when it is off.
+func (r *Server) MediaTCPAddr() net.Addr {
+	if r.tcp == nil {
+		return nil
+	}
+	return r.tcp.LocalAddr()
 }
 
 // Handler serves the relay's HTTP surface.

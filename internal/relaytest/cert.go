@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Cert is a self-signed test certificate for 127.0.0.1 and localhost.
+// Cert is a self-signed test certificate for 127.0.0.1, localhost and any
+// other IPs asked for.
 type Cert struct {
 	TLS      tls.Certificate
 	Pool     *x509.CertPool // trusts it: for clients' RootCAs
@@ -25,7 +26,7 @@ type Cert struct {
 }
 
 // NewCert makes a certificate valid for an hour, and its PEM files.
-func NewCert(tb testing.TB) *Cert {
+func NewCert(tb testing.TB, ips ...net.IP) *Cert {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -41,7 +42,7 @@ func NewCert(tb testing.TB) *Cert {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:           append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
 		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
