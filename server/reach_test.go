@@ -27,17 +27,19 @@ import (
 const testDeadline = 60 * time.Second
 
 // startRelay starts a loopback relay changed by tune, with a deadline and
-// a goroutine-leak check that runs after every other cleanup.
-func startRelay(t *testing.T, tune func(*server.Config)) (*relaytest.Relay, context.Context) {
+// a goroutine-leak check that runs after every other cleanup (and ignores
+// what ran before: a sub-benchmark's parent).
+func startRelay(t testing.TB, tune func(*server.Config)) (*relaytest.Relay, context.Context) {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	t.Cleanup(cancel)
 	return relaytest.Start(t, relaytest.Options{Tune: tune}), ctx
 }
 
 // join dials a loopback client into room "reach" and closes it at cleanup.
-func join(ctx context.Context, t *testing.T, cfg client.Config) *client.Client {
+func join(ctx context.Context, t testing.TB, cfg client.Config) *client.Client {
 	t.Helper()
 	cfg.Room, cfg.Loopback, cfg.Logger = "reach", true, relaytest.Logger()
 	c, err := client.Dial(ctx, cfg)

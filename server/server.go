@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	var tcpMux *ice.TCPMuxDefault
 	if cfg.TCPAddr != "" {
-		tcp, err := listenTCP(cfg.TCPAddr)
+		tcp, err := listenTCP(cfg.TCPAddr, log)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("cannot open the ICE-TCP port; choose another with -tcp, or turn it off with -tcp '': %w", err)

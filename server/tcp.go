@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -25,13 +26,14 @@ const tcpFirstBindTimeout = 5 * time.Second
 // listenTCP opens the one TCP port for ICE-TCP (passive candidates, RFC
 // 6544, framed as RFC 4571): addr is host:port like -udp's; an empty host
 // listens on every interface.
-func listenTCP(addr string) (*ice.TCPMuxDefault, error) {
+func listenTCP(addr string, log *slog.Logger) (*ice.TCPMuxDefault, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen TCP on %s: %w", addr, err)
 	}
 	return ice.NewTCPMuxDefault(ice.TCPMuxParams{
 		Listener:             &closingListener{Listener: ln, conns: make(map[*trackedConn]struct{})},
+		Logger:               quietPion{log}.NewLogger("ice-tcp"),
 		ReadBufferSize:       64, // packets queued per connection for the ICE agent
 		WriteBufferSize:      tcpWriteBuffer,
 		FirstStunBindTimeout: tcpFirstBindTimeout,

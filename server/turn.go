@@ -110,7 +110,7 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 		}
 	}
 
-	sc := turn.ServerConfig{Realm: turnRealm, AuthHandler: t.auth}
+	sc := turn.ServerConfig{Realm: turnRealm, AuthHandler: t.auth, LoggerFactory: quietPion{log}}
 	var closers []interface{ Close() error }
 	fail := func(err error) (*turnServer, error) {
 		for _, c := range closers {
