@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lianmai/relay/protocol"
@@ -50,6 +51,12 @@ const DefaultTURNTTL = 12 * time.Hour
 // turnRealm is the TURN realm (part of the long-term credential key).
 const turnRealm = "lianmai"
 
+// maxAllocationsPerParticipant bounds the allocations one participant's
+// credentials hold at once. A browser makes one per TURN URL and peer
+// connection (3 × 2), and an ICE restart may make new ones before the old
+// expire; more is a client abusing its credentials.
+const maxAllocationsPerParticipant = 12
+
 // turnServer is the running embedded TURN server.
 type turnServer struct {
 	srv    *turn.Server
@@ -60,6 +67,9 @@ type turnServer struct {
 
 	allocations *prometheus.GaugeVec   // by listener: udp, tcp, tls
 	refused     *prometheus.CounterVec // by reason
+
+	quotaMu sync.Mutex
+	held    map[string]int // open allocations by participant; guarded by quotaMu
 }
 
 // startTURN starts the TURN server. media is the relay's media UDP
@@ -83,18 +93,18 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 		cfg.TTL = DefaultTURNTTL
 	}
 	t := &turnServer{
-		cfg: cfg, logger: log,
+		cfg: cfg, logger: log, held: make(map[string]int),
 		allocations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_turn_allocations", Help: "Allocations on the embedded TURN server, by the transport its client reached it over (udp, tcp, tls).",
 		}, []string{"transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "relay_turn_refused_total", Help: "What the embedded TURN server refused: auth (bad or expired credentials), permission (a peer other than the relay's media port), packet (a datagram to or from another address, dropped).",
+			Name: "relay_turn_refused_total", Help: "What the embedded TURN server refused: auth (bad or expired credentials), quota (a participant's allocations beyond its quota), permission (a peer other than the relay's media port), packet (a datagram to or from another address, dropped).",
 		}, []string{"reason"}),
 	}
 	for _, l := range []string{"udp", "tcp", "tls"} {
 		t.allocations.WithLabelValues(l)
 	}
-	for _, r := range []string{"auth", "permission", "packet"} {
+	for _, r := range []string{"auth", "quota", "permission", "packet"} {
 		t.refused.WithLabelValues(r)
 	}
 	guard, err := newMediaGuard(media, announce, t.refused.WithLabelValues("packet"))
@@ -110,7 +120,7 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 		}
 	}
 
-	sc := turn.ServerConfig{Realm: turnRealm, AuthHandler: t.auth, LoggerFactory: quietPion{log}}
+	sc := turn.ServerConfig{Realm: turnRealm, AuthHandler: t.auth, QuotaHandler: t.quota, LoggerFactory: quietPion{log}}
 	var closers []interface{ Close() error }
 	fail := func(err error) (*turnServer, error) {
 		for _, c := range closers {
@@ -175,11 +185,13 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 			t.refused.WithLabelValues("auth").Inc()
 		}
 	}
-	sc.EventHandler.OnAllocationCreated = func(_, local net.Addr, _, _, _ string, _ net.Addr, _ int) {
+	sc.EventHandler.OnAllocationCreated = func(_, local net.Addr, _, participant, _ string, _ net.Addr, _ int) {
 		t.allocations.WithLabelValues(transport(local)).Inc()
+		t.hold(participant, 1)
 	}
-	sc.EventHandler.OnAllocationDeleted = func(_, local net.Addr, _, _, _ string) {
+	sc.EventHandler.OnAllocationDeleted = func(_, local net.Addr, _, participant, _ string) {
 		t.allocations.WithLabelValues(transport(local)).Dec()
+		t.hold(participant, -1)
 	}
 	srv, err := turn.NewServer(sc)
 	if err != nil {
@@ -217,6 +229,28 @@ func turnPassword(secret []byte, username string) string {
 	mac := hmac.New(sha1.New, secret)
 	mac.Write([]byte(username))
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// quota lets participant (the user id auth returned) allocate while it
+// holds fewer than maxAllocationsPerParticipant allocations. Checked
+// before the allocation is made and counted after, so concurrent requests
+// may pass it by a few.
+func (t *turnServer) quota(participant, _ string, _ net.Addr) bool {
+	t.quotaMu.Lock()
+	ok := t.held[participant] < maxAllocationsPerParticipant
+	t.quotaMu.Unlock()
+	if !ok {
+		t.refused.WithLabelValues("quota").Inc()
+	}
+	return ok
+}
+
+func (t *turnServer) hold(participant string, d int) {
+	t.quotaMu.Lock()
+	defer t.quotaMu.Unlock()
+	if t.held[participant] += d; t.held[participant] <= 0 {
+		delete(t.held, participant)
+	}
 }
 
 // auth accepts a username "expiry:participant" whose expiry (Unix

@@ -118,9 +118,9 @@ func mustUDPAddr(t *testing.T, s string) *net.UDPAddr {
 }
 
 // TestTURNRefuses: the TURN server is no open relay. Without valid
-// credentials there is no allocation; with them, a permission for any
-// address but the relay's media port is refused, and a datagram to
-// another port of the relay's address is dropped.
+// credentials there is no allocation; with them, at most 12 at once; a
+// permission for any address but the relay's media port is refused, and
+// a datagram to another port of the relay's address is dropped.
 func TestTURNRefuses(t *testing.T) {
 	cert := relaytest.NewCert(t)
 	r, ctx := startRelay(t, withTURN(cert))
@@ -150,12 +150,26 @@ func TestTURNRefuses(t *testing.T) {
 		})
 	}
 
-	tc := turnClient(t, udpURL, user, pass)
-	relayed, err := tc.Allocate()
-	if err != nil {
-		t.Fatalf("allocation with the relay's credentials: %v", err)
+	// A participant's credentials hold a bounded number of allocations;
+	// the last one granted is used below.
+	var tc *turn.Client
+	var relayed net.PacketConn
+	for i := range 12 {
+		tc = turnClient(t, udpURL, user, pass)
+		pc, err := tc.Allocate()
+		if err != nil {
+			t.Fatalf("allocation %d with the relay's credentials: %v", i+1, err)
+		}
+		defer pc.Close()
+		relayed = pc
 	}
-	defer relayed.Close()
+	if pc, err := turnClient(t, udpURL, user, pass).Allocate(); err == nil {
+		_ = pc.Close()
+		t.Error("a 13th allocation with one participant's credentials was granted")
+	}
+	if v := r.Value(t, "relay_turn_refused_total", "reason", "quota"); v < 1 {
+		t.Errorf("relay_turn_refused_total{reason=quota} = %v, want at least 1", v)
+	}
 	for _, peer := range []string{"127.0.0.2:9", "192.0.2.1:50000", "[::1]:50000"} {
 		err := tc.CreatePermission(mustUDPAddr(t, peer))
 		if err == nil {
@@ -186,6 +200,23 @@ func TestTURNRefuses(t *testing.T) {
 	_ = other.SetReadDeadline(time.Now())
 	if n, _, err := other.ReadFrom(make([]byte, 64)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("another port of the relay's address got %d bytes through TURN (%v)", n, err)
+	}
+
+	// A released allocation frees its place in the quota.
+	if err := relayed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pc, err := turnClient(t, udpURL, user, pass).Allocate()
+		if err == nil {
+			_ = pc.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no allocation after one was released: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
