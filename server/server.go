@@ -60,7 +60,8 @@ type Server struct {
 	tcp      *ice.TCPMuxDefault // the ICE-TCP port; nil when off
 	udpAddrs []netip.AddrPort   // the media UDP port's addresses
 	// closers are what New opened besides the media port (the ICE-TCP
-	// port), closed by Shutdown after the sessions, in reverse order.
+	// port, the TURN server), closed by Shutdown after the sessions, in
+	// reverse order.
 	closers []io.Closer
 }
 

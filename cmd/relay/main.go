@@ -124,7 +124,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
-	log.Info("relay serving", "http", addr, "page", pageURL(scheme, addr), "udp", cfg.UDPAddr, "loopback", cfg.Loopback, "announce_ips", cfg.AnnounceIPs)
+	log.Info("relay serving", "http", addr, "page", pageURL(scheme, addr), "udp", cfg.UDPAddr, "tcp", cfg.TCPAddr, "loopback", cfg.Loopback, "announce_ips", cfg.AnnounceIPs)
 	if ready != nil {
 		ready <- addr
 	}

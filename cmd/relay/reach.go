@@ -46,7 +46,7 @@ func (s *setString) Set(v string) error { s.val, s.set = v, true; return nil }
 
 func defineReachFlags(fs *flag.FlagSet, c *reachConfig) *reachFlags {
 	rf := &reachFlags{}
-	fs.Var(&rf.tcp, "tcp", "TCP listen address for ICE-TCP media, for clients whose networks block UDP (default: the -udp address, the same port number on TCP); empty: off")
+	fs.Var(&rf.tcp, "tcp", "TCP listen `address` for ICE-TCP media, for clients whose networks block UDP (default: the -udp address, the same port number on TCP); empty: off")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate file (PEM, full chain) for HTTPS and WSS on -http; with -tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) of -tls-cert")
 	fs.StringVar(&c.ACMEDomain, "acme-domain", "", "get and renew the HTTPS certificate for this domain from an ACME CA (Let's Encrypt); the domain must resolve to this relay, and -http should be :443 (TLS-ALPN-01) or -acme-http reachable on port 80 (HTTP-01)")
@@ -57,7 +57,7 @@ func defineReachFlags(fs *flag.FlagSet, c *reachConfig) *reachFlags {
 	fs.BoolVar(&c.TURN, "turn", false, "run the embedded TURN server, for clients that reach neither the UDP nor the TCP media port; clients get its URLs with credentials in joined")
 	fs.StringVar(&c.TURNUDP, "turn-udp", ":3478", "TURN over UDP listen address (with -turn); empty: off")
 	fs.StringVar(&c.TURNTCP, "turn-tcp", ":3478", "TURN over TCP listen address (with -turn); empty: off")
-	fs.Var(&rf.turnTLS, "turn-tls", "TURN over TLS listen address (with -turn), with the HTTPS certificate (default :5349 when the relay has one, else off; :443 passes most firewalls, if -http is elsewhere); empty: off")
+	fs.Var(&rf.turnTLS, "turn-tls", "TURN over TLS listen `address` (with -turn), with the HTTPS certificate (default :5349 when the relay has one, else off; :443 passes most firewalls, if -http is elsewhere); empty: off")
 	fs.StringVar(&c.TURNHost, "turn-host", "", "name or IP clients reach the TURN server at, put in its URLs (default: the first -announce-ip, else -acme-domain, else 127.0.0.1 with -loopback); for TURN over TLS, a name the certificate is for")
 	fs.StringVar(&c.TURNSecret, "turn-secret", "", "secret that signs TURN credentials (HMAC-SHA1, the TURN REST API scheme); empty: random per process. Prefer RELAY_TURN_SECRET: flags show in ps")
 	fs.DurationVar(&c.TURNTTL, "turn-ttl", 12*time.Hour, "how long a participant's TURN credentials stay valid; its allocation ends when they expire")
