@@ -12,6 +12,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,10 +55,26 @@ type Config struct {
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
 	Loopback bool
+	// NetworkTypes, if set, are the only ICE network types the client
+	// gathers and uses (with Loopback they replace its UDP4): TCP4 alone
+	// is a client whose network blocks UDP.
+	NetworkTypes []webrtc.NetworkType
 	// NetDialContext, if set, opens the WebSocket's TCP connection (the
 	// load generator uses it to dial from a chosen local address); nil
 	// dials with a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ICETransportPolicy "relay" uses TURN relay candidates only (as a
+	// browser's iceTransportPolicy); zero: all.
+	ICETransportPolicy webrtc.ICETransportPolicy
+	// The peer connections use the relay's ice_servers from joined (as a
+	// browser page does), unless IgnoreICEServers; ICEServerURLs, if set,
+	// keeps only the URLs it returns true for (a test picks one
+	// transport).
+	IgnoreICEServers bool
+	ICEServerURLs    func(url string) bool
+	// TLSConfig, if set, is used for a wss:// URL (a private CA's
+	// RootCAs, say) and for TURN over TLS (turns: ice_servers).
+	TLSConfig *tls.Config
 	// DisableNACK leaves out NACK: by default Opus is registered with RTCP
 	// feedback "nack" and pion's NACK generator and responder run on both
 	// peer connections. Sender and receiver reports run either way.
@@ -133,7 +150,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 
 	log.Debug("dialing", "url", cfg.URL, "room", cfg.Room)
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: cfg.NetDialContext}
+	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: cfg.NetDialContext, TLSClientConfig: cfg.TLSConfig}
 	ws, resp, err := dialer.DialContext(ctx, cfg.URL, nil)
 	if err != nil {
 		if resp != nil {

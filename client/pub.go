@@ -48,11 +48,11 @@ func (c *Client) Publish(ctx context.Context) (*Publisher, error) {
 }
 
 func (c *Client) publish(ctx context.Context) (pub *Publisher, err error) {
-	api, err := newAPI(&c.cfg, c.knet, c.log, false)
+	api, err := newAPI(&c.cfg, c.knet, c.log, false, c.joined.ICEServers)
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(c.rtcConfig())
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}

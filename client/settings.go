@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/lianmai/relay/protocol"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -46,7 +47,7 @@ func opusCapability(withNACK bool) webrtc.RTPCodecCapability {
 // For pub it adds cfg.SendInterceptor first: pion's chain wraps the
 // writer in registration order, so the first interceptor writes straight
 // to SRTP and the wire, after the NACK responder has stored the packet.
-func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.API, error) {
+func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool, servers []protocol.ICEServer) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: opusCapability(!cfg.DisableNACK),
@@ -98,6 +99,12 @@ func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool) (*webrtc.
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	if len(cfg.NetworkTypes) > 0 {
+		se.SetNetworkTypes(cfg.NetworkTypes)
+	}
+	if cfg.TLSConfig != nil && !cfg.IgnoreICEServers {
+		se.SetICEProxyDialer(newTURNDialer(cfg.TLSConfig, servers))
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se)), nil

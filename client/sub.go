@@ -67,11 +67,11 @@ func (c *Client) answerSub(pc *webrtc.PeerConnection, sdp string) error {
 }
 
 func (c *Client) newSubPC() (*webrtc.PeerConnection, error) {
-	api, err := newAPI(&c.cfg, c.knet, c.log, true)
+	api, err := newAPI(&c.cfg, c.knet, c.log, true, c.joined.ICEServers)
 	if err != nil {
 		return nil, err
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(c.rtcConfig())
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}

@@ -183,6 +183,19 @@ type Joined struct {
 	// carries now: ListenMix, or ListenTracks (hosts and guests always,
 	// and everyone when the relay has no mix).
 	Listen string `json:"listen,omitempty"`
+	// ICEServers (an extension) are STUN/TURN servers the client should
+	// give its peer connections (RTCConfiguration.iceServers), with
+	// credentials for this participant; absent when the relay runs none.
+	ICEServers []ICEServer `json:"ice_servers,omitempty"`
+}
+
+// ICEServer is one entry of Joined.ICEServers, shaped as a browser's
+// RTCIceServer: turn:host:port?transport=udp|tcp and turns:host:port URLs,
+// and the username and credential that open them until they expire.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // ParticipantJoined announces a participant.

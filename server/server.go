@@ -8,8 +8,12 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
 	"github.com/lianmai/relay/whip"
+	"github.com/pion/ice/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -28,11 +33,17 @@ type Config struct {
 	// UDPAddr is the one UDP port for every peer's media (media.ListenUDP):
 	// ":50000" in production, "127.0.0.1:0" in tests.
 	UDPAddr string
+	// TCPAddr is the one TCP port for ICE-TCP (listenTCP), for clients
+	// whose networks block UDP; empty: no TCP candidates.
+	TCPAddr string
 	// AnnounceIPs replace the host candidates' addresses (1:1 NAT).
 	AnnounceIPs []string
 	// Loopback gathers loopback candidates only, mDNS off: tests and demos
 	// on one machine.
 	Loopback bool
+	// TURN, if set, runs the embedded TURN server (turn.go) and hands its
+	// URLs with per-participant credentials to clients in joined.
+	TURN *TURNConfig
 	// SFU and Signaling are the layers' own settings; New fills in what
 	// it builds (the media port, metrics, logger).
 	SFU       sfu.Config
@@ -51,8 +62,14 @@ type Server struct {
 	sig      *signaling.Server
 	reg      *prometheus.Registry
 	handler  http.Handler
-	draining atomic.Bool  // /readyz fails once set
-	whip     *whip.Server // WHIP and WHEP sessions
+	draining atomic.Bool        // /readyz fails once set
+	whip     *whip.Server       // WHIP and WHEP sessions
+	tcp      *ice.TCPMuxDefault // the ICE-TCP port; nil when off
+	udpAddrs []netip.AddrPort   // the media UDP port's addresses
+	// closers are what New opened besides the media port (the ICE-TCP
+	// port, the TURN server), closed by Shutdown after the sessions, in
+	// reverse order.
+	closers []io.Closer
 }
 
 // New opens the media port and builds the relay. On error nothing is left
@@ -78,6 +95,38 @@ func New(cfg Config) (*Server, error) {
 	}
 	sc := cfg.SFU
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
+	var closers []io.Closer
+	closeAll := func() {
+		_ = udp.Close()
+		for _, c := range slices.Backward(closers) {
+			_ = c.Close()
+		}
+	}
+	var tcpMux *ice.TCPMuxDefault
+	if cfg.TCPAddr != "" {
+		tcp, err := listenTCP(cfg.TCPAddr, log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot open the ICE-TCP port; choose another with -tcp, or turn it off with -tcp '': %w", err)
+		}
+		closers = append(closers, tcp)
+		sc.ICE.TCPMux = tcp
+		tcpMux = tcp
+	}
+	var turnSrv *turnServer
+	if cfg.TURN != nil {
+		turnSrv, err = startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, reg, log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot start the TURN server: %w", err)
+		}
+		closers = append(closers, turnSrv)
+		sc.ICE.Relayed = turnSrv.isRelayed
+	}
+	if sc.ICE.Selected, err = selectedMetric(reg); err != nil {
+		closeAll()
+		return nil, err
+	}
 	sc.Metrics = metrics
 	sc.Logger = log
 	mixCfg := cfg.Mix
@@ -91,19 +140,62 @@ func New(cfg Config) (*Server, error) {
 	sc.NewMixer = sfuMixer(cfg.NewMixer, mixCfg)
 	rooms, err := sfu.New(sc)
 	if err != nil {
-		_ = udp.Close()
+		closeAll()
 		return nil, fmt.Errorf("cannot start the media server: %w", err)
 	}
 	gc := cfg.Signaling
 	gc.Logger = log
+	if turnSrv != nil {
+		gc.ICEServers = turnSrv.iceServers
+	}
 	r := &Server{
-		sfu: rooms,
-		sig: signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
-		reg: reg,
+		sfu:      rooms,
+		sig:      signaling.NewServer(signaling.Params{Config: gc, SFU: rooms, Registry: reg}),
+		reg:      reg,
+		tcp:      tcpMux,
+		udpAddrs: listenAddrs(udp),
+		closers:  closers,
 	}
 	r.whip = whip.New(whip.Params{Config: gc, SFU: rooms, Registry: reg, Logger: log})
 	r.handler = r.routes()
 	return r, nil
+}
+
+// selectedMetric counts the transports participants' connections select.
+func selectedMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_ice_selected_total",
+		Help: "Candidate pairs selected by participants' sub connections (one per participant, more after ICE restarts), by transport: udp, tcp (ICE-TCP), relay (TURN).",
+	}, []string{"transport"})
+	for _, t := range []string{sfu.TransportUDP, sfu.TransportTCP, sfu.TransportRelay} {
+		c.WithLabelValues(t)
+	}
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register relay_ice_selected_total: %w", err)
+	}
+	return c, nil
+}
+
+// listenAddrs are the UDP mux's addresses.
+func listenAddrs(mux ice.UDPMux) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range mux.GetListenAddresses() {
+		if ua, ok := a.(*net.UDPAddr); ok {
+			out = append(out, ua.AddrPort())
+		}
+	}
+	return out
+}
+
+// MediaUDPAddrs are the media UDP port's addresses.
+func (r *Server) MediaUDPAddrs() []netip.AddrPort { return r.udpAddrs }
+
+// MediaTCPAddr is the ICE-TCP port's address, nil when it is off.
+func (r *Server) MediaTCPAddr() net.Addr {
+	if r.tcp == nil {
+		return nil
+	}
+	return r.tcp.LocalAddr()
 }
 
 // Handler serves the relay's HTTP surface.
@@ -128,5 +220,9 @@ func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
 func (r *Server) Shutdown(ctx context.Context) error {
 	r.draining.Store(true)
 	r.whip.Drain()
-	return r.sig.Shutdown(ctx)
+	err := r.sig.Shutdown(ctx)
+	for _, c := range slices.Backward(r.closers) {
+		_ = c.Close()
+	}
+	return err
 }

@@ -91,6 +91,13 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	if cfg.UDPMux != nil {
 		se.SetICEUDPMux(cfg.UDPMux)
 	}
+	if cfg.TCPMux != nil {
+		se.SetICETCPMux(cfg.TCPMux)
+	}
+	// The relay only listens: it never dials a client's TCP candidates
+	// (a client behind a firewall that blocks UDP accepts no connection
+	// either, and a relay that dials out could be aimed at anything).
+	se.DisableActiveTCP(true)
 	// One view of the network interfaces for every connection, read here
 	// once: without it each ICE agent lists the interfaces over netlink
 	// when it is made, about a tenth of the relay's CPU in a burst of
@@ -107,10 +114,10 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	if cfg.Loopback {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetNetworkTypes(networkTypes(cfg, webrtc.NetworkTypeUDP4))
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+		se.SetNetworkTypes(networkTypes(cfg, webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6))
 	}
 	if len(cfg.AnnounceIPs) > 0 {
 		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
@@ -125,6 +132,23 @@ func newAPI(cfg ICEConfig) (apis, error) {
 		pub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
 		sub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
 	}, nil
+}
+
+// networkTypes are udp plus, with a TCP mux, their TCP counterparts.
+func networkTypes(cfg ICEConfig, udp ...webrtc.NetworkType) []webrtc.NetworkType {
+	types := udp
+	if cfg.TCPMux == nil {
+		return types
+	}
+	for _, t := range udp {
+		switch t {
+		case webrtc.NetworkTypeUDP4:
+			types = append(types, webrtc.NetworkTypeTCP4)
+		case webrtc.NetworkTypeUDP6:
+			types = append(types, webrtc.NetworkTypeTCP6)
+		}
+	}
+	return types
 }
 
 // remoteAllowed reports whether a client's ICE candidate address may be

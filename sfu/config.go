@@ -2,9 +2,11 @@ package sfu
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is what the sfu needs from the relay's configuration.
@@ -49,12 +51,23 @@ type ICEConfig struct {
 	// media.ListenUDP; its writes are batched only when it is that one).
 	// The sfu closes it on Close.
 	UDPMux ice.UDPMux
+	// TCPMux, if set, adds passive ICE-TCP candidates on one TCP port
+	// (see server's listenTCP), for clients whose networks block UDP. The
+	// sfu does not close it: whoever made it does, after the sfu.
+	TCPMux ice.TCPMux
 	// AnnounceIPs replaces the relay's host candidates' addresses (1:1
 	// NAT: a cloud instance's public IP).
 	AnnounceIPs []string
 	// Loopback gathers loopback candidates only, with mDNS off: tests and
 	// demos on one machine.
 	Loopback bool
+	// Selected, if set, counts the candidate pairs participants' sub
+	// connections select, by transport (TransportUDP, TransportTCP,
+	// TransportRelay): relay_ice_selected_total.
+	Selected *prometheus.CounterVec
+	// Relayed, if set, reports whether an address is a relayed address
+	// of the embedded TURN server (see transportOf).
+	Relayed func(netip.AddrPort) bool
 }
 
 // Defaults for zero Config fields.

@@ -93,6 +93,9 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.Pee
 		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
 	}
 	conn.OnICECandidate(gate.onLocal)
+	if pc == Sub {
+		p.sfu.watchSelected(conn)
+	}
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateFailed {
 			p.log.Info("ICE transport failed", "pc", pc)

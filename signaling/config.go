@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/lianmai/relay/protocol"
 )
 
 // Config is what signaling needs from the relay's configuration.
@@ -56,6 +58,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client; from any other peer the header is ignored.
 	TrustedProxies []netip.Prefix
+	// ICEServers, if set, gives the STUN/TURN servers (with credentials)
+	// for a participant, sent in its joined as ice_servers.
+	ICEServers func(participant string) []protocol.ICEServer
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }

@@ -239,7 +239,7 @@ func (s *session) sendError(id, code, text string) {
 
 // Send implements sfu.Sink.
 func (s *session) Send(ev sfu.Event) {
-	msg := message(ev)
+	msg := s.srv.message(ev)
 	if msg == nil {
 		// An sfu event without a message is a bug (the vocabulary test
 		// checks every event): loud in tests, logged in production.

@@ -2,40 +2,23 @@ package signaling_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/opusgen"
+	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
+	"github.com/pion/rtp"
 )
 
 // publishWithLevels sends src's frames from pub with the RFC 6464 audio
 // level of each frame in its header extension, until ctx ends.
 func publishWithLevels(ctx context.Context, pub *client.Publisher, src *opusgen.Source) error {
 	id := pub.AudioLevelExtensionID()
-	pk := opusgen.NewPacketizer(111, rand.Uint32())
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		frame, err := src.NextFrame()
-		if err != nil {
-			return err
-		}
-		pkt := pk.Packet(frame)
-		if err := pkt.Header.SetExtension(id, []byte{src.LastLevel()}); err != nil {
-			return err
-		}
-		if err := pub.WriteRTP(pkt); err != nil {
-			return err
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return relaytest.SendOpus(ctx, pub, src, func(_ []byte, pkt *rtp.Packet) error {
+		return pkt.Header.SetExtension(id, []byte{src.LastLevel()})
+	})
 }
 
 // TestSpeakers: of a loud and a silent publisher, only the loud one is

@@ -55,6 +55,7 @@ type Config struct {
 	AudienceListen  string // tracks or mix
 	MixBitrate      int    // 0: the mixer's default
 	MixComplexity   int    // -1: the mixer's default
+	reachConfig
 }
 
 // errHelp is returned for -h: usage was printed, exit 0.
@@ -99,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
 	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
+	reach := defineReachFlags(fs, &c.reachConfig)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -201,6 +203,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
 	}
+	if err := reach.apply(&c); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -208,6 +213,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 func (c Config) relayConfig(log *slog.Logger) server.Config {
 	return server.Config{
 		UDPAddr:     c.UDPAddr,
+		TCPAddr:     c.TCPAddr,
+		TURN:        c.turnConfig(),
 		AnnounceIPs: c.AnnounceIPs,
 		Loopback:    c.Loopback,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,

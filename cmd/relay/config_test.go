@@ -46,6 +46,44 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("memory limit %d, want -1", c.MemoryLimit)
 			}
 		}},
+		{name: "tcp follows udp", args: []string{"-udp", "127.0.0.1:50001"}, check: func(t *testing.T, c Config) {
+			if c.TCPAddr != "127.0.0.1:50001" {
+				t.Errorf("tcp %q, want the -udp address", c.TCPAddr)
+			}
+		}},
+		{name: "tcp off", args: []string{"-tcp", ""}, check: func(t *testing.T, c Config) {
+			if c.TCPAddr != "" {
+				t.Errorf("tcp %q, want off", c.TCPAddr)
+			}
+		}},
+		{name: "tcp from env", env: map[string]string{"RELAY_TCP": ":443"}, check: func(t *testing.T, c Config) {
+			if c.TCPAddr != ":443" {
+				t.Errorf("tcp %q, want :443", c.TCPAddr)
+			}
+		}},
+		{name: "tls cert without key", args: []string{"-tls-cert", "c.pem"}, wantErr: "-tls-cert and -tls-key go together"},
+		{name: "tls files and acme", args: []string{"-tls-cert", "c.pem", "-tls-key", "k.pem", "-acme-domain", "relay.example"}, wantErr: "exclude each other"},
+		{name: "acme without cache", args: []string{"-acme-domain", "relay.example"}, wantErr: "-acme-cache"},
+		{name: "turn host from announce ip", args: []string{"-turn", "-announce-ip", "203.0.113.7"}, check: func(t *testing.T, c Config) {
+			tc := c.turnConfig()
+			if tc == nil || tc.Host != "203.0.113.7" || tc.UDPAddr != ":3478" || tc.TCPAddr != ":3478" || tc.TLSAddr != "" {
+				t.Errorf("turn config %+v", tc)
+			}
+		}},
+		{name: "turn tls follows the certificate", args: []string{"-turn", "-turn-host", "relay.example", "-tls-cert", "c.pem", "-tls-key", "k.pem"}, check: func(t *testing.T, c Config) {
+			if tc := c.turnConfig(); tc == nil || tc.TLSAddr != ":5349" || tc.Host != "relay.example" {
+				t.Errorf("turn config %+v", tc)
+			}
+		}},
+		{name: "no turn", check: func(t *testing.T, c Config) {
+			if tc := c.turnConfig(); tc != nil {
+				t.Errorf("turn config %+v without -turn", tc)
+			}
+		}},
+		{name: "turn without host", args: []string{"-turn"}, wantErr: "-turn-host"},
+		{name: "turn tls without certificate", args: []string{"-turn", "-turn-host", "x", "-turn-tls", ":5349"}, wantErr: "-turn-tls needs a certificate"},
+		{name: "turn listens nowhere", args: []string{"-turn", "-loopback", "-turn-udp", "", "-turn-tcp", ""}, wantErr: "listens nowhere"},
+		{name: "turn ttl", args: []string{"-turn", "-loopback", "-turn-ttl", "0s"}, wantErr: "-turn-ttl"},
 		{name: "bad env value names the variable", env: map[string]string{"RELAY_SEATS": "many"}, wantErr: "RELAY_SEATS"},
 		{name: "unknown flag", args: []string{"-colour"}, wantErr: "flag provided but not defined"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected argument"},
@@ -110,7 +148,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,16 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 	if !server.MixAvailable {
 		log.Warn("this relay was built without cgo (libopus): the audience mix is unavailable and every listener gets separate tracks; build with scripts/build-relay.sh for the mix")
 	}
-	rl, err := server.New(cfg.relayConfig(log))
+	tlsSet, err := cfg.setupTLS()
+	if err != nil {
+		log.Error("cannot set up TLS; fix the certificate flags", "err", err)
+		return 1
+	}
+	rc := cfg.relayConfig(log)
+	if rc.TURN != nil {
+		rc.TURN.TLS = tlsSet.config
+	}
+	rl, err := server.New(rc)
 	if err != nil {
 		log.Error("cannot start the relay", "err", err)
 		return 1
@@ -85,6 +95,20 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 		closeRelay()
 		log.Error("cannot listen for HTTP; choose another address with -http", "err", err)
 		return 1
+	}
+	scheme := "http"
+	if tlsSet.config != nil {
+		ln, scheme = tls.NewListener(ln, tlsSet.config), "https"
+	}
+	if tlsSet.acme != nil {
+		stopACME, err := serveACME(cfg.ACMEHTTP, tlsSet.acme, log)
+		if err != nil {
+			_ = ln.Close()
+			closeRelay()
+			log.Error("cannot listen for ACME HTTP-01 challenges; choose another address with -acme-http, or leave it empty to use TLS-ALPN-01 on -http only", "err", err)
+			return 1
+		}
+		defer stopACME()
 	}
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, log)
@@ -103,7 +127,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	addr := ln.Addr().String()
-	log.Info("relay serving", "http", addr, "page", pageURL(addr), "udp", cfg.UDPAddr, "loopback", cfg.Loopback, "announce_ips", cfg.AnnounceIPs)
+	log.Info("relay serving", "http", addr, "page", pageURL(scheme, addr), "udp", cfg.UDPAddr, "tcp", cfg.TCPAddr, "loopback", cfg.Loopback, "announce_ips", cfg.AnnounceIPs)
 	if ready != nil {
 		ready <- addr
 	}
@@ -147,10 +171,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 }
 
 // pageURL is where a person on this machine opens the page.
-func pageURL(addr string) string {
+func pageURL(scheme, addr string) string {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "http://" + addr
+		return scheme + "://" + addr
 	}
-	return "http://localhost:" + port
+	return scheme + "://localhost:" + port
 }

@@ -45,20 +45,8 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	signals := make(chan os.Signal, 1)
-	ready := make(chan string, 1)
-	exit := make(chan int, 1)
-	var logs syncBuffer
 	args := []string{"-http", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-loopback", "-shutdown-timeout", "3s", "-drain-timeout", "2s", "-debug-addr", "127.0.0.1:0"}
-	go func() { exit <- run(args, func(string) string { return "" }, &logs, signals, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case code := <-exit:
-		t.Fatalf("relay exited with %d:\n%s", code, logs.String())
-	case <-ctx.Done():
-		t.Fatal("relay did not start")
-	}
+	addr, signals, exit, logs := startRun(ctx, t, args)
 	base := "http://" + addr
 
 	get := func(path string) (int, string) {
@@ -175,6 +163,27 @@ func TestRun(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
+}
+
+// startRun runs the relay with args until a signal, and waits until it
+// serves: it returns the HTTP address, the signal channel, the exit code's
+// channel and the logs.
+func startRun(ctx context.Context, t *testing.T, args []string) (string, chan<- os.Signal, <-chan int, *syncBuffer) {
+	t.Helper()
+	signals := make(chan os.Signal, 1)
+	ready := make(chan string, 1)
+	exit := make(chan int, 1)
+	logs := &syncBuffer{}
+	go func() { exit <- run(args, func(string) string { return "" }, logs, signals, ready) }()
+	select {
+	case addr := <-ready:
+		return addr, signals, exit, logs
+	case code := <-exit:
+		t.Fatalf("relay exited with %d:\n%s", code, logs.String())
+	case <-ctx.Done():
+		t.Fatal("relay did not start")
+	}
+	return "", nil, nil, nil
 }
 
 // waitDraining waits for the draining message.

@@ -36,9 +36,10 @@ func chromium(t *testing.T) string {
 
 // startBrowser starts one Chromium for the test with the loopback and fake
 // media flags of docs (../../../shared/style.md); every tab of the test is
-// a chromedp.NewContext of the returned context. The returned stop closes
+// a chromedp.NewContext of the returned context; extra options come last
+// (a later ExecPath wins). The returned stop closes
 // the browser and waits for it; it is also a cleanup.
-func startBrowser(t *testing.T, ctx context.Context) (context.Context, func()) {
+func startBrowser(t *testing.T, ctx context.Context, extra ...chromedp.ExecAllocatorOption) (context.Context, func()) {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
@@ -55,6 +56,7 @@ func startBrowser(t *testing.T, ctx context.Context) (context.Context, func()) {
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.WindowSize(1280, 900),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	// Start the browser now, with the first (blank) tab.
@@ -233,6 +235,7 @@ func TestCoStreaming(t *testing.T) {
 		approve := fmt.Sprintf(`#queue li[data-id=%q] button[data-action=approve]`, audID)
 		host.waitFor("request queued", fmt.Sprintf(`!!document.querySelector('%s')`, approve), 10*time.Second)
 		aud.waitFor("panel figures", `document.querySelector('[data-stat="received-rate"]').textContent !== "–"`, 5*time.Second)
+		aud.waitFor("panel shows the transport", `document.querySelector('[data-stat="transport"]').textContent === "udp"`, 5*time.Second)
 		aud.screenshot(shots, "audience-desktop.png", 1280, 800)
 		aud.screenshot(shots, "audience-phone.png", 390, 844)
 		host.screenshot(shots, "host-queue-desktop.png", 1280, 800)

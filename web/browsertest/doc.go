@@ -1,6 +1,8 @@
 // Package browsertest drives the relay's page (package web) in a real
-// Chromium with chromedp, against an in-process relay on loopback. It has
-// tests only, so chromedp never reaches the relay binary.
+// Chromium with chromedp, against an in-process relay on loopback (and,
+// in TestBlockedUDP, in a network namespace whose UDP to the relay is
+// dropped: root, ip and nft needed, else it skips). It has tests only, so
+// chromedp never reaches the relay binary.
 //
 // Chromium is Debian's package "chromium". Without it the tests skip,
 // unless CI=true, where a missing browser fails them. With

@@ -863,6 +863,7 @@ async function updateStats() {
   set("rtt", rtt !== null && rtt !== undefined ? `${Math.round(rtt * 1000)} ms` : cur.rtt !== null ? `${cur.rtt} ms (ping)` : null);
   set("jitter", sub?.jitter !== null && sub?.jitter !== undefined ? `${(sub.jitter * 1000).toFixed(1)} ms` : null);
   set("lost", sub || pub ? String((sub?.packetsLost ?? 0) + (pub?.packetsLost ?? 0)) : null);
+  set("transport", sub?.transport ?? pub?.transport ?? null);
   if (!prev) return;
   const secs = (cur.at - prev.at) / 1000;
   if (sub && prev.sub) {

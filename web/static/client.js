@@ -105,6 +105,7 @@ export class RelayClient extends EventTarget {
   #joinReq = null; // {room, name, role, token, listen} of the last join that succeeded
   #resume = ""; // joined.resume: the secret that resumes this session
   #audienceListen = "tracks"; // what this participant gets while in the audience, as far as known
+  #joinedIceServers = []; // joined.ice_servers: the relay's TURN servers with this participant's credentials
   #final = ""; // why the next close must not be retried: kicked, replaced, draining
   #reconnect = null; // {attempt, code, reason, timer, wake, fatal} while reconnecting
 
@@ -462,13 +463,21 @@ export class RelayClient extends EventTarget {
 
   // ---- peer connections ----
 
+  // The peer connections' ICE servers: the page's own and the relay's
+  // (joined.ice_servers). ICE tries every path at once and prefers UDP
+  // straight to the relay, then ICE-TCP, then TURN: a network that blocks
+  // UDP falls back without anyone choosing.
+  #iceServers() {
+    return [...this.#opts.iceServers, ...this.#joinedIceServers];
+  }
+
   // A slot is one named peer connection with its own operation queue, so
   // that descriptions and candidates apply in the order they arrived even
   // though each step is asynchronous. Remote candidates that arrive before
   // the remote description wait in `early`. `ended` holds, for sub, the
   // callbacks that report each remote track's end.
   #newSlot(name) {
-    const pc = new RTCPeerConnection({ iceServers: this.#opts.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: this.#iceServers() });
     const slot = { name, pc, queue: Promise.resolve(), early: [], ended: new Set() };
     pc.addEventListener("icecandidate", (e) => {
       // Firefox ends each generation with an empty candidate; the relay
@@ -598,6 +607,18 @@ export class RelayClient extends EventTarget {
         if (msg.participant.role === "audience") this.#audienceListen = this.listen;
         else this.#audienceListen = this.#joinReq?.listen || this.#audienceListen;
         this.#resume = typeof msg.resume === "string" ? msg.resume : "";
+        // Relays without TURN (and version 1 relays) send none.
+        this.#joinedIceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+        // Kept connections (a resume) take the new credentials for their
+        // ICE restart.
+        for (const slot of [this.#sub, this.#pub]) {
+          if (!slot || slot.pc.connectionState === "closed") continue;
+          try {
+            slot.pc.setConfiguration({ ...slot.pc.getConfiguration(), iceServers: this.#iceServers() });
+          } catch (e) {
+            console.warn("relay: keeping the old ICE servers", e);
+          }
+        }
         this.#wsJoined = true;
         if (rejoin) {
           this.#stopReconnect();
@@ -898,6 +919,7 @@ export function summarizeStats(report) {
     packetsSent: 0,
     roundTripTime: null,
     inbound: [],
+    transport: null,
   };
   let pairRTT = null;
   for (const r of report.values()) {
@@ -926,5 +948,27 @@ export function summarizeStats(report) {
     }
   }
   if (s.roundTripTime === null) s.roundTripTime = pairRTT;
+  s.transport = selectedTransport(report);
   return s;
+}
+
+/**
+ * How the selected candidate pair's media travels, from its local
+ * candidate: "udp" or "tcp" straight to the relay, or "relay/udp",
+ * "relay/tcp", "relay/tls" through TURN over that protocol; null while no
+ * pair is selected.
+ * @param {RTCStatsReport} report
+ * @returns {string|null}
+ */
+export function selectedTransport(report) {
+  let pair = null;
+  for (const r of report.values()) {
+    // Chrome names the pair in its transport; Firefox marks it selected.
+    if (r.type === "transport" && r.selectedCandidatePairId) pair = report.get(r.selectedCandidatePairId) ?? pair;
+    else if (r.type === "candidate-pair" && r.selected && !pair) pair = r;
+  }
+  const local = pair ? report.get(pair.localCandidateId) : null;
+  if (!local) return null;
+  if (local.candidateType === "relay") return `relay/${local.relayProtocol || "udp"}`;
+  return local.protocol ?? null;
 }
