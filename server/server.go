@@ -44,6 +44,10 @@ type Config struct {
 	// TURN, if set, runs the embedded TURN server (turn.go) and hands its
 	// URLs with per-participant credentials to clients in joined.
 	TURN *TURNConfig
+	// MaxTCPPerAddr caps the TCP media connections (ICE-TCP and TURN over
+	// TCP and TLS together) one client address holds open (tcplimit.go);
+	// 0: DefaultMaxTCPPerAddr, -1: no cap.
+	MaxTCPPerAddr int
 	// SFU and Signaling are the layers' own settings; New fills in what
 	// it builds (the media port, metrics, logger).
 	SFU       sfu.Config
@@ -102,9 +106,18 @@ func New(cfg Config) (*Server, error) {
 			_ = c.Close()
 		}
 	}
+	maxTCP := cfg.MaxTCPPerAddr
+	if maxTCP == 0 {
+		maxTCP = DefaultMaxTCPPerAddr
+	}
+	tcpLim, err := newTCPLimit(maxTCP, reg)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	var tcpMux *ice.TCPMuxDefault
 	if cfg.TCPAddr != "" {
-		tcp, err := listenTCP(cfg.TCPAddr, log)
+		tcp, err := listenTCP(cfg.TCPAddr, tcpLim, log)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("cannot open the ICE-TCP port; choose another with -tcp, or turn it off with -tcp '': %w", err)
@@ -115,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	var turnSrv *turnServer
 	if cfg.TURN != nil {
-		turnSrv, err = startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, reg, log)
+		turnSrv, err = startTURN(*cfg.TURN, listenAddrs(udp), cfg.AnnounceIPs, tcpLim, reg, log)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("cannot start the TURN server: %w", err)

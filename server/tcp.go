@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // tcpWriteBuffer is how many bytes of media may wait for one ICE-TCP
@@ -26,13 +28,13 @@ const tcpFirstBindTimeout = 5 * time.Second
 // listenTCP opens the one TCP port for ICE-TCP (passive candidates, RFC
 // 6544, framed as RFC 4571): addr is host:port like -udp's; an empty host
 // listens on every interface.
-func listenTCP(addr string, log *slog.Logger) (*ice.TCPMuxDefault, error) {
+func listenTCP(addr string, limit *tcpLimit, log *slog.Logger) (*ice.TCPMuxDefault, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen TCP on %s: %w", addr, err)
 	}
 	return ice.NewTCPMuxDefault(ice.TCPMuxParams{
-		Listener:             &closingListener{Listener: ln, conns: make(map[*trackedConn]struct{})},
+		Listener:             newClosingListener(ln, limit, "ice-tcp"),
 		Logger:               quietPion{log}.NewLogger("ice-tcp"),
 		ReadBufferSize:       64, // packets queued per connection for the ICE agent
 		WriteBufferSize:      tcpWriteBuffer,
@@ -43,28 +45,51 @@ func listenTCP(addr string, log *slog.Logger) (*ice.TCPMuxDefault, error) {
 // closingListener closes every connection it accepted when it is closed.
 // pion's TCP mux waits, in Close, for each connection's first packet or
 // its timeout; closing them makes Close (and the relay's shutdown)
-// immediate.
+// immediate. It also holds each client address to limit's cap: a
+// connection over it is closed at once and never reaches pion.
 type closingListener struct {
 	net.Listener
-	mu     sync.Mutex
-	closed bool
-	conns  map[*trackedConn]struct{} // open accepted connections
+	limit   *tcpLimit // nil: no cap
+	refused prometheus.Counter
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*trackedConn]struct{} // open accepted connections
+}
+
+// newClosingListener wraps ln; name is its label in
+// relay_tcp_refused_total.
+func newClosingListener(ln net.Listener, limit *tcpLimit, name string) *closingListener {
+	l := &closingListener{Listener: ln, limit: limit, conns: make(map[*trackedConn]struct{})}
+	if limit != nil {
+		l.refused = limit.refused.WithLabelValues(name)
+	}
+	return l
 }
 
 func (l *closingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := addrKey(c.RemoteAddr())
+		if !l.limit.take(key) {
+			_ = c.Close()
+			l.refused.Inc()
+			continue // the caller's accept loop must not see an error
+		}
+		tc := &trackedConn{Conn: c, l: l, key: key}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			l.limit.give(key)
+			_ = c.Close()
+			return nil, net.ErrClosed
+		}
+		l.conns[tc] = struct{}{}
+		l.mu.Unlock()
+		return tc, nil
 	}
-	tc := &trackedConn{Conn: c, l: l}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		_ = c.Close()
-		return nil, net.ErrClosed
-	}
-	l.conns[tc] = struct{}{}
-	return tc, nil
 }
 
 func (l *closingListener) Close() error {
@@ -84,6 +109,7 @@ func (l *closingListener) Close() error {
 type trackedConn struct {
 	net.Conn
 	l    *closingListener
+	key  netip.Addr // the address it counts against in l.limit
 	once sync.Once
 }
 
@@ -92,6 +118,7 @@ func (c *trackedConn) Close() error {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
+		c.l.limit.give(c.key)
 	})
 	return c.Conn.Close()
 }

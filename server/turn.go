@@ -75,7 +75,7 @@ type turnServer struct {
 // startTURN starts the TURN server. media is the relay's media UDP
 // addresses (the only peers it relays to), announce the IPs the relay's
 // candidates carry instead of them.
-func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg prometheus.Registerer, log *slog.Logger) (*turnServer, error) {
+func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, limit *tcpLimit, reg prometheus.Registerer, log *slog.Logger) (*turnServer, error) {
 	if cfg.Host == "" {
 		return nil, errors.New("TURN needs the host name or IP clients reach it at (-turn-host)")
 	}
@@ -147,9 +147,9 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 		t.urls = append(t.urls, fmt.Sprintf("turn:%s?transport=udp", net.JoinHostPort(cfg.Host, port(pc.LocalAddr()))))
 	}
 	for _, l := range []struct {
-		addr, flag, scheme string
-		tls                bool
-	}{{cfg.TCPAddr, "-turn-tcp", "turn", false}, {cfg.TLSAddr, "-turn-tls", "turns", true}} {
+		addr, flag, scheme, name string
+		tls                      bool
+	}{{cfg.TCPAddr, "-turn-tcp", "turn", "turn-tcp", false}, {cfg.TLSAddr, "-turn-tls", "turns", "turn-tls", true}} {
 		if l.addr == "" {
 			continue
 		}
@@ -157,7 +157,7 @@ func startTURN(cfg TURNConfig, media []netip.AddrPort, announce []string, reg pr
 		if err != nil {
 			return fail(fmt.Errorf("listen for TURN on TCP %s (%s): %w", l.addr, l.flag, err))
 		}
-		var wrapped net.Listener = &closingListener{Listener: ln, conns: make(map[*trackedConn]struct{})}
+		var wrapped net.Listener = newClosingListener(ln, limit, l.name)
 		closers = append(closers, wrapped)
 		if l.tls {
 			tlsPort, _ = strconv.Atoi(port(ln.Addr()))

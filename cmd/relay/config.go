@@ -47,6 +47,7 @@ type Config struct {
 	JoinRatePerIP   float64
 	JoinBurstPerIP  int
 	MaxJoinedPerIP  int
+	MaxTCPPerIP     int
 	MaxConnections  int // 0: from the file descriptor limit
 	TrustedProxies  []netip.Prefix
 	LogLevel        slog.Level
@@ -91,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.MaxPendingPerIP, "max-pending-per-ip", signaling.DefaultMaxPendingPerAddr, "WebSockets one client address may hold open without joining (more get HTTP 429); -1: no limit")
 	fs.Float64Var(&c.JoinRatePerIP, "join-rate-per-ip", signaling.DefaultJoinRatePerAddr, "joins per second one client address may make after its burst (more: error rate_limited, then close); -1: no limit")
 	fs.IntVar(&c.JoinBurstPerIP, "join-burst-per-ip", signaling.DefaultJoinBurstPerAddr, "joins one client address may make at once")
+	fs.IntVar(&c.MaxTCPPerIP, "max-tcp-per-ip", server.DefaultMaxTCPPerAddr, "TCP media connections (ICE-TCP, TURN over TCP and TLS) one client address may hold open; more are closed at once; -1: no limit")
 	fs.IntVar(&c.MaxJoinedPerIP, "max-joined-per-ip", signaling.DefaultMaxJoinedPerAddr, "participants one client address may have in rooms at once (users behind one NAT share an address: keep it high); -1: no limit")
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "open WebSockets the relay holds at most (more get HTTP 503; past 95% /readyz fails and joins get unavailable); 0: from the file descriptor limit, leaving a tenth of it free; -1: no cap")
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8); from other peers the header is ignored")
@@ -188,8 +190,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.JoinBurstPerIP < 1 {
 		return c, fmt.Errorf("-join-burst-per-ip: %d: want 1 or more (turn the join limit off with -join-rate-per-ip -1)", c.JoinBurstPerIP)
 	}
-	if c.MaxPendingPerIP == 0 || c.MaxJoinedPerIP == 0 || c.JoinRatePerIP == 0 || c.MaxConnections < -1 {
-		return c, errors.New("-max-pending-per-ip, -max-joined-per-ip and -join-rate-per-ip must be positive, or -1 for no limit; -max-connections 0 (from the file descriptor limit), a positive cap or -1")
+	if c.MaxPendingPerIP == 0 || c.MaxJoinedPerIP == 0 || c.JoinRatePerIP == 0 || c.MaxTCPPerIP == 0 || c.MaxTCPPerIP < -1 || c.MaxConnections < -1 {
+		return c, errors.New("-max-pending-per-ip, -max-joined-per-ip, -max-tcp-per-ip and -join-rate-per-ip must be positive, or -1 for no limit; -max-connections 0 (from the file descriptor limit), a positive cap or -1")
 	}
 	if c.AudienceListen != string(sfu.ListenTracks) && c.AudienceListen != string(sfu.ListenMix) {
 		return c, fmt.Errorf("-audience-listen: %q: want tracks or mix", c.AudienceListen)
@@ -212,11 +214,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 // relayConfig is what server.New needs.
 func (c Config) relayConfig(log *slog.Logger) server.Config {
 	return server.Config{
-		UDPAddr:     c.UDPAddr,
-		TCPAddr:     c.TCPAddr,
-		TURN:        c.turnConfig(),
-		AnnounceIPs: c.AnnounceIPs,
-		Loopback:    c.Loopback,
+		UDPAddr:       c.UDPAddr,
+		TCPAddr:       c.TCPAddr,
+		MaxTCPPerAddr: c.MaxTCPPerIP,
+		TURN:          c.turnConfig(),
+		AnnounceIPs:   c.AnnounceIPs,
+		Loopback:      c.Loopback,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
 			AudienceListen: sfu.Listen(c.AudienceListen)},
