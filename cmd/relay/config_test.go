@@ -107,6 +107,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad trusted proxy", args: []string{"-trusted-proxies", "proxy.example"}, wantErr: "-trusted-proxies"},
 		{name: "zero join burst", args: []string{"-join-burst-per-ip", "0"}, wantErr: "-join-burst-per-ip"},
 		{name: "zero pending limit", args: []string{"-max-pending-per-ip", "0"}, wantErr: "-max-pending-per-ip"},
+		{name: "TCP limit", env: map[string]string{"RELAY_MAX_TCP_PER_IP": "8"}, check: func(t *testing.T, c Config) {
+			if rc := c.relayConfig(nil); rc.MaxTCPPerAddr != 8 {
+				t.Errorf("MaxTCPPerAddr %d, want 8", rc.MaxTCPPerAddr)
+			}
+		}},
+		{name: "zero TCP limit", args: []string{"-max-tcp-per-ip", "0"}, wantErr: "-max-tcp-per-ip"},
+		{name: "negative TCP limit", args: []string{"-max-tcp-per-ip", "-2"}, wantErr: "-max-tcp-per-ip"},
 		{name: "audience mix defaults", check: func(t *testing.T, c Config) {
 			if c.AudienceListen != "tracks" || c.MixBitrate != 0 || c.MixComplexity != -1 {
 				t.Errorf("audience listen %q, mix bitrate %d, complexity %d; want tracks, 0, -1 (the mixer's defaults)", c.AudienceListen, c.MixBitrate, c.MixComplexity)
@@ -148,7 +155,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}
