@@ -82,7 +82,7 @@ func (e *onsetEar) onset(sent time.Time, threshold float64) (time.Time, bool) {
 // decode and encode (and the encoder's 6.5 ms lookahead, which delays the
 // energy by that much).
 func BenchmarkMixLatency(b *testing.B) {
-	ignore := goleak.IgnoreCurrent() // the benchmark runner's own goroutines
+	ignore := goleak.IgnoreCurrent()                   // the benchmark runner's own goroutines
 	b.Cleanup(func() { goleak.VerifyNone(b, ignore) }) // registered first: runs after every other cleanup
 	const (
 		silence = 12 // frames before each onset
