@@ -62,3 +62,8 @@ func (d *Decoder) Conceal() error {
 // LastLevel returns the RFC 6464 level (see Level) of the last decoded or
 // concealed frame, 127 before the first.
 func (d *Decoder) LastLevel() uint8 { return Level(d.last) }
+
+// Last returns the PCM of the last decoded or concealed frame,
+// interleaved; nil before the first. It is the decoder's buffer: valid
+// until the next Decode or Conceal.
+func (d *Decoder) Last() []int16 { return d.last }

@@ -3,6 +3,7 @@ package opusgen
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 )
 
@@ -192,5 +193,59 @@ func TestBadChannels(t *testing.T) {
 	}
 	if _, err := NewDecoder(0); err == nil {
 		t.Fatal("NewDecoder accepted 0 channels")
+	}
+}
+
+// A tone decodes to its own frequency at its own level, nothing at
+// another; SetAmplitude switches it; bad parameters are refused.
+func TestTone(t *testing.T) {
+	tone, err := NewTone(700, 0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := NewDecoder(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := func(freq float64) float64 {
+		t.Helper()
+		var pcm []int16
+		for range 10 { // 100 ms; the level of the last 50 ms
+			f, err := tone.NextFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dec.Decode(f); err != nil {
+				t.Fatal(err)
+			}
+			pcm = append(pcm, dec.Last()...)
+		}
+		return Amplitude(pcm[len(pcm)/2:], freq)
+	}
+	if got := level(700); math.Abs(20*math.Log10(got/0.2)) > 2 {
+		t.Errorf("700 Hz at %.4f, want 0.2 within 2 dB", got)
+	}
+	if got := level(1100); got > 0.005 {
+		t.Errorf("1100 Hz (no tone there) at %.4f", got)
+	}
+	if err := tone.SetAmplitude(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := level(700); got > 0.002 {
+		t.Errorf("700 Hz at %.4f after SetAmplitude(0)", got)
+	}
+	for _, bad := range []struct{ freq, amp float64 }{{0, 0.1}, {24000, 0.1}, {700, -0.1}, {700, 1.5}, {700, math.NaN()}} {
+		if _, err := NewTone(bad.freq, bad.amp); err == nil {
+			t.Errorf("NewTone(%v, %v) accepted", bad.freq, bad.amp)
+		}
+	}
+	if err := tone.SetAmplitude(2); err == nil {
+		t.Error("SetAmplitude(2) accepted")
+	}
+}
+
+func TestAmplitudeEmpty(t *testing.T) {
+	if got := Amplitude(nil, 700); got != 0 {
+		t.Fatalf("Amplitude of nothing = %v", got)
 	}
 }

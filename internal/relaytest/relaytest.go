@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
 	"github.com/lianmai/relay/signaling"
@@ -27,8 +28,14 @@ type Options struct {
 	AuthSecret string
 	// PassMix gives the relay the pass-through test double of the
 	// audience mixer (passmix.go; Relay.Mixes), for tests of the room
-	// layer's mix handling; without it the relay has no mix.
+	// layer's mix handling; without it (and without Mix) the relay has
+	// no mix.
 	PassMix bool
+	// Mix gives the relay the real audience mixer, server.LibopusMixer
+	// (package mix, libopus), as the relay binary has it: for the tests
+	// and measurements of the mix itself, end to end. PassMix wins if
+	// both are set.
+	Mix bool
 	// Tune, when set, changes the relay's settings last (limits for the
 	// tests that cross them).
 	Tune func(*server.Config)
@@ -70,9 +77,18 @@ func Start(tb testing.TB, o Options) *Relay {
 		Logger: Logger(),
 	}
 	var mixes *PassMixes
-	if o.PassMix {
+	switch {
+	case o.PassMix:
 		mixes = &PassMixes{}
 		cfg.NewMixer = mixes.New
+	case o.Mix:
+		if !server.MixAvailable {
+			tb.Fatal("relaytest: Options.Mix needs the libopus mixer, and this build has none: build with cgo and libopus-dev")
+		}
+		cfg.NewMixer = server.LibopusMixer
+		// As cmd/relay's flag default: a zero MixConfig would mean
+		// complexity 0, the cheapest and worst.
+		cfg.Mix.Complexity = mix.ComplexityDefault
 	}
 	if o.Tune != nil {
 		o.Tune(&cfg)
