@@ -9,8 +9,9 @@ import (
 )
 
 // MixConfig is the audience mixer's settings, handed to NewMixer for
-// every room's mixer. Zero values (and Complexity -1) leave the mixer's
-// own defaults.
+// every room's mixer. Bitrate 0 and Complexity -1 (mix.ComplexityDefault)
+// leave the mixer's own defaults; Complexity 0 is the cheapest encoder
+// setting, not the default, so set -1 when building one by hand.
 type MixConfig struct {
 	// Bitrate of the mixed Opus stream, bits per second; 0: the mixer's
 	// default.
