@@ -70,7 +70,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer, signals <-
 	if !server.MixAvailable {
 		log.Warn("this relay was built without cgo (libopus): the audience mix is unavailable and every listener gets separate tracks; build with scripts/build-relay.sh for the mix")
 	}
-	tlsSet, err := cfg.setupTLS()
+	tlsSet, err := cfg.setupTLS(log)
 	if err != nil {
 		log.Error("cannot set up TLS; fix the certificate flags", "err", err)
 		return 1

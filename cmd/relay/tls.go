@@ -37,15 +37,16 @@ func (c reachConfig) validateTLS() error {
 	return nil
 }
 
-// setupTLS loads the certificate files or prepares ACME.
-func (c reachConfig) setupTLS() (tlsSetup, error) {
+// setupTLS loads the certificate files (and reloads them when they are
+// renewed: certreload.go) or prepares ACME.
+func (c reachConfig) setupTLS(log *slog.Logger) (tlsSetup, error) {
 	switch {
 	case c.TLSCert != "":
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		files, err := loadCertFiles(c.TLSCert, c.TLSKey, log)
 		if err != nil {
-			return tlsSetup{}, fmt.Errorf("-tls-cert %s, -tls-key %s: %w", c.TLSCert, c.TLSKey, err)
+			return tlsSetup{}, err
 		}
-		return tlsSetup{config: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}, nil
+		return tlsSetup{config: &tls.Config{GetCertificate: files.GetCertificate, MinVersion: tls.VersionTLS12}}, nil
 	case c.ACMEDomain != "":
 		if err := os.MkdirAll(c.ACMECache, 0o700); err != nil {
 			return tlsSetup{}, fmt.Errorf("-acme-cache: %w", err)

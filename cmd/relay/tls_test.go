@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -171,14 +172,14 @@ func TestSetupTLSFiles(t *testing.T) {
 		{name: "key and cert swapped", cert: cert.KeyFile, key: cert.CertFile, wantErr: "-tls-cert"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := reachConfig{TLSCert: tt.cert, TLSKey: tt.key}.setupTLS()
+			s, err := reachConfig{TLSCert: tt.cert, TLSKey: tt.key}.setupTLS(slog.Default())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("setupTLS: %v, want an error naming %s", err, tt.wantErr)
 				}
 				return
 			}
-			if err != nil || s.config == nil || len(s.config.Certificates) != 1 || s.acme != nil {
+			if err != nil || s.config == nil || s.config.GetCertificate == nil || s.acme != nil {
 				t.Fatalf("setupTLS: %+v, %v", s, err)
 			}
 		})
@@ -194,7 +195,7 @@ func TestSetupTLSFiles(t *testing.T) {
 func TestSetupACME(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "acme")
 	rc := reachConfig{ACMEDomain: "relay.example", ACMECache: cache, ACMEHTTP: ":80", ACMEDirectory: "http://127.0.0.1:1/directory"}
-	s, err := rc.setupTLS()
+	s, err := rc.setupTLS(slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestSetupACME(t *testing.T) {
 	}
 
 	rc.ACMEHTTP = ""
-	if s, err := rc.setupTLS(); err != nil || s.acme != nil {
+	if s, err := rc.setupTLS(slog.Default()); err != nil || s.acme != nil {
 		t.Errorf("-acme-http empty: handler %v, %v; want none (TLS-ALPN-01 only)", s.acme, err)
 	}
 }
