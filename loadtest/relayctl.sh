@@ -33,7 +33,7 @@ start_relay() {
   : >"$1" # exists before the wait below greps it, however late the relay starts
   # shellcheck disable=SC2086
   "${pin_relay[@]}" bin/relay -http "$http" -udp "$udp" -loopback -log-level info \
-    ${relay_limits--max-pending-per-ip -1 -join-rate-per-ip -1 -max-joined-per-ip -1} $relay_flags 2>"$1" &
+    ${relay_limits--max-pending-per-ip -1 -join-rate-per-ip -1 -max-joined-per-ip -1 -max-tcp-per-ip -1} $relay_flags 2>"$1" &
   relay_pid=$!
   for _ in $(seq 100); do
     grep -q "relay serving" "$1" && return 0
