@@ -83,6 +83,7 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	subIR.Add(sr)
 
 	se := webrtc.SettingEngine{}
+	se.LoggerFactory = newSharedPionLoggers()
 	// A peer that vanishes without a word is noticed in about 10 s (pion's
 	// default is 30 s), which starts its grace period (resume.go). ICE
 	// stays usable after failing: a resume restarts it.

@@ -63,8 +63,8 @@ var chromeOffer = crlf(
 	"a=ssrc:3735928559 msid:stream mic",
 )
 
-// chromeSubAnswer answers the relay's first sub offer (one data channel
-// section), as Chromium would.
+// chromeSubAnswer answers the relay's first sub offer (one receive-only
+// audio section, sfu/joinsection.go), as Chromium would: inactive.
 var chromeSubAnswer = crlf(
 	"v=0",
 	"o=- 1409432829624786323 2 IN IP4 127.0.0.1",
@@ -72,7 +72,7 @@ var chromeSubAnswer = crlf(
 	"t=0 0",
 	"a=group:BUNDLE 0",
 	"a=msid-semantic: WMS",
-	"m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+	"m=audio 9 UDP/TLS/RTP/SAVPF 111",
 	"c=IN IP4 0.0.0.0",
 	"a=candidate:2 1 udp 2130706431 127.0.0.1 50001 typ host generation 0",
 	"a=ice-ufrag:Qy7d",
@@ -81,8 +81,10 @@ var chromeSubAnswer = crlf(
 	"a=fingerprint:sha-256 0A:43:15:A3:29:E7:5C:77:1A:6A:6E:22:81:9C:4E:42:6F:50:24:9C:D8:0D:11:7B:51:72:A4:E9:73:E8:42:A1",
 	"a=setup:active",
 	"a=mid:0",
-	"a=sctp-port:5000",
-	"a=max-message-size:262144",
+	"a=inactive",
+	"a=rtcp-mux",
+	"a=rtpmap:111 opus/48000/2",
+	"a=fmtp:111 minptime=10;useinbandfec=1",
 )
 
 const chromeCandidate = "candidate:3 1 udp 2130706431 127.0.0.1 50002 typ host generation 0 ufrag WnJk network-id 1"

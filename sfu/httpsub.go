@@ -49,12 +49,9 @@ func (p *Participant) openSub(jp JoinParams) (*webrtc.PeerConnection, *webrtc.Se
 		if err != nil {
 			return nil, nil, err
 		}
-		// A data channel gives the first offer an m-section, so that ICE
-		// and DTLS complete at join time rather than when the first track
-		// appears.
-		if _, err := sub.CreateDataChannel("relay", nil); err != nil {
+		if err := addJoinSection(sub); err != nil {
 			_ = sub.Close()
-			return nil, nil, fmt.Errorf("create data channel: %w", err)
+			return nil, nil, err
 		}
 		return sub, nil, nil
 	}

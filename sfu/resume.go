@@ -3,7 +3,6 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"sync"
 	"time"
 
@@ -203,10 +202,8 @@ func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error)
 	gate := p.subGate.fresh()
 	pc, err := p.newPeerConnection(Sub, gate)
 	if err == nil {
-		_, err = pc.CreateDataChannel("relay", nil)
-		if err != nil {
+		if err = addJoinSection(pc); err != nil {
 			_ = pc.Close()
-			err = fmt.Errorf("create data channel: %w", err)
 		}
 	}
 	if err != nil {
