@@ -13,6 +13,12 @@
 #   BENCH_UDP        relay UDP address (default 127.0.0.1:18081)
 #   BENCH_DEADLINE   bound on the whole benchmark, seconds (default 1800)
 #   RELAY_FLAGS      extra relay flags (e.g. "-gogc 200")
+#   BENCH_TRANSPORT  how the audience reaches the relay (the scenarios' transport field):
+#                    udp (default), tcp (ICE-TCP), turn-udp, turn-tcp, turn-tls (through the
+#                    relay's TURN server, which the script turns on; for turn-tls it also
+#                    makes a self-signed certificate in BENCH_OUT and serves HTTPS with it)
+#   BENCH_TURN       the TURN server's UDP and TCP address (default 127.0.0.1:18082)
+#   BENCH_TURN_TLS   its TLS address, for turn-tls (default 127.0.0.1:18083)
 #   BENCH_LISTENCOST_BASE  the baseline of the listen-cost comparison (default pubs9):
 #                    when it runs with other scenarios of its room shape (mix9, tracks9),
 #                    `loadtest listencost` prints relay CPU per listener, mix against tracks
@@ -28,6 +34,9 @@ udp=${BENCH_UDP:-127.0.0.1:18081}
 deadline=${BENCH_DEADLINE:-1800}
 relay_flags=${RELAY_FLAGS:-}
 listencost_base=${BENCH_LISTENCOST_BASE:-pubs9}
+transport=${BENCH_TRANSPORT:-udp}
+turn_addr=${BENCH_TURN:-127.0.0.1:18082}
+turn_tls_addr=${BENCH_TURN_TLS:-127.0.0.1:18083}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -42,6 +51,24 @@ me=bench ports_hint="BENCH_HTTP / BENCH_UDP"
 . loadtest/relayctl.sh
 pin_cpus "the figures are not comparable"
 mkdir -p "$out" bin
+# The transport: the relay's ICE-TCP listens on the -udp address by
+# default; TURN is turned on here, on loopback (-turn-host defaults to
+# 127.0.0.1 with -loopback).
+scheme=ws lg_flags=(-transport "$transport")
+case "$transport" in
+  udp | tcp) ;;
+  turn-udp | turn-tcp) relay_flags="$relay_flags -turn -turn-udp $turn_addr -turn-tcp $turn_addr" ;;
+  turn-tls)
+    command -v openssl >/dev/null || die "BENCH_TRANSPORT=turn-tls needs openssl to make a test certificate: apt-get install -y openssl"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+      -addext subjectAltName=IP:127.0.0.1 -keyout "$out/bench-key.pem" -out "$out/bench-cert.pem" 2>/dev/null ||
+      die "openssl could not make the test certificate in $out"
+    relay_flags="$relay_flags -tls-cert $out/bench-cert.pem -tls-key $out/bench-key.pem -turn -turn-udp $turn_addr -turn-tcp $turn_addr -turn-tls $turn_tls_addr"
+    scheme=wss lg_flags+=(-tls-ca "$out/bench-cert.pem")
+    ;;
+  *) die "BENCH_TRANSPORT=$transport: want udp, tcp, turn-udp, turn-tcp or turn-tls" ;;
+esac
+echo "bench: audience transport $transport"
 build_bins
 trap 'stop_relay || true' EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
@@ -57,7 +84,7 @@ for s in $scenarios; do
     start_relay "$out/relay-$s-$i.log"
     rc=0
     timeout --kill-after=10 "$left" "${pin_lg[@]}" bin/loadtest -scenario "loadtest/scenarios/$s.json" \
-      -url "ws://$http/ws" -relay-pid "$relay_pid" -wait-ready 10s -quiet \
+      -url "$scheme://$http/ws" "${lg_flags[@]}" -relay-pid "$relay_pid" -wait-ready 10s -quiet \
       -json "$out/$s-$i.json" -html "$out/$s-$i.html" >"$out/$s-$i.txt" 2>"$out/$s-$i.err" || rc=$?
     if ! stop_relay; then
       echo "bench: the relay did not exit cleanly; see $out/relay-$s-$i.log" >&2

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ type Config struct {
 	Token       string        // sent in every join as is
 	TokenSecret string        // if set, every join carries its own HS256 token signed with it
 	Loopback    bool          // ICE on loopback only (the relay runs on this machine)
+	TLSConfig   *tls.Config   // for a wss:// URL and TURN over TLS (a private CA's RootCAs); nil: the system's
 	WaitReady   time.Duration // wait up to this long for the relay to accept connections
 	Deadline    time.Duration // the whole run; 0: computed from the scenario
 	Progress    io.Writer     // the live progress line; nil for none

@@ -58,6 +58,10 @@ func (p *participant) dial(ctx context.Context) error {
 		DisableNACK: !p.nack(),
 		Logger:      p.r.clientLog.With("participant", p.name),
 	}
+	if p.role == roleAudience {
+		applyTransport(&cfg, p.r.sc.Transport)
+	}
+	cfg.TLSConfig = p.r.cfg.TLSConfig
 	p.up = &uplink{}
 	cfg.SendInterceptor = p.up
 	if len(p.r.cfg.TokenSecret) > 0 {

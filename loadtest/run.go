@@ -136,8 +136,17 @@ func (r *runner) preflight(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w: probe join at %s: %w; is it a Lianmai relay (protocol v1) at that path?", ErrRelayUnreachable, r.cfg.URL, err)
 	}
+	// Over another transport than UDP, a relay that lacks it (no -turn,
+	// say) still accepts the join: the probe must connect too.
+	var connErr error
+	if r.sc.Transport != TransportUDP {
+		connErr = p.c.SubConnected(pctx)
+	}
 	if err := p.close(pctx); err != nil {
 		r.log.Debug("probe leave", "err", err)
+	}
+	if connErr != nil {
+		return fmt.Errorf("%w: the probe listener joined but did not connect over %s: %w.%s", ErrRelayUnreachable, r.sc.Transport, connErr, transportHint(r.sc.Transport))
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func newRunner(sc Scenario, cfg Config) (*runner, error) {
 		runID:      "lt" + hex.EncodeToString(id[:]),
 		deadline:   runDeadline(sc, cfg),
 		metricsURL: murl,
-		hc:         &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConns: 2}},
+		hc:         &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{MaxIdleConns: 2, TLSClientConfig: cfg.TLSConfig}},
 		win:        newWindow(never, never),
 		sem:        make(chan struct{}, sc.JoinConcurrency),
 		logs:       make(map[string]*frameLog),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,11 @@ type Scenario struct {
 	// one run measures both.
 	AudienceListen string `json:"audience_listen"`
 	MixAudience    int    `json:"mix_audience"`
+
+	// How the audience reaches the relay: TransportUDP (the default),
+	// TransportTCP, or through the relay's TURN server (TransportTURNUDP,
+	// TransportTURNTCP, TransportTURNTLS), which the relay must run.
+	Transport string `json:"transport"`
 
 	ChurnPerMin float64 `json:"churn_per_min"` // audience leave-and-rejoin events per room per minute
 
@@ -170,6 +176,9 @@ func (s Scenario) WithDefaults() Scenario {
 	if s.AudienceListen == "" {
 		s.AudienceListen = ListenTracks
 	}
+	if s.Transport == "" {
+		s.Transport = TransportUDP
+	}
 	if s.LossAt == "" {
 		s.LossAt = LossNetwork
 	}
@@ -243,6 +252,9 @@ func (s Scenario) Validate() error {
 		}
 	default:
 		bad("audience_listen = %q: %q (one track per publisher) or %q (the room's mix)", s.AudienceListen, ListenTracks, ListenMix)
+	}
+	if !slices.Contains(transports, s.Transport) {
+		bad("transport = %q: one of %s (how the audience reaches the relay)", s.Transport, strings.Join(transports, ", "))
 	}
 	if s.ChurnPerMin < 0 {
 		bad("churn_per_min = %g: must not be negative", s.ChurnPerMin)

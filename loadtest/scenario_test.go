@@ -40,6 +40,9 @@ func TestValidate(t *testing.T) {
 		{"mix with a split", func(s *Scenario) { s.AudienceListen, s.MixAudience = ListenMix, 3 }, "for a split"},
 		{"split beyond the audience", func(s *Scenario) { s.MixAudience = 11 }, "mix_audience = 11"},
 		{"negative split", func(s *Scenario) { s.MixAudience = -1 }, "mix_audience = -1"},
+		{"ICE-TCP", func(s *Scenario) { s.Transport = TransportTCP }, ""},
+		{"TURN over TLS", func(s *Scenario) { s.Transport = TransportTURNTLS }, ""},
+		{"unknown transport", func(s *Scenario) { s.Transport = "quic" }, `transport = "quic"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

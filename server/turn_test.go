@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/lianmai/relay/server"
-	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -83,31 +81,6 @@ func TestNoTURNNoICEServers(t *testing.T) {
 	}
 }
 
-// turnClient is a pion TURN client over UDP to the relay's TURN server.
-func turnClient(t *testing.T, turnURL, user, pass string) *turn.Client {
-	t.Helper()
-	u, err := stun.ParseURI(turnURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	addr := net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
-	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: user, Password: pass,
-		Realm: "lianmai", Conn: conn, RTO: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	if err := tc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	return tc
-}
-
 func mustUDPAddr(t *testing.T, s string) *net.UDPAddr {
 	t.Helper()
 	a, err := net.ResolveUDPAddr("udp", s)
@@ -139,7 +112,7 @@ func TestTURNRefuses(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := r.Value(t, "relay_turn_refused_total", "reason", "auth")
-			tc := turnClient(t, udpURL, tt.user, tt.pass)
+			tc := relaytest.TURNClient(t, udpURL, tt.user, tt.pass)
 			if pc, err := tc.Allocate(); err == nil {
 				_ = pc.Close()
 				t.Fatal("allocation granted")
@@ -155,7 +128,7 @@ func TestTURNRefuses(t *testing.T) {
 	var tc *turn.Client
 	var relayed net.PacketConn
 	for i := range 12 {
-		tc = turnClient(t, udpURL, user, pass)
+		tc = relaytest.TURNClient(t, udpURL, user, pass)
 		pc, err := tc.Allocate()
 		if err != nil {
 			t.Fatalf("allocation %d with the relay's credentials: %v", i+1, err)
@@ -163,7 +136,7 @@ func TestTURNRefuses(t *testing.T) {
 		defer pc.Close()
 		relayed = pc
 	}
-	if pc, err := turnClient(t, udpURL, user, pass).Allocate(); err == nil {
+	if pc, err := relaytest.TURNClient(t, udpURL, user, pass).Allocate(); err == nil {
 		_ = pc.Close()
 		t.Error("a 13th allocation with one participant's credentials was granted")
 	}
@@ -207,7 +180,7 @@ func TestTURNRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		pc, err := turnClient(t, udpURL, user, pass).Allocate()
+		pc, err := relaytest.TURNClient(t, udpURL, user, pass).Allocate()
 		if err == nil {
 			_ = pc.Close()
 			break

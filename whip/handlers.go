@@ -33,6 +33,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, kind string) {
 	h := w.Header()
 	h.Set("Content-Type", typeSDP)
 	h.Set("Location", "/"+kind+"/"+ss.room+"/"+ss.id)
+	if s.cfg.ICEServers != nil {
+		addICELinks(h, s.cfg.ICEServers(ss.participant().ID()))
+	}
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
@@ -270,7 +273,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "Location, Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Location, Link, Retry-After")
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/lianmai/relay/loadtest"
@@ -29,7 +32,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	var o options
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(out)
-	var file, logLevel string
+	var file, logLevel, tlsCA string
 	var sc loadtest.Scenario
 	var joinTimeout, settle, duration, micEvery, micHold, jitter, audioLoop time.Duration
 	var nack bool
@@ -75,6 +78,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.BoolVar(&nack, "nack", true, "publishers and decoding receivers negotiate NACK")
 	fs.BoolVar(&sc.LeanNACK, "lean-nack", false, "lean receivers (audience not decoding) negotiate NACK too")
 	fs.Int64Var(&sc.Seed, "seed", 1, "seed for voices, loss and jitter")
+	fs.StringVar(&sc.Transport, "transport", loadtest.TransportUDP, "how the audience reaches the relay: udp, tcp (ICE-TCP only), turn-udp, turn-tcp or turn-tls (relay candidates only, through the relay's TURN server: run it with -turn)")
+	fs.StringVar(&tlsCA, "tls-ca", "", "PEM file of the CA (or self-signed certificate) to trust for a wss:// -url and -transport turn-tls; default: the system's")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: loadtest [flags]\n       loadtest summarize REPORT.json...   (medians over runs)\n       loadtest soakcheck REPORT.json      (judge a soak run: loadtest/soak.sh)\n       loadtest idlemem                    (memory touched after sitting idle: GC pauses on this host)\n       loadtest flood                      (a connection and join flood from one address: loadtest flood -h)\n       loadtest listencost REPORT.json...  (relay CPU per listener, mix against tracks: loadtest listencost -h)\n\nSynthetic co-streaming peers against a Lianmai relay; reports join latency, one-way latency,\nloss, stutter and the relay's CPU per forwarded packet. docs/loadtest.md has the details.\n\nExit status: 0 done, 1 the run failed (relay unreachable, refused, deadline), 2 bad flags or scenario,\n3 done but some joins failed or some receiver missed a publisher (or the mix).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -87,6 +92,13 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	}
 	if err := o.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return o, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
+	}
+	if tlsCA != "" {
+		pool, err := loadCA(tlsCA)
+		if err != nil {
+			return o, err
+		}
+		o.cfg.TLSConfig = &tls.Config{RootCAs: pool}
 	}
 	if o.cfg.Token == "" {
 		o.cfg.Token = getenv("LOADTEST_TOKEN")
@@ -146,7 +158,21 @@ func overlay(base, flags loadtest.Scenario, set map[string]bool) loadtest.Scenar
 	pick("nack", func() { base.NACK = flags.NACK })
 	pick("lean-nack", func() { base.LeanNACK = flags.LeanNACK })
 	pick("seed", func() { base.Seed = flags.Seed })
+	pick("transport", func() { base.Transport = flags.Transport })
 	return base
+}
+
+// loadCA reads a PEM file of certificates to trust.
+func loadCA(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("-tls-ca %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // errHelp is returned for -h: usage was printed, exit 0.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/loadtest/report"
 	"go.uber.org/goleak"
 )
@@ -22,6 +23,7 @@ func TestParseFlags(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"name": "file", "rooms": 3, "audience": 7, "duration": "9s"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	ca := relaytest.NewCert(t).CertFile
 	tests := []struct {
 		name  string
 		args  []string
@@ -57,6 +59,18 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("scenario %+v", o.sc)
 			}
 		}},
+		{name: "transport over the file", args: []string{"-scenario", file, "-transport", "turn-tcp"}, check: func(t *testing.T, o options) {
+			if o.sc.Transport != "turn-tcp" || o.sc.Rooms != 3 {
+				t.Fatalf("scenario %+v", o.sc)
+			}
+		}},
+		{name: "a CA to trust", args: []string{"-tls-ca", ca}, check: func(t *testing.T, o options) {
+			if o.cfg.TLSConfig == nil || o.cfg.TLSConfig.RootCAs == nil {
+				t.Fatalf("TLS config %+v", o.cfg.TLSConfig)
+			}
+		}},
+		{name: "missing CA file", args: []string{"-tls-ca", filepath.Join(dir, "none.pem")}, err: "-tls-ca"},
+		{name: "CA file without a certificate", args: []string{"-tls-ca", file}, err: "no PEM certificate"},
 		{name: "unknown flag", args: []string{"-romos", "2"}, err: "romos"},
 		{name: "stray argument", args: []string{"headline"}, err: "unexpected argument"},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, err: "log-level"},

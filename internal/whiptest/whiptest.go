@@ -37,6 +37,12 @@ type Options struct {
 	// Lite makes the peer an ICE-lite agent, which sends no connectivity
 	// checks: it connects only if the relay knows its candidates.
 	Lite bool
+	// ViaLinks makes the peer relay-only (ICETransportPolicy relay) with
+	// no ICE servers of its own: it gathers through the servers of the
+	// 201's Link headers that ViaLinks accepts, as RFC 9725 §4.6 has a
+	// client do: offer, POST, set the servers, then set the offer as
+	// the local description and trickle the candidates by PATCH.
+	ViaLinks func(url string) bool
 }
 
 // Peer is one WHIP or WHEP session from the client's side.
@@ -45,6 +51,7 @@ type Peer struct {
 	base     string // the relay's http://host:port
 	Location string // the session URL, from Location
 	Answer   string
+	Links    []Link                   // the 201's Link headers
 	Tracks   chan *webrtc.TrackRemote // WHEP: what the relay sends
 	audio    *webrtc.TrackLocalStaticRTP
 	textOnly bool // the offer's last m-section (video) is the text's only
@@ -54,13 +61,26 @@ type Peer struct {
 // codecs (Opus, and video for the WHIP video case).
 func NewPC(t *testing.T, lite bool) *webrtc.PeerConnection {
 	t.Helper()
+	return newPC(t, Options{Lite: lite})
+}
+
+// newPC is the peer connection o asks for: relay-only from the start
+// with ViaLinks (pion fixes the candidate types when it makes its ICE
+// agent; only the servers may change until gathering starts).
+func newPC(t *testing.T, o Options) *webrtc.PeerConnection {
+	t.Helper()
+	lite := o.Lite
+	var cfg webrtc.Configuration
+	if o.ViaLinks != nil {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	se := relaytest.LoopbackSettings()
 	se.SetLite(lite)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +120,7 @@ func Request(ctx context.Context, t *testing.T, method, url, ctype, token, body 
 // unless the relay answers 201.
 func Publish(ctx context.Context, t *testing.T, base, room string, o Options) *Peer {
 	t.Helper()
-	pc := NewPC(t, o.Lite)
+	pc := newPC(t, o)
 	hp := &Peer{PC: pc, base: base}
 	t.Cleanup(func() { _ = pc.Close() })
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whip")
@@ -120,7 +140,7 @@ func Publish(ctx context.Context, t *testing.T, base, room string, o Options) *P
 // (one by default).
 func Play(ctx context.Context, t *testing.T, base, room string, o Options) *Peer {
 	t.Helper()
-	pc := NewPC(t, o.Lite)
+	pc := newPC(t, o)
 	hp := &Peer{PC: pc, base: base, Tracks: make(chan *webrtc.TrackRemote, 8)}
 	t.Cleanup(func() { _ = pc.Close() })
 	for range max(1, o.Slots) {
@@ -146,18 +166,12 @@ func (hp *Peer) start(ctx context.Context, t *testing.T, url string, o Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(hp.PC)
-	if err := hp.PC.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		t.Fatal("no ICE gathering before the deadline")
-	}
-	body := hp.PC.LocalDescription().SDP
-	if o.Trickle {
-		body = offer.SDP // candidates come later
+	body := offer.SDP // candidates come later when trickling
+	if o.ViaLinks == nil {
+		hp.gather(ctx, t, offer)
+		if !o.Trickle {
+			body = hp.PC.LocalDescription().SDP
+		}
 	}
 	if hp.textOnly {
 		body = withVideo(body)
@@ -177,17 +191,50 @@ func (hp *Peer) start(ctx context.Context, t *testing.T, url string, o Options) 
 		t.Fatal("201 without Location")
 	}
 	hp.Location, hp.Answer = hp.base+loc, answer
+	if hp.Links, err = ParseLinks(resp.Header); err != nil {
+		t.Fatal(err)
+	}
+	if o.ViaLinks != nil {
+		var servers []webrtc.ICEServer
+		for _, s := range ICEServers(hp.Links) {
+			if o.ViaLinks(s.URLs[0]) {
+				servers = append(servers, s)
+			}
+		}
+		if len(servers) == 0 {
+			t.Fatalf("no Link header server that ViaLinks accepts among %+v", hp.Links)
+		}
+		if err := hp.PC.SetConfiguration(webrtc.Configuration{ICEServers: servers, ICETransportPolicy: webrtc.ICETransportPolicyRelay}); err != nil {
+			t.Fatalf("set the Link headers' ICE servers: %v", err)
+		}
+		hp.gather(ctx, t, offer)
+	}
 	if hp.textOnly {
 		answer, _, _ = strings.Cut(answer, "m=video ")
 	}
 	if err := hp.PC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatalf("set the relay's answer: %v\n%s", err, answer)
 	}
-	if o.Trickle {
+	if o.Trickle || o.ViaLinks != nil {
 		resp, body := Request(ctx, t, http.MethodPatch, hp.Location, "application/trickle-ice-sdpfrag", o.Token, hp.frag())
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("PATCH candidates: %s: %s", resp.Status, body)
 		}
+	}
+}
+
+// gather sets offer as the local description and waits for the end of
+// ICE gathering.
+func (hp *Peer) gather(ctx context.Context, t *testing.T, offer webrtc.SessionDescription) {
+	t.Helper()
+	gathered := webrtc.GatheringCompletePromise(hp.PC)
+	if err := hp.PC.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		t.Fatal("no ICE gathering before the deadline")
 	}
 }
 
