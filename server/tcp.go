@@ -74,8 +74,8 @@ func (l *closingListener) Accept() (net.Conn, error) {
 		}
 		key := addrKey(c.RemoteAddr())
 		if !l.limit.take(key) {
+			l.refused.Inc() // before the close, which the client sees
 			_ = c.Close()
-			l.refused.Inc()
 			continue // the caller's accept loop must not see an error
 		}
 		tc := &trackedConn{Conn: c, l: l, key: key}
