@@ -46,6 +46,7 @@ type Mixer struct {
 
 	quit      chan struct{} // closed by Close; never written
 	done      chan struct{} // closed by run when it returns; nil until started
+	slot      int           // its phase (phase.go), when started
 	closeOnce sync.Once
 
 	// Owned by the goroutine that ticks (run, or a test calling tick).
@@ -89,7 +90,8 @@ func New(cfg Config, out func(pkt *bufpool.Packet, n int)) (*Mixer, error) {
 		return nil, err
 	}
 	m.done = make(chan struct{})
-	go m.run(time.Now())
+	m.slot = takePhase()
+	go m.run(phaseStart(time.Now(), m.slot))
 	return m, nil
 }
 
@@ -248,6 +250,7 @@ func (m *Mixer) Close() {
 		close(m.quit)
 		if m.done != nil {
 			<-m.done
+			givePhase(m.slot)
 		}
 		m.mu.Lock()
 		m.closed = true
