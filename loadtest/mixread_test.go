@@ -2,10 +2,11 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/lianmai/relay/internal/peerpair"
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/opusgen"
@@ -54,7 +55,7 @@ func TestReadTakesTheMix(t *testing.T) {
 		p.wg.Add(1)
 		go p.read(&client.RemoteTrack{Track: tr, Receiver: rcv, StreamID: tr.StreamID(), TrackID: tr.ID()})
 	})
-	if err := connectPeers(ctx, sender, receiver); err != nil {
+	if err := peerpair.Connect(ctx, sender, receiver); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,49 +137,4 @@ func loopbackPeer(t *testing.T) *webrtc.PeerConnection {
 		t.Fatal(err)
 	}
 	return pc
-}
-
-// connectPeers runs offer and answer with every candidate gathered and
-// waits until both peers are connected.
-func connectPeers(ctx context.Context, offerer, answerer *webrtc.PeerConnection) error {
-	connected := func(pc *webrtc.PeerConnection) <-chan struct{} {
-		c := make(chan struct{})
-		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-			if s == webrtc.PeerConnectionStateConnected {
-				close(c)
-			}
-		})
-		return c
-	}
-	c1, c2 := connected(offerer), connected(answerer)
-	exchange := func(from, to *webrtc.PeerConnection, create func(*webrtc.PeerConnection) (webrtc.SessionDescription, error)) error {
-		sd, err := create(from)
-		if err != nil {
-			return err
-		}
-		gathered := webrtc.GatheringCompletePromise(from)
-		if err := from.SetLocalDescription(sd); err != nil {
-			return err
-		}
-		select {
-		case <-gathered:
-		case <-ctx.Done():
-			return errors.New("gathering candidates: deadline")
-		}
-		return to.SetRemoteDescription(*from.LocalDescription())
-	}
-	if err := exchange(offerer, answerer, func(pc *webrtc.PeerConnection) (webrtc.SessionDescription, error) { return pc.CreateOffer(nil) }); err != nil {
-		return err
-	}
-	if err := exchange(answerer, offerer, func(pc *webrtc.PeerConnection) (webrtc.SessionDescription, error) { return pc.CreateAnswer(nil) }); err != nil {
-		return err
-	}
-	for _, c := range []<-chan struct{}{c1, c2} {
-		select {
-		case <-c:
-		case <-ctx.Done():
-			return errors.New("not connected before the deadline")
-		}
-	}
-	return nil
 }

@@ -2,10 +2,11 @@ package sfu
 
 import (
 	"context"
-	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/lianmai/relay/internal/peerpair"
 
 	"github.com/lianmai/relay/media"
 	"github.com/pion/dtls/v3"
@@ -95,7 +96,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 					got <- buf[:n]
 				}
 			})
-			if err := connect(ctx, sender, receiver); err != nil {
+			if err := peerpair.Connect(ctx, sender, receiver); err != nil {
 				t.Fatal(err)
 			}
 
@@ -159,61 +160,6 @@ func clientAPI(t *testing.T, profiles []dtls.SRTPProtectionProfile) *webrtc.API 
 		se.SetSRTPProtectionProfiles(profiles...)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
-}
-
-// connect runs offer and answer (with every candidate gathered) and waits
-// until both sides are connected.
-func connect(ctx context.Context, offerer, answerer *webrtc.PeerConnection) error {
-	connected := func(pc *webrtc.PeerConnection) <-chan struct{} {
-		c := make(chan struct{})
-		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-			if s == webrtc.PeerConnectionStateConnected {
-				close(c)
-			}
-		})
-		return c
-	}
-	c1, c2 := connected(offerer), connected(answerer)
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		return err
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		return err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return errors.New("offerer gathering: deadline")
-	}
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		return err
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		return err
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		return err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return errors.New("answerer gathering: deadline")
-	}
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		return err
-	}
-	for _, c := range []<-chan struct{}{c1, c2} {
-		select {
-		case <-c:
-		case <-ctx.Done():
-			return errors.New("not connected before the deadline")
-		}
-	}
-	return nil
 }
 
 // transportStats are the stats of pc's (bundled) transport: its DTLS
