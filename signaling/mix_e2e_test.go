@@ -290,8 +290,19 @@ func (e *mixEar) checkGone(ctx context.Context, t *testing.T, at int, what strin
 		t.Errorf("%s: the guest's tone at %.5f over the %d frames from frame %d after the reply (%.1f dB under its level), want gone (%v dB under)",
 			what, got, len(after), muteFrames, -dB(got/guestAmp), goneBelow)
 	}
-	if got := level(after, hostFreq); math.Abs(dB(got/hostAmp)) > levelTolerance {
-		t.Errorf("%s: the host's tone at %.4f afterwards, want %.2f within %v dB", what, got, hostAmp, levelTolerance)
+	// The host's tone stays: in most of those frames, not on average, so
+	// that a few frames the jitter buffer had to conceal (the host's
+	// packets late on a starved machine: once under two race suites at
+	// once) do not count as the mute taking the wrong input out.
+	held := 0
+	for _, f := range after {
+		if math.Abs(dB(opusgen.Amplitude(f, hostFreq)/hostAmp)) <= levelTolerance {
+			held++
+		}
+	}
+	if held*2 < len(after) {
+		t.Errorf("%s: the host's tone at its level in %d of the %d frames afterwards (%.4f over them all), want most (%.2f within %v dB)",
+			what, held, len(after), level(after, hostFreq), hostAmp, levelTolerance)
 	}
 }
 

@@ -200,17 +200,23 @@ func TestBlockedUDP(t *testing.T) {
 		_, port, _ := net.SplitHostPort(hostPort)
 		turnPort[u[:strings.Index(u, ":")]+"/"+u[strings.LastIndex(u, "=")+1:]] = port
 	}
-	// Each phase blocks more, and the page falls back one step.
+	// Each phase leaves the page one way through, and the page, offered
+	// every way (the relay's candidates and all its TURN URLs), finds it
+	// by itself. Each phase also blocks the ways a later phase needs,
+	// so that its outcome does not depend on which of two working pairs
+	// Chromium happens to nominate first (with both ICE-TCP and TURN/TCP
+	// open it took TURN/TCP now and then on a loaded machine).
+	turnTCP, turnTLS := "tcp dport "+turnPort["turn/tcp"], "tcp dport "+turnPort["turns/tcp"]
 	for _, phase := range []struct {
 		name  string
 		rules []string
 		want  string
 	}{
 		{"nothing blocked", nil, "udp"},
-		{"UDP blocked", []string{"meta l4proto udp"}, "tcp"},
-		{"the media ports blocked", []string{"udp dport " + mediaUDP, "tcp dport " + mediaTCP}, "relay/udp"},
-		{"UDP and the media TCP port blocked", []string{"meta l4proto udp", "tcp dport " + mediaTCP}, "relay/tcp"},
-		{"UDP and TCP but TLS to TURN blocked", []string{"meta l4proto udp", "tcp dport " + mediaTCP, "tcp dport " + turnPort["turn/tcp"]}, "relay/tls"},
+		{"UDP blocked", []string{"meta l4proto udp", turnTCP, turnTLS}, "tcp"},
+		{"the media ports blocked", []string{"udp dport " + mediaUDP, "tcp dport " + mediaTCP, turnTCP, turnTLS}, "relay/udp"},
+		{"UDP and the media TCP port blocked", []string{"meta l4proto udp", "tcp dport " + mediaTCP, turnTLS}, "relay/tcp"},
+		{"UDP and TCP but TLS to TURN blocked", []string{"meta l4proto udp", "tcp dport " + mediaTCP, turnTCP}, "relay/tls"},
 	} {
 		t.Run(phase.name, func(t *testing.T) {
 			bn.t = t
