@@ -11,7 +11,8 @@ const (
 	CodeInternal     = "internal"      // anything else; the server keeps running
 	CodeShuttingDown = "shutting_down" // an extension: join while the relay drains or shuts down
 	CodeRateLimited  = "rate_limited"  // an extension: too many messages, or joins from one address; the connection is then closed with 1008
-	CodeUnavailable  = "unavailable"   // an extension: the relay is near its connection limit and takes no joins; the connection is then closed with 1008
+	CodeUnavailable  = "unavailable"   // an extension: the relay is near its connection limit and takes no joins (the connection is then closed with 1008), or its cluster directory cannot be reached (the connection stays open)
+	CodeRedirect     = "redirect"      // an extension: another relay of the cluster serves the room; error.url says where to send the same join; the connection is then closed with 1000
 )
 
 // WebSocket close codes the relay uses.
@@ -27,4 +28,5 @@ const (
 // Close reasons (the close frame's text) that clients may act on.
 const (
 	CloseTextReplaced = "replaced" // a join with this session's resume token took it over (close 1000)
+	CloseTextRedirect = "redirect" // the room is served by another relay: error code redirect or a redirect message came first (close 1000)
 )

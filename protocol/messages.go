@@ -41,6 +41,7 @@ const (
 	TypePong              = "pong"
 	TypeError             = "error"
 	TypeDraining          = "draining" // an extension: the relay is shutting down
+	TypeRedirect          = "redirect" // an extension: the room moved to another relay of the cluster
 )
 
 // Peer connection names.
@@ -252,6 +253,21 @@ type Draining struct {
 type Error struct {
 	Header
 	Code    string `json:"code"`
+	Message string `json:"message"`
+	// URL and Room, with code redirect only (an extension): send the
+	// same join to URL, a relay of the cluster that serves Room.
+	URL  string `json:"url,omitempty"`
+	Room string `json:"room,omitempty"`
+}
+
+// Redirect tells a joined participant that its room now lives on another
+// relay of the cluster (an extension): the relay closes the connection
+// (1000, "redirect") next; join again at URL. Before joined a join is
+// refused with error code redirect instead (docs/protocol.md).
+type Redirect struct {
+	Header
+	URL     string `json:"url"`
+	Room    string `json:"room"`
 	Message string `json:"message"`
 }
 

@@ -94,6 +94,8 @@ func NewServerMessage(typ string) (any, bool) {
 		return &Error{}, true
 	case TypeDraining:
 		return &Draining{}, true
+	case TypeRedirect:
+		return &Redirect{}, true
 	}
 	return nil, false
 }

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lianmai/relay/cluster"
 	"github.com/lianmai/relay/gctune"
 	"github.com/lianmai/relay/media"
 	"github.com/lianmai/relay/mix"
@@ -56,6 +57,10 @@ type Config struct {
 	// settings; nil: the relay has no mix (SFU.NewMixer is set from it).
 	NewMixer NewMixerFunc
 	Mix      MixConfig
+	// Cluster, if set, makes the relay a node of a cluster over NATS
+	// (package cluster, docs/cluster.md): rooms are routed by the
+	// directory. nil: a single relay.
+	Cluster *cluster.Config
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +75,7 @@ type Server struct {
 	whip     *whip.Server       // WHIP and WHEP sessions
 	tcp      *ice.TCPMuxDefault // the ICE-TCP port; nil when off
 	udpAddrs []netip.AddrPort   // the media UDP port's addresses
+	node     *cluster.Node      // nil for a single relay
 	// closers are what New opened besides the media port (the ICE-TCP
 	// port, the TURN server), closed by Shutdown after the sessions, in
 	// reverse order.
@@ -151,6 +157,17 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	sc.NewMixer = sfuMixer(cfg.NewMixer, mixCfg)
+	var node *cluster.Node
+	if cfg.Cluster != nil {
+		cc := *cfg.Cluster
+		cc.Registry, cc.Logger = reg, log
+		if node, err = cluster.Start(cc); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("cannot join the cluster: %w", err)
+		}
+		closers = append(closers, node)
+		sc.Router = node
+	}
 	rooms, err := sfu.New(sc)
 	if err != nil {
 		closeAll()
@@ -168,6 +185,12 @@ func New(cfg Config) (*Server, error) {
 		tcp:      tcpMux,
 		udpAddrs: listenAddrs(udp),
 		closers:  closers,
+		node:     node,
+	}
+	if node != nil {
+		// A room another node claimed while this one was cut off from
+		// the directory: its participants here move there.
+		node.OnLost(func(room, url string) { r.sig.MoveRoom(room, url) })
 	}
 	r.whip = whip.New(whip.Params{Config: gc, SFU: rooms, Registry: reg, Logger: log})
 	r.handler = r.routes()
@@ -223,8 +246,19 @@ func (r *Server) Registry() *prometheus.Registry { return r.reg }
 func (r *Server) Drain(ctx context.Context, timeout time.Duration) {
 	r.draining.Store(true)
 	r.whip.Drain()
+	if r.node != nil {
+		// No joins while the rooms are handed over; then each room's
+		// participants are told where it went (docs/cluster.md, drain).
+		r.sfu.Drain()
+		for room, url := range r.node.Handover(ctx) {
+			r.sig.MoveRoom(room, url)
+		}
+	}
 	r.sig.Drain(ctx, timeout)
 }
+
+// Cluster is the relay's cluster node, nil for a single relay.
+func (r *Server) Cluster() *cluster.Node { return r.node }
 
 // Shutdown closes every session and participant and the media port, and
 // waits for the sessions to end or ctx to expire. Call it before the HTTP

@@ -39,6 +39,12 @@ type Config struct {
 	// gets: ListenTracks (the default; what every version 1 client
 	// expects) or ListenMix.
 	AudienceListen Listen
+	// Router, in a cluster, says which relay serves a room (route.go);
+	// nil: a single relay, every room here.
+	Router Router
+	// Edge serves listeners of rooms other relays own (route.go); nil:
+	// they are redirected to the owner.
+	Edge EdgeJoiner
 	// Metrics, nil for a private set nobody scrapes (tests).
 	Metrics *Metrics
 	// Logger, nil for slog.Default().

@@ -31,4 +31,10 @@ var (
 	// ErrConflict: the participant already has an outstanding request or
 	// invitation, or is already on the mic.
 	ErrConflict = errors.New("conflict")
+	// ErrRedirect: another relay of the cluster serves the room; the
+	// error is a *RedirectError that says where (route.go).
+	ErrRedirect = errors.New("the room is served by another relay")
+	// ErrUnavailable: the cluster's directory cannot be reached, so the
+	// relay cannot tell who serves a room it does not hold; retry shortly.
+	ErrUnavailable = errors.New("the cluster directory is unavailable")
 )

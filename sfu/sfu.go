@@ -78,6 +78,12 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	if err := validListen(jp.Listen); err != nil {
 		return nil, err
 	}
+	if s.isClosing() {
+		return nil, ErrShuttingDown
+	}
+	if p, err := s.route(jp); p != nil || err != nil {
+		return p, err
+	}
 	listen := jp.Listen
 	if listen == "" || s.cfg.NewMixer == nil {
 		listen = s.cfg.AudienceListen
@@ -141,6 +147,9 @@ func (s *SFU) room(name string) (*Room, error) {
 		r = &Room{name: name, sfu: s}
 		s.rooms[name] = r
 		s.cfg.Metrics.Rooms.Inc()
+		if s.cfg.Router != nil {
+			s.cfg.Router.RoomCreated(name)
+		}
 	}
 	return r, nil
 }
@@ -152,7 +161,17 @@ func (s *SFU) removeRoom(r *Room) {
 	if s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
 		s.cfg.Metrics.Rooms.Dec()
+		if s.cfg.Router != nil {
+			s.cfg.Router.RoomRemoved(r.name)
+		}
 	}
+}
+
+// isClosing reports whether the relay drains or has closed.
+func (s *SFU) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // Drain refuses new joins and resumes (ErrShuttingDown) and leaves every

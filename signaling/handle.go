@@ -110,11 +110,17 @@ func (s *session) handleBeforeJoin(msg any, received time.Time) {
 			return
 		}
 		p, err := s.join(m, name, role, received)
+		var re *sfu.RedirectError
+		if errors.As(err, &re) {
+			s.redirect(m.ID, re)
+			return
+		}
 		if err != nil {
 			s.reply(m.ID, err)
 			return // the client may try again, e.g. as audience
 		}
 		s.p = p
+		s.member.Store(&membership{room: m.Room, p: p})
 		s.joined.Store(true)
 		s.log = s.log.With("room", m.Room, "participant", p.ID())
 		return
@@ -192,6 +198,8 @@ func errorCode(err error) (code, text string) {
 		return protocol.CodeShuttingDown, "the relay is shutting down; reconnect (to another relay) in a moment"
 	case errors.Is(err, sfu.ErrClosed):
 		return protocol.CodeInternal, "the participant has already been removed; rejoin"
+	case errors.Is(err, sfu.ErrUnavailable):
+		return protocol.CodeUnavailable, "the relay cannot reach its cluster directory to find who serves this room; retry in a few seconds (or on another relay)"
 	}
 	return protocol.CodeInternal, "internal error; the relay keeps running, try again"
 }

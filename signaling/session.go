@@ -40,6 +40,15 @@ type session struct {
 	p      *sfu.Participant // nil until joined
 	limit  *rateLimit
 	joined atomic.Bool // set by the reader on join; read by the join timer
+	// member is p and its room for other goroutines (Server.MoveRoom);
+	// set once by the reader on join.
+	member atomic.Pointer[membership]
+}
+
+// membership is a joined session's participant and room.
+type membership struct {
+	room string
+	p    *sfu.Participant
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Addr) *session {

@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/lianmai/relay/cluster"
 	"github.com/lianmai/relay/gctune"
 	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/server"
@@ -56,6 +58,9 @@ type Config struct {
 	AudienceListen  string // tracks or mix
 	MixBitrate      int    // 0: the mixer's default
 	MixComplexity   int    // -1: the mixer's default
+	NATS            string // empty: a single relay
+	NodeID          string
+	NodeURL         string
 	reachConfig
 }
 
@@ -102,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
 	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "address for Go's profiling endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Never expose it publicly")
+	fs.StringVar(&c.NATS, "nats", "", "NATS server URL (nats://host:4222; comma-separated for a NATS cluster) that makes this relay a node of a cluster (docs/cluster.md); empty: a single relay")
+	fs.StringVar(&c.NodeID, "node-id", "", "with -nats: this node's id, unique in the cluster and stable across restarts (letters, digits, - and _); empty: the host name (a Kubernetes pod's name)")
+	fs.StringVar(&c.NodeURL, "node-url", "", "with -nats: this node's public WebSocket URL (wss://relay-0.example.com/ws), which clients whose room lives here are redirected to")
 	reach := defineReachFlags(fs, &c.reachConfig)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: relay [flags]\n\nLianmai Relay: a WebRTC audio relay for live co-streaming.\nEvery flag can also be set with the environment variable RELAY_<FLAG> (upper case, - as _), e.g. RELAY_HTTP=:9000; a flag given on the command line wins.\n\nFlags:\n")
@@ -208,7 +216,40 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if err := reach.apply(&c); err != nil {
 		return c, err
 	}
+	if err := c.checkCluster(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkCluster fills -node-id from the host name and checks the cluster
+// flags; without -nats they must be empty.
+func (c *Config) checkCluster() error {
+	if c.NATS == "" {
+		if c.NodeID != "" || c.NodeURL != "" {
+			return errors.New("-node-id and -node-url need -nats: without it the relay is a single node")
+		}
+		return nil
+	}
+	if c.NodeID == "" {
+		h, err := hostname()
+		if err != nil {
+			return fmt.Errorf("-node-id: empty and the host name is unknown (%v); give one", err)
+		}
+		c.NodeID, _, _ = strings.Cut(h, ".") // a pod's name; a host's short name
+	}
+	return c.clusterConfig().Validate()
+}
+
+// hostname is os.Hostname, a variable for tests.
+var hostname = os.Hostname
+
+// clusterConfig is the cluster's part of server.Config; nil without -nats.
+func (c Config) clusterConfig() *cluster.Config {
+	if c.NATS == "" {
+		return nil
+	}
+	return &cluster.Config{NATSURL: c.NATS, NodeID: c.NodeID, NodeURL: c.NodeURL}
 }
 
 // relayConfig is what server.New needs.
@@ -223,6 +264,7 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
 			AudienceListen: sfu.Listen(c.AudienceListen)},
+		Cluster:  c.clusterConfig(),
 		NewMixer: newMixer(),
 		Mix:      server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},
 		Signaling: signaling.Config{AuthSecret: []byte(c.AuthSecret), AllowedOrigins: c.AllowedOrigins,

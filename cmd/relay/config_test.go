@@ -132,6 +132,34 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad audience listen", args: []string{"-audience-listen", "both"}, wantErr: "-audience-listen"},
 		{name: "mix bitrate too low", args: []string{"-mix-bitrate", "1000"}, wantErr: "-mix-bitrate"},
 		{name: "mix complexity too high", env: map[string]string{"RELAY_MIX_COMPLEXITY": "11"}, wantErr: "-mix-complexity"},
+		{name: "single relay without nats", check: func(t *testing.T, c Config) {
+			if c.NATS != "" || c.relayConfig(nil).Cluster != nil {
+				t.Errorf("a relay without -nats got a cluster: %+v", c.relayConfig(nil).Cluster)
+			}
+		}},
+		{name: "cluster flags", args: []string{"-nats", "nats://127.0.0.1:4222", "-node-id", "relay-1", "-node-url", "wss://relay-1.example.com/ws"},
+			check: func(t *testing.T, c Config) {
+				cc := c.relayConfig(nil).Cluster
+				if cc == nil || cc.NATSURL != "nats://127.0.0.1:4222" || cc.NodeID != "relay-1" || cc.NodeURL != "wss://relay-1.example.com/ws" {
+					t.Errorf("cluster config %+v", cc)
+				}
+			}},
+		{name: "cluster from env", env: map[string]string{"RELAY_NATS": "nats://n:4222", "RELAY_NODE_ID": "r0", "RELAY_NODE_URL": "ws://10.0.0.5:8080/ws"},
+			check: func(t *testing.T, c Config) {
+				if c.NATS != "nats://n:4222" || c.NodeID != "r0" || c.NodeURL != "ws://10.0.0.5:8080/ws" {
+					t.Errorf("cluster env not applied: %+v", c)
+				}
+			}},
+		{name: "node id from host name", args: []string{"-nats", "nats://n:4222", "-node-url", "wss://x/ws"},
+			check: func(t *testing.T, c Config) {
+				if c.NodeID == "" {
+					t.Error("no node id taken from the host name")
+				}
+			}},
+		{name: "node url missing", args: []string{"-nats", "nats://n:4222", "-node-id", "a"}, wantErr: "-node-url"},
+		{name: "node url not websocket", args: []string{"-nats", "nats://n:4222", "-node-id", "a", "-node-url", "https://x/ws"}, wantErr: "-node-url"},
+		{name: "bad node id", args: []string{"-nats", "nats://n:4222", "-node-id", "a.b", "-node-url", "wss://x/ws"}, wantErr: "-node-id"},
+		{name: "node id without nats", args: []string{"-node-id", "a"}, wantErr: "need -nats"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,7 +183,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}

@@ -8,12 +8,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/lianmai/relay/cluster"
 	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
@@ -36,6 +40,15 @@ type Options struct {
 	// and measurements of the mix itself, end to end. PassMix wins if
 	// both are set.
 	Mix bool
+	// NATS, when set, makes the relay a node of a cluster on that NATS
+	// server (package cluster): NodeID names it (default "node" plus the
+	// port), its node URL is its own ws://127.0.0.1:port/ws. ClusterTTL
+	// and ClusterOpTimeout shorten the directory's timing for tests
+	// (zero: cluster's defaults).
+	NATS             string
+	NodeID           string
+	ClusterTTL       time.Duration
+	ClusterOpTimeout time.Duration
 	// Tune, when set, changes the relay's settings last (limits for the
 	// tests that cross them).
 	Tune func(*server.Config)
@@ -52,7 +65,15 @@ type Relay struct {
 	// Mixes is the pass-through mixer double's record of its mixers, with
 	// Options.PassMix; nil without.
 	Mixes *PassMixes
+
+	stopOnce sync.Once
+	stop     func()
 }
+
+// Stop shuts the relay down (its sessions, media port and HTTP server)
+// before the test ends, as a node that goes away; the cleanup then does
+// nothing more.
+func (r *Relay) Stop() { r.stopOnce.Do(r.stop) }
 
 // Logger discards, unless RELAY_TEST_LOG is set: then debug to stderr.
 func Logger() *slog.Logger {
@@ -90,23 +111,43 @@ func Start(tb testing.TB, o Options) *Relay {
 		// complexity 0, the cheapest and worst.
 		cfg.Mix.Complexity = mix.ComplexityDefault
 	}
+	// The HTTP port first: a cluster node announces its URL.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wsURL := "ws://" + ln.Addr().String() + "/ws"
+	if o.NATS != "" {
+		id := o.NodeID
+		if id == "" {
+			id = "node" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		}
+		cfg.Cluster = &cluster.Config{NATSURL: o.NATS, NodeID: id, NodeURL: wsURL,
+			TTL: o.ClusterTTL, OpTimeout: o.ClusterOpTimeout, ReconnectWait: 100 * time.Millisecond}
+	}
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
 	rl, err := server.New(cfg)
 	if err != nil {
+		_ = ln.Close()
 		tb.Fatal(err)
 	}
-	hs := httptest.NewServer(rl.Handler())
-	tb.Cleanup(func() {
+	hs := httptest.NewUnstartedServer(rl.Handler())
+	_ = hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	r := &Relay{Server: rl, URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Mixes: mixes}
+	r.stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := rl.Shutdown(ctx); err != nil {
 			tb.Errorf("relay shutdown: %v", err)
 		}
 		hs.Close()
-	})
-	return &Relay{Server: rl, URL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", HTTPURL: hs.URL, MetricsURL: hs.URL + "/metrics", Mixes: mixes}
+	}
+	tb.Cleanup(r.Stop)
+	return r
 }
 
 // Value reads a counter or gauge from the relay's metrics; labels are

@@ -1,0 +1,93 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the cluster's series (docs/metrics.md).
+type metrics struct {
+	connected  prometheus.Gauge
+	reconnects prometheus.Counter
+	ops        *prometheus.CounterVec   // op, result
+	latency    *prometheus.HistogramVec // op
+	owned      prometheus.Gauge
+	routes     *prometheus.CounterVec // route
+}
+
+// Directory operations and their results (labels).
+const (
+	opLookup    = "lookup"    // a join's Get of a room's entry
+	opClaim     = "claim"     // create-if-absent of a room's entry
+	opRenew     = "renew"     // the heartbeat's update of an owned room's entry
+	opRelease   = "release"   // delete of an emptied room's entry
+	opHandover  = "handover"  // a drain's update of an entry to another node
+	opHeartbeat = "heartbeat" // the node's liveness key
+	opBuckets   = "buckets"   // creating or checking the buckets (start, reconnect)
+
+	resultOK          = "ok"
+	resultNotFound    = "not_found"
+	resultConflict    = "conflict" // the entry changed under us (another node's, or a newer revision)
+	resultError       = "error"
+	resultUnavailable = "unavailable" // not connected: not tried
+)
+
+var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_cluster_nats_connected",
+			Help: "1 while the relay is connected to NATS, 0 while it is disconnected and reconnecting.",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_cluster_nats_reconnects_total",
+			Help: "Reconnections to NATS after a lost connection; each is followed by a rebuild of this node's directory entries.",
+		}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_cluster_directory_ops_total",
+			Help: "Directory operations by op (lookup, claim, renew, release, handover, heartbeat, buckets) and result (ok, not_found, conflict, error, unavailable).",
+		}, []string{"op", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_cluster_directory_op_seconds",
+			Help:    "Latency of directory operations that reached NATS, by op.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1, 2.5},
+		}, []string{"op"}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_cluster_rooms_owned",
+			Help: "Rooms this node owns in the directory (or holds and will claim).",
+		}),
+		routes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_cluster_routes_total",
+			Help: "Joins routed, by route: local (served here), redirect (told to reconnect to the owner), edge (an audience member of a room owned elsewhere), unavailable (the directory could not be reached).",
+		}, []string{"route"}),
+	}
+	for _, op := range allOps {
+		m.latency.WithLabelValues(op)
+		for _, r := range []string{resultOK, resultError} {
+			m.ops.WithLabelValues(op, r)
+		}
+	}
+	for _, r := range []string{"local", "redirect", "edge", "unavailable"} {
+		m.routes.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.ops, m.latency, m.owned, m.routes} {
+		if err := reg.Register(c); err != nil {
+			return nil, errors.Join(errors.New("register cluster metrics"), err)
+		}
+	}
+	return m, nil
+}
+
+// observe counts one operation that started at start.
+func (m *metrics) observe(op, result string, start time.Time) {
+	m.ops.WithLabelValues(op, result).Inc()
+	if result != resultUnavailable {
+		m.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	}
+}
