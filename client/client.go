@@ -132,11 +132,39 @@ type Client struct {
 	closeErr error               // Close's result; written before closeDone is closed, read after
 }
 
-// Dial connects to the relay, joins and waits for `joined`. If the relay
-// answers with `error`, Dial closes the connection and returns a
-// *ServerError. ctx bounds the dial and the wait; once Dial returns, the
-// client runs until Close, Drop or Leave.
+// MaxRedirects is how many times Dial follows a cluster's redirect (error
+// code redirect: another relay serves the room) before it gives up.
+const MaxRedirects = 3
+
+// Dial connects to the relay, joins and waits for `joined`. A relay of a
+// cluster that does not serve the room answers with error code redirect
+// and a URL: Dial sends the same join there, at most MaxRedirects times
+// (URL says where it joined). If the relay answers with another `error`,
+// Dial closes the connection and returns a *ServerError. ctx bounds the
+// dials and the waits; once Dial returns, the client runs until Close,
+// Drop or Leave.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	for hop := 0; ; hop++ {
+		c, err := dialOnce(ctx, cfg)
+		var se *ServerError
+		if !errors.As(err, &se) || se.Code != protocol.CodeRedirect || se.URL == "" {
+			return c, err
+		}
+		if hop == MaxRedirects {
+			return nil, fmt.Errorf("client: more than %d redirects (last to %s): %w", MaxRedirects, se.URL, err)
+		}
+		if cfg.Logger != nil {
+			cfg.Logger.Debug("redirected", "from", cfg.URL, "to", se.URL, "room", cfg.Room)
+		}
+		cfg.URL = se.URL
+	}
+}
+
+// URL is the relay the client joined (after any redirects).
+func (c *Client) URL() string { return c.cfg.URL }
+
+// dialOnce dials cfg.URL and joins there.
+func dialOnce(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("client: Config.URL is empty")
 	}

@@ -30,6 +30,8 @@ type ServerError struct {
 	Code    string // protocol.Code*, e.g. "forbidden"
 	Message string
 	ID      string // the id of the message that caused it, if any
+	// URL and Room, with Code redirect: where to send the same join.
+	URL, Room string
 }
 
 func (e *ServerError) Error() string {
@@ -40,7 +42,7 @@ func (e *ServerError) Error() string {
 }
 
 func newServerError(m *protocol.Error) *ServerError {
-	return &ServerError{Code: m.Code, Message: m.Message, ID: m.ID}
+	return &ServerError{Code: m.Code, Message: m.Message, ID: m.ID, URL: m.URL, Room: m.Room}
 }
 
 // CloseError is returned by Leave when the relay did not close the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,8 @@ func setup(t *testing.T) (*natstest.Server, context.Context) {
 func startNode(t *testing.T, url, id string) *Node {
 	t.Helper()
 	n, err := Start(Config{NATSURL: url, NodeID: id, NodeURL: "ws://" + id + ".test/ws",
-		TTL: testTTL, OpTimeout: testOpTimeout, ReconnectWait: 50 * time.Millisecond})
+		TTL: testTTL, OpTimeout: testOpTimeout, ReconnectWait: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
