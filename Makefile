@@ -27,6 +27,14 @@ build:
 test:
 	scripts/test.sh
 
+# --- Cluster: see docs/cluster.md ------------------------------------------
+.PHONY: cluster
+
+# A NATS server (embedded nats-server, nothing to install) and three relays
+# on it, pages at http://localhost:8081, :8082, :8083; Ctrl-C stops them.
+cluster:
+	scripts/cluster.sh
+
 # --- Soak (loadtest): see docs/loadtest.md ---------------------------------
 .PHONY: soak
 

@@ -1,13 +1,17 @@
 package cluster_test
 
 import (
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/natstest"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/lianmai/relay/protocol"
+	"github.com/pion/webrtc/v4"
 )
 
 // Two hosts join the same new room at once through different relays:
@@ -224,4 +228,25 @@ func TestDrainOwner(t *testing.T) {
 		t.Fatalf("a listener through the third relay joined %s, want the new owner %s", l2.URL(), to)
 	}
 	count(ctx, t, l2).grows(ctx, t, "the listener to hear the room on its new relay", 20)
+}
+
+// WHIP and WHEP have no redirect: a WHIP publish on a relay that does not
+// own the room is refused with 503, Retry-After and the owner's URL in
+// words.
+func TestWHIPOnNonOwner(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	dial(ctx, t, cl.relays[0].URL, "w", "Host", protocol.RoleHost)
+	pc := whiptest.NewPC(t, false)
+	defer func() { _ = pc.Close() }()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := whiptest.Request(ctx, t, http.MethodPost, cl.relays[1].HTTPURL+"/whip/w", "application/sdp", "", offer.SDP)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, cl.relays[0].URL) {
+		t.Fatalf("WHIP on a non-owner: %d %q (Retry-After %q); want 503 naming %s", resp.StatusCode, body, resp.Header.Get("Retry-After"), cl.relays[0].URL)
+	}
 }

@@ -36,6 +36,13 @@ func statusOf(err error) *httpError {
 		return errDraining
 	case errors.Is(err, sfu.ErrClosed):
 		return fail(http.StatusNotFound, "the session has ended; start a new one with POST")
+	case errors.Is(err, sfu.ErrRedirect):
+		// The owner's URL is its WebSocket's; WHIP and WHEP clients are
+		// told in words (docs/cluster.md: send WHIP/WHEP to the owner).
+		return &httpError{status: http.StatusServiceUnavailable, retry: 5 * time.Second, msg: err.Error()}
+	case errors.Is(err, sfu.ErrUnavailable):
+		return &httpError{status: http.StatusServiceUnavailable, retry: 5 * time.Second,
+			msg: "the relay cannot reach its cluster directory; retry in a few seconds"}
 	}
 	return fail(http.StatusInternalServerError, "internal error; the relay keeps running, try again")
 }

@@ -56,6 +56,9 @@ const RECONNECT_DELAY_MS = 250;
 const RECONNECT_MAX_DELAY_MS = 4_000;
 const RECONNECT_WINDOW_MS = 10_000;
 const ATTEMPT_TIMEOUT_MS = 5_000;
+// A relay cluster redirects a join to the relay that serves its room;
+// more hops than this is a loop.
+const MAX_REDIRECTS = 3;
 
 const PUBLISHING_ROLES = new Set(["host", "guest"]);
 
@@ -78,6 +81,8 @@ export class RelayError extends Error {
     this.code = msg.code;
     this.relayMessage = msg.message;
     this.id = msg.id;
+    // With code "redirect" (a relay cluster): the relay that serves the room.
+    this.url = typeof msg.url === "string" ? msg.url : "";
   }
 }
 
@@ -208,9 +213,31 @@ export class RelayClient extends EventTarget {
     const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
     if (token) msg.token = token;
     if (listen) msg.listen = listen;
-    const joined = await this.#request(msg);
+    const joined = await this.#joinFollowing(msg, REQUEST_TIMEOUT_MS);
     this.#joinReq = { room, name, role, token, listen };
     return joined;
+  }
+
+  // #joinFollowing sends join and, when a relay of a cluster answers with
+  // error code redirect, sends the same join to the relay it names (at
+  // most MAX_REDIRECTS times); the page sees only the final joined or
+  // error. Later reconnections go to the relay that served the join.
+  async #joinFollowing(msg, timeout) {
+    for (let hop = 0; ; hop++) {
+      try {
+        return await this.#request(msg, timeout);
+      } catch (err) {
+        if (!(err instanceof RelayError) || err.code !== "redirect" || !err.url || hop >= MAX_REDIRECTS) throw err;
+        // The relay closes this socket (1000, "redirect"): let it go
+        // without ending the session, and join at the new relay.
+        const old = this.#ws;
+        this.#ws = null;
+        this.#stopPing();
+        if (old && old.readyState !== WebSocket.CLOSED) old.close(1000, "redirect");
+        this.#url = err.url;
+        await withTimeout(this.#open(err.url), timeout, "open the WebSocket");
+      }
+    }
   }
 
   /**
@@ -663,6 +690,12 @@ export class RelayClient extends EventTarget {
       case "draining":
         this.#final = "draining";
         break;
+      // The room moved to another relay of the cluster: the relay closes
+      // this socket next (1000, "redirect") and the reconnection joins
+      // the room there (afresh: resume tokens are per relay).
+      case "redirect":
+        if (typeof msg.url === "string" && msg.url) this.#url = msg.url;
+        break;
       case "participant_left":
         if (this.self && msg.participant === this.self.id && msg.reason === "replaced") this.#final = "replaced";
         break;
@@ -827,7 +860,7 @@ export class RelayClient extends EventTarget {
       msg.resume = this.#resume;
       msg.ice_restart = true; // the peer connections are kept
     }
-    await this.#request(msg, timeout);
+    await this.#joinFollowing(msg, timeout);
   }
 
   #stopReconnect() {
