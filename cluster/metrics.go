@@ -26,6 +26,8 @@ const (
 	opHandover  = "handover"  // a drain's update of an entry to another node
 	opHeartbeat = "heartbeat" // the node's liveness key
 	opBuckets   = "buckets"   // creating or checking the buckets (start, reconnect)
+	opTakeover  = "takeover"  // rewriting the entry of a room whose owner is gone
+	opPing      = "ping"      // asking a room's owner whether it is there
 
 	resultOK          = "ok"
 	resultNotFound    = "not_found"
@@ -34,7 +36,7 @@ const (
 	resultUnavailable = "unavailable" // not connected: not tried
 )
 
-var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets}
+var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets, opTakeover, opPing}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -48,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_cluster_directory_ops_total",
-			Help: "Directory operations by op (lookup, claim, renew, release, handover, heartbeat, buckets) and result (ok, not_found, conflict, error, unavailable).",
+			Help: "Directory operations by op (lookup, claim, renew, release, handover, heartbeat, buckets, takeover, ping) and result (ok, not_found, conflict, error, unavailable; ping: ok or gone).",
 		}, []string{"op", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_cluster_directory_op_seconds",

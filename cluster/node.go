@@ -81,6 +81,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("JetStream: %w", err)
 	}
 	n.nc, n.js = nc, js
+	if err := n.answerPings(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe the ping subject: %w", err)
+	}
 	n.wg.Add(1)
 	go n.keep()
 	n.log.Info("cluster node started", "nats", cfg.NATSURL, "url", cfg.NodeURL, "ttl", cfg.TTL, "heartbeat", cfg.TTL/3)

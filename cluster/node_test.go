@@ -220,9 +220,26 @@ func TestUnusedClaimDropped(t *testing.T) {
 	eventually(ctx, t, "the unused claim gone", func() bool { return rd.owner(ctx, t, "never-made") == "" && !a.holds("never-made") })
 }
 
-// The owner stops heartbeating (cut off): its entry ages out within the
-// TTL, and another node claims the room on its next join.
+// The owner stops heartbeating (cut off): with nobody asking, its entry
+// ages out within the TTL (the staleness bound).
 func TestOwnerGoneEntryAgesOut(t *testing.T) {
+	srv, ctx := setup(t)
+	px := natstest.NewProxy(t, srv.Addr())
+	a := startNode(t, px.URL(), "a")
+	routeWhenReady(ctx, t, a, "r", sfu.RoleHost)
+	a.RoomCreated("r")
+	rd := newReader(ctx, t, srv.URL())
+	if rd.owner(ctx, t, "r") == "" {
+		t.Fatal("no entry for a's room")
+	}
+	px.Cut()
+	eventually(ctx, t, "a's entry to age out", func() bool { return rd.owner(ctx, t, "r") == "" })
+}
+
+// A join for a room whose owner is gone (no responder on its ping
+// subject) takes the room over at once, without waiting for the entry to
+// age out; while the owner answers, the room stays its own.
+func TestOwnerGoneTakeover(t *testing.T) {
 	srv, ctx := setup(t)
 	px := natstest.NewProxy(t, srv.Addr())
 	a, b := startNode(t, px.URL(), "a"), startNode(t, srv.URL(), "b")
@@ -232,11 +249,23 @@ func TestOwnerGoneEntryAgesOut(t *testing.T) {
 	if rt, _ := b.Route(ctx, "r", sfu.RoleHost); rt.Kind != sfu.RouteRedirect {
 		t.Fatalf("b routes %+v while a owns r, want redirect", rt)
 	}
+	if v := testutilValue(b.m.ops.WithLabelValues(opPing, resultOK)); v < 1 {
+		t.Errorf("pings answered: %v", v)
+	}
 	px.Cut()
-	eventually(ctx, t, "b to claim r after a's entry aged out", func() bool {
+	// Once the server has dropped a's connection (and its ping
+	// subscription), b takes over.
+	eventually(ctx, t, "b to take r over", func() bool {
 		rt, err := b.Route(ctx, "r", sfu.RoleHost)
 		return err == nil && rt.Kind == sfu.RouteLocal
 	})
+	if v := testutilValue(b.m.ops.WithLabelValues(opTakeover, resultOK)); v != 1 {
+		t.Errorf("takeovers counted: %v, want 1", v)
+	}
+	rd := newReader(ctx, t, srv.URL())
+	if got := rd.owner(ctx, t, "r"); got != string(mustJSON(b.self)) {
+		t.Fatalf("directory says %s after the takeover", got)
+	}
 }
 
 // Without NATS a join that needs the directory fails with ErrUnavailable

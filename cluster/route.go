@@ -83,6 +83,25 @@ func (n *Node) routeLocked(ctx context.Context, room string, role sfu.Role) (sfu
 		case e.Node == n.cfg.NodeID:
 			n.adopt(room, rev)
 			return sfu.Route{Kind: sfu.RouteLocal}, nil
+		case !n.ownerAlive(ctx, e.Node):
+			// The owner is gone (its entry would age out within the
+			// TTL): take the room over now, if the entry is still the
+			// one looked at.
+			if n.isDraining() {
+				return sfu.Route{}, errors.New("this relay is draining and claims no rooms")
+			}
+			start = time.Now()
+			nrev, err := d.renew(ctx, room, n.self, rev)
+			n.m.observe(opTakeover, resultOf(err), start)
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				continue
+			}
+			if err != nil {
+				return sfu.Route{}, err
+			}
+			n.log.Info("took over a room whose owner is gone", "room", room, "owner", e.Node)
+			n.adopt(room, nrev)
+			return sfu.Route{Kind: sfu.RouteLocal}, nil
 		case role == sfu.RoleAudience:
 			return sfu.Route{Kind: sfu.RouteEdge, Owner: e.Node, URL: e.URL}, nil
 		default:

@@ -36,6 +36,11 @@
 //                replaced, a 1008 or 1001 close, draining, or a failed
 //                reconnection; code and reason are the last close's).
 //
+// Relay clusters (docs/cluster.md): a join answered with error code
+// redirect is sent again to the relay it names (at most 3 hops; the page
+// sees only the final joined or error), and a redirect message (the room
+// moved) makes the reconnection join the room at its new relay.
+//
 // Reconnection (option reconnect, on by default): when the WebSocket of a
 // joined session closes unexpectedly, the client reconnects with backoff
 // (reconnectDelay doubling up to reconnectMaxDelay, for at most
@@ -94,7 +99,8 @@ export const DEFAULT_AUDIO_CONSTRAINTS = Object.freeze({
 
 export class RelayClient extends EventTarget {
   #opts;
-  #url = "";
+  #url = ""; // the relay the session is on (after a cluster's redirects)
+  #entryURL = ""; // the URL given to connect(): in a cluster, any relay
   #ws = null;
   #wsJoined = false; // joined arrived on the current #ws
   #nextID = 1;
@@ -170,6 +176,7 @@ export class RelayClient extends EventTarget {
     this.room = "";
     this.listen = "";
     this.#url = url;
+    this.#entryURL = url;
     return this.#open(url);
   }
 
@@ -850,7 +857,12 @@ export class RelayClient extends EventTarget {
   // step within attemptTimeout.
   async #attempt(r) {
     const timeout = this.#opts.attemptTimeout;
-    await withTimeout(this.#open(this.#url), timeout, "open the WebSocket");
+    // In a cluster the relay that served the session may be gone (it
+    // died or drained): every other attempt goes to the relay the page
+    // first connected to, which routes the join to the room's relay now.
+    const url = r.attempt % 2 === 0 && this.#entryURL ? this.#entryURL : this.#url;
+    await withTimeout(this.#open(url), timeout, "open the WebSocket");
+    this.#url = url;
     if (this.#reconnect !== r) return;
     const { room, name, role, token, listen } = this.#joinReq ?? { room: this.room, name: this.self?.name, role: this.self?.role };
     const msg = { type: "join", room, name, role, version: PROTOCOL_VERSION };
