@@ -192,6 +192,9 @@ func (s *Server) Drain(ctx context.Context, timeout time.Duration) {
 	s.draining, s.drainEnd = true, time.Now().Add(timeout)
 	msg := s.drainingLocked()
 	for ss := range s.sessions {
+		if ss.closing() {
+			continue // moved to another relay (MoveRoom), or ending anyway
+		}
 		ss.send(msg)
 	}
 	s.mu.Unlock()

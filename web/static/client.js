@@ -714,6 +714,9 @@ export class RelayClient extends EventTarget {
       clearTimeout(p.timer);
       if (msg.type === "error") p.reject(new RelayError(msg));
       else p.resolve(msg);
+      // A cluster's redirect of a join is followed (#joinFollowing): not
+      // an error the page should show.
+      if (msg.type === "error" && msg.code === "redirect") return;
     }
 
     this.#dispatch(msg.type, msg);
