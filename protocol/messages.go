@@ -55,6 +55,10 @@ const (
 	RoleHost     = "host"
 	RoleGuest    = "guest"
 	RoleAudience = "audience"
+	// RoleRemote (an extension) is a publisher of another room heard in
+	// this one while the rooms are linked (pk_*): participant.room names
+	// its room. Never a join's role.
+	RoleRemote = "remote"
 )
 
 // Reasons in participant_left.
@@ -151,6 +155,9 @@ type Participant struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Role string `json:"role"`
+	// Room (an extension) is the room of a participant with role
+	// "remote"; absent for the room's own participants.
+	Room string `json:"room,omitempty"`
 }
 
 // Track describes a published track.

@@ -61,6 +61,7 @@ type Info struct {
 	ID   string
 	Name string
 	Role Role
+	Room string // a remote publisher's room (remote.go); "" for the room's own
 }
 
 // TrackInfo is a published track.

@@ -17,6 +17,7 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants []*Participant // in join order
+	remotes      []*Remote      // remote publishers (remote.go), in order added
 	seats        int            // publishers (hosts and guests)
 	audience     int
 	gone         bool // removed from the relay; a join must find or make another
@@ -91,6 +92,13 @@ func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
 		}
 		ev.Others = append(ev.Others, st)
 	}
+	for _, x := range r.remotes {
+		st := State{Info: x.info, Muted: x.mutedLocked(), Tracks: []TrackInfo{}}
+		for _, rt := range x.tracks {
+			st.Tracks = append(st.Tracks, trackInfo(rt.up))
+		}
+		ev.Others = append(ev.Others, st)
+	}
 	return ev
 }
 
@@ -138,6 +146,7 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 	}
 	if len(r.participants) == 0 {
 		r.gone = true
+		r.endRemotesLocked()
 		if r.audienceTimer != nil {
 			r.audienceTimer.Stop()
 		}
@@ -167,7 +176,7 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	r.sfu.cfg.Metrics.Tracks.Inc()
 	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: trackInfo(t)})
 	if r.mix != nil {
-		r.addMixInputLocked(t)
+		r.addMixInputLocked(t, t.Muted())
 	} else {
 		r.updateMixLocked() // the first track of a room with mix listeners starts it
 	}
@@ -223,36 +232,52 @@ func (r *Room) syncOthersLocked(p *Participant) {
 	}
 }
 
-// tracksFor is the set of live tracks p should receive: the mix's alone
-// if p listens to it, everyone else's otherwise (and while a mix that
-// failed to start does not run). ok is false once p is gone.
-func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
+// wantTrack is a track a participant should receive, with the gate its
+// down track must have: nil for the room's own tracks, the room's gate
+// for a remote publisher's (remote.go).
+type wantTrack struct {
+	up   *media.UpTrack
+	gate *media.Gate
+}
+
+// tracksFor is the set of live tracks p should receive, each with its
+// gate: the mix's alone if p listens to it, everyone else's otherwise
+// (and while a mix that failed to start does not run). ok is false once
+// p is gone.
+func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]*media.Gate, bool) {
 	list, ok := r.tracksInOrderFor(p)
 	if !ok {
 		return nil, false
 	}
-	want := make(map[*media.UpTrack]struct{}, len(list))
+	want := make(map[*media.UpTrack]*media.Gate, len(list))
 	for _, t := range list {
-		want[t] = struct{}{}
+		want[t.up] = t.gate
 	}
 	return want, true
 }
 
 // tracksInOrderFor is tracksFor as a list: publishers in join order, each
-// one's tracks in publish order.
-func (r *Room) tracksInOrderFor(p *Participant) ([]*media.UpTrack, bool) {
+// one's tracks in publish order, then the remote publishers'.
+func (r *Room) tracksInOrderFor(p *Participant) ([]wantTrack, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.gone {
 		return nil, false
 	}
 	if p.listening() == ListenMix && r.mix != nil {
-		return []*media.UpTrack{r.mix.up}, true
+		return []wantTrack{{up: r.mix.up}}, true
 	}
-	var want []*media.UpTrack
+	var want []wantTrack
 	for _, q := range r.participants {
 		if q != p {
-			want = append(want, q.tracks...)
+			for _, t := range q.tracks {
+				want = append(want, wantTrack{up: t})
+			}
+		}
+	}
+	for _, x := range r.remotes {
+		for _, rt := range x.tracks {
+			want = append(want, wantTrack{up: rt.up, gate: rt.gate})
 		}
 	}
 	return want, true

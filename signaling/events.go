@@ -68,7 +68,7 @@ func message(ev sfu.Event) any {
 func header(typ string) protocol.Header { return protocol.Header{Type: typ} }
 
 func participant(i sfu.Info) protocol.Participant {
-	return protocol.Participant{ID: i.ID, Name: i.Name, Role: string(i.Role)}
+	return protocol.Participant{ID: i.ID, Name: i.Name, Role: string(i.Role), Room: i.Room}
 }
 
 func toProtocol(c *webrtc.ICECandidateInit) *protocol.ICECandidate {
