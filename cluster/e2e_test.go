@@ -17,8 +17,8 @@ import (
 // Two hosts join the same new room at once through different relays:
 // exactly one relay owns it, the other redirects its host there (the
 // client follows without the caller seeing it), and the two hear each
-// other. A listener through the third relay is redirected too (no edge
-// implementation is registered: edges fall back to redirects).
+// other. A listener through the third relay is served there, an edge of
+// the owner.
 func TestRaceForARoom(t *testing.T) {
 	cl, ctx := startCluster(t, nil)
 	var wg sync.WaitGroup
@@ -53,11 +53,11 @@ func TestRaceForARoom(t *testing.T) {
 		t.Errorf("redirects counted: %v, want 1 (the host that dialed the other relay)", redirected)
 	}
 	listener := dial(ctx, t, cl.relays[2].URL, "race", "L", protocol.RoleAudience)
-	if got := cl.owner(t, listener); got != owner {
-		t.Fatalf("the listener through relay 2 joined relay %d, want the owner %d", got, owner)
+	if got := cl.owner(t, listener); got != 2 {
+		t.Fatalf("the listener through relay 2 joined relay %d, want relay 2 (an edge of the owner %d)", got, owner)
 	}
 	if v := cl.relays[2].Value(t, "relay_cluster_routes_total", "route", "edge"); v != 1 {
-		t.Errorf("relay 2 counted %v edge routes, want 1 (served as a redirect)", v)
+		t.Errorf("relay 2 counted %v edge routes, want 1", v)
 	}
 	heard := count(ctx, t, listener)
 	h1 := count(ctx, t, hosts[1])
@@ -86,8 +86,8 @@ func TestOwnerDies(t *testing.T) {
 	}
 	publish(ctx, t, host2)
 	listener2 := dial(ctx, t, cl.relays[2].URL, "stage", "L2", protocol.RoleAudience)
-	if cl.owner(t, listener2) != 1 {
-		t.Fatalf("the listener through relay 2 joined %s, want relay 1", listener2.URL())
+	if cl.owner(t, listener2) != 2 {
+		t.Fatalf("the listener through relay 2 joined %s, want relay 2 (an edge of relay 1)", listener2.URL())
 	}
 	count(ctx, t, listener2).grows(ctx, t, "the new listener to hear the re-created room", 20)
 }
@@ -224,8 +224,8 @@ func TestDrainOwner(t *testing.T) {
 		other = cl.relays[2].URL
 	}
 	l2 := dial(ctx, t, other, "show", "L", protocol.RoleAudience)
-	if l2.URL() != to {
-		t.Fatalf("a listener through the third relay joined %s, want the new owner %s", l2.URL(), to)
+	if l2.URL() != other {
+		t.Fatalf("a listener through the third relay joined %s, want that relay (an edge of the new owner %s)", l2.URL(), to)
 	}
 	count(ctx, t, l2).grows(ctx, t, "the listener to hear the room on its new relay", 20)
 }

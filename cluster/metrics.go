@@ -9,12 +9,14 @@ import (
 
 // metrics are the cluster's series (docs/metrics.md).
 type metrics struct {
-	connected  prometheus.Gauge
-	reconnects prometheus.Counter
-	ops        *prometheus.CounterVec   // op, result
-	latency    *prometheus.HistogramVec // op
-	owned      prometheus.Gauge
-	routes     *prometheus.CounterVec // route
+	connected   prometheus.Gauge
+	reconnects  prometheus.Counter
+	ops         *prometheus.CounterVec   // op, result
+	latency     *prometheus.HistogramVec // op
+	owned       prometheus.Gauge
+	routes      *prometheus.CounterVec // route
+	links       *prometheus.GaugeVec   // side
+	linkPackets prometheus.Counter
 }
 
 // Directory operations and their results (labels).
@@ -65,7 +67,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "relay_cluster_routes_total",
 			Help: "Joins routed, by route: local (served here), redirect (told to reconnect to the owner), edge (an audience member of a room owned elsewhere), unavailable (the directory could not be reached).",
 		}, []string{"route"}),
+		links: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relay_cluster_links",
+			Help: "Relay-to-relay links open, by side: edge (this node's links to rooms other nodes own, one per room with listeners here), owner (other nodes' links to rooms this node owns).",
+		}, []string{"side"}),
+		linkPackets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_cluster_link_packets_in_total",
+			Help: "RTP packets this node received over its edge links (each crosses once, however many listeners here hear it).",
+		}),
 	}
+	m.links.WithLabelValues("edge")
+	m.links.WithLabelValues("owner")
 	for _, op := range allOps {
 		m.latency.WithLabelValues(op)
 		for _, r := range []string{resultOK, resultError} {
@@ -78,7 +90,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.ops, m.latency, m.owned, m.routes} {
+	for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.ops, m.latency, m.owned, m.routes, m.links, m.linkPackets} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register cluster metrics"), err)
 		}

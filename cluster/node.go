@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lianmai/relay/sfu"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,6 +34,10 @@ type Node struct {
 	onLost   func(room, url string)
 	draining bool
 	closed   bool // set by Close: no more background work
+
+	sfu        *sfu.SFU               // the room layer (Attach); nil until then
+	ownerLinks map[string]*ownerLink  // edges' links to rooms this node owns, by link id
+	edgeLinks  map[*edgeLink]struct{} // this node's links to other nodes' rooms
 }
 
 // claim is this node's hold on a room.
@@ -70,6 +75,9 @@ func Start(cfg Config) (*Node, error) {
 		stop:  make(chan struct{}),
 		owned: make(map[string]*claim),
 		locks: make(map[string]*roomLock),
+
+		ownerLinks: make(map[string]*ownerLink),
+		edgeLinks:  make(map[*edgeLink]struct{}),
 	}
 	nc, err := n.connect()
 	if err != nil {
@@ -85,6 +93,10 @@ func Start(cfg Config) (*Node, error) {
 		nc.Close()
 		return nil, fmt.Errorf("subscribe the ping subject: %w", err)
 	}
+	if err := n.serveLinks(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe the link subject: %w", err)
+	}
 	n.wg.Add(1)
 	go n.keep()
 	n.log.Info("cluster node started", "nats", cfg.NATSURL, "url", cfg.NodeURL, "ttl", cfg.TTL, "heartbeat", cfg.TTL/3)
@@ -97,6 +109,15 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 // Conn is the node's NATS connection (for the edge link's signaling, and
 // for tests that cut it).
 func (n *Node) Conn() *nats.Conn { return n.nc }
+
+// Attach gives the node its room layer, which edges and links need: call
+// it once, right after sfu.New (whose Config.Router and Config.Edge are
+// this node). Until then edge joins and link requests are refused.
+func (n *Node) Attach(s *sfu.SFU) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sfu = s
+}
 
 // OnLost sets what happens to a room this node holds when, after an
 // outage, the directory names another owner: f moves the room's

@@ -167,6 +167,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		closers = append(closers, node)
 		sc.Router = node
+		sc.Edge = node // listeners of rooms owned elsewhere are served here, over a link (docs/cluster.md, edges)
 	}
 	rooms, err := sfu.New(sc)
 	if err != nil {
@@ -188,6 +189,7 @@ func New(cfg Config) (*Server, error) {
 		node:     node,
 	}
 	if node != nil {
+		node.Attach(rooms)
 		// A room another node claimed while this one was cut off from
 		// the directory: its participants here move there.
 		node.OnLost(func(room, url string) { r.sig.MoveRoom(room, url) })

@@ -82,6 +82,9 @@ func (p *Participant) listening() Listen {
 
 // countListenLocked moves p in the listeners gauge.
 func (r *Room) countListenLocked(p *Participant, delta int) {
+	if p.hidden {
+		return // a link, not a listener
+	}
 	r.sfu.cfg.Metrics.Listeners.WithLabelValues(string(p.listening())).Add(float64(delta))
 }
 

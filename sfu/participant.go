@@ -31,6 +31,7 @@ type Participant struct {
 	firstMedia atomic.Bool
 
 	listen Listen // what p receives while in the audience; set once
+	hidden bool   // set once: a cluster edge's link (JoinParams.Hidden)
 
 	// Guarded by room.mu.
 	role   Role
@@ -294,20 +295,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		_ = receiver.Stop()
 		return
 	}
-	var levelExt uint8
-	for _, ext := range receiver.GetParameters().HeaderExtensions {
-		if ext.URI == sdp.AudioLevelURI {
-			levelExt = uint8(ext.ID)
-		}
-	}
-	t := media.NewUpTrack(media.UpTrackParams{
-		ID:       newID("t_"),
-		Kind:     "audio",
-		StreamID: p.id,
-		Batch:    media.BatchOf(p.sfu.cfg.ICE.UDPMux),
-		LevelExt: levelExt,
-		Metrics:  p.sfu.cfg.Metrics.Media,
-	})
+	t := p.sfu.newUpTrack(newID("t_"), p.id, receiver)
 	if !p.room.publish(p, t) {
 		_ = receiver.Stop()
 		return
@@ -315,6 +303,25 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	go drainRTCP(receiver)
 	t.ReadLoop(remote)
 	p.room.unpublish(p, t)
+}
+
+// newUpTrack is a published audio track with id and streamID, received
+// by receiver.
+func (s *SFU) newUpTrack(id, streamID string, receiver *webrtc.RTPReceiver) *media.UpTrack {
+	var levelExt uint8
+	for _, ext := range receiver.GetParameters().HeaderExtensions {
+		if ext.URI == sdp.AudioLevelURI {
+			levelExt = uint8(ext.ID)
+		}
+	}
+	return media.NewUpTrack(media.UpTrackParams{
+		ID:       id,
+		Kind:     "audio",
+		StreamID: streamID,
+		Batch:    media.BatchOf(s.cfg.ICE.UDPMux),
+		LevelExt: levelExt,
+		Metrics:  s.cfg.Metrics.Media,
+	})
 }
 
 // drainRTCP reads the publisher's RTCP (sender reports) so that pion's

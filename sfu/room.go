@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,7 +21,14 @@ type Room struct {
 	remotes      []*Remote      // remote publishers (remote.go), in order added
 	seats        int            // publishers (hosts and guests)
 	audience     int
-	gone         bool // removed from the relay; a join must find or make another
+	gone         bool       // removed from the relay; a join must find or make another
+	edge         atomic.Pointer[EdgeHooks] // an edge room's hooks (edgeroom.go); nil for a room of this relay's own
+
+	// Audience members elsewhere, added to the count clients see
+	// (edgeroom.go): on an owner, its edges' listeners (by link); on an
+	// edge, the owner's total less this edge's own.
+	audienceElsewhere map[*Participant]int
+	audienceOffset    int
 
 	audienceSent  int // the count last sent
 	audienceAt    time.Time
@@ -38,6 +46,9 @@ const audienceInterval = time.Second
 // visible reports whether viewer is told about subject (Presence): hosts
 // and guests are visible to all, audience members to hosts only.
 func visible(subject, viewer *Participant) bool {
+	if subject.hidden {
+		return false
+	}
 	return subject.role.publishes() || viewer.role == RoleHost
 }
 
@@ -56,7 +67,9 @@ func (r *Room) join(p *Participant) (bool, error) {
 		return true, fmt.Errorf("%w: the room has its limit of %d participants", ErrRoomFull, r.sfu.cfg.MaxParticipants)
 	}
 	r.participants = append(r.participants, p)
-	r.countLocked(p.role, +1)
+	if !p.hidden { // a link counts its edge's listeners instead (SetListeners)
+		r.countLocked(p.role, +1)
+	}
 	r.countListenLocked(p, +1)
 
 	// Resumable before joined carries its token: a client may use it at
@@ -81,7 +94,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 
 // joinedEventLocked is the room as p sees it now.
 func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
-	ev := JoinedEvent{RequestID: reqID, Room: r.name, Self: p.info(), Audience: r.audience, ResumeToken: p.resumeToken, Listen: p.listening()}
+	ev := JoinedEvent{RequestID: reqID, Room: r.name, Self: p.info(), Audience: r.audienceCountLocked(), ResumeToken: p.resumeToken, Listen: p.listening()}
 	for _, q := range r.participants {
 		if q == p || !visible(q, p) {
 			continue
@@ -128,7 +141,10 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 		p.grace.Stop()
 	}
 	r.participants = slices.DeleteFunc(r.participants, func(q *Participant) bool { return q == p })
-	r.countLocked(p.role, -1)
+	r.forgetListenersLocked(p)
+	if !p.hidden {
+		r.countLocked(p.role, -1)
+	}
 	r.countListenLocked(p, -1)
 	tell := reason != ReasonShutdown
 	if p.micTimer != nil {
@@ -292,7 +308,10 @@ func (r *Room) sendAllLocked(ev Event) {
 // audienceChangedLocked sends the audience count to everyone if it
 // changed, at most once per audienceInterval.
 func (r *Room) audienceChangedLocked() {
-	if r.audience == r.audienceSent || r.audienceTimer != nil {
+	if h := r.edge.Load(); h != nil && h.OnAudience != nil {
+		h.OnAudience(r.audience)
+	}
+	if r.audienceCountLocked() == r.audienceSent || r.audienceTimer != nil {
 		return
 	}
 	if wait := audienceInterval - time.Since(r.audienceAt); wait > 0 {
@@ -306,8 +325,8 @@ func (r *Room) audienceChangedLocked() {
 		})
 		return
 	}
-	r.audienceSent, r.audienceAt = r.audience, time.Now()
-	r.sendAllLocked(AudienceEvent{Count: r.audience})
+	r.audienceSent, r.audienceAt = r.audienceCountLocked(), time.Now()
+	r.sendAllLocked(AudienceEvent{Count: r.audienceSent})
 }
 
 // snapshot lists the room's participants.

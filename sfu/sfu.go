@@ -65,6 +65,11 @@ type JoinParams struct {
 	// FullAnswers makes every answer the relay sends wait for its ICE
 	// candidates and carry them all: for clients it cannot trickle to.
 	FullAnswers bool
+	// Hidden makes the participant invisible (edgeroom.go): a relay-to-
+	// relay link of a cluster edge, which listens for the edge's own
+	// listeners. It is in no joined list and no participant event, and
+	// not in the audience count (SetListeners adds its edge's).
+	Hidden bool
 }
 
 // Join adds a participant to a room (creating the room if needed). The
@@ -84,12 +89,21 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	if p, err := s.route(jp); p != nil || err != nil {
 		return p, err
 	}
+	p, _, err := s.joinHere(jp, nil)
+	return p, err
+}
+
+// joinHere joins jp's room on this relay, creating it if needed (an edge
+// room with hooks when edge is set, edgeroom.go). created: this join
+// made the room.
+func (s *SFU) joinHere(jp JoinParams, edge *EdgeHooks) (p *Participant, created bool, err error) {
 	listen := jp.Listen
 	if listen == "" || s.cfg.NewMixer == nil {
 		listen = s.cfg.AudienceListen
 	}
-	p := &Participant{
+	p = &Participant{
 		id:          newID("p_"),
+		hidden:      jp.Hidden,
 		name:        jp.Name,
 		role:        jp.Role,
 		listen:      listen,
@@ -107,51 +121,58 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 	p.pubGate = &candidateGate{pc: Pub, sink: p.sink, log: p.log}
 	sub, answer, err := p.openSub(jp)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p.subPC = sub
 
 	for {
-		r, err := s.room(jp.Room)
+		r, made, err := s.room(jp.Room, edge)
 		if err != nil {
 			closeSub(sub)
-			return nil, err
+			return nil, false, err
 		}
 		p.room = r
 		ok, err := r.join(p)
 		if err != nil {
 			closeSub(sub)
-			return nil, fmt.Errorf("join room %s: %w", jp.Room, err)
+			return nil, false, fmt.Errorf("join room %s: %w", jp.Room, err)
 		}
 		if ok {
+			created = made
 			break
 		}
 	}
 	p.sendSubAnswer(answer)
 	p.runSync()
-	return p, nil
+	return p, created, nil
 }
 
-// room finds or creates the named room.
-func (s *SFU) room(name string) (*Room, error) {
+// room finds or creates the named room; edge makes a room it creates an
+// edge room (edgeroom.go), which the router is not told about. created:
+// this call made it.
+func (s *SFU) room(name string, edge *EdgeHooks) (r *Room, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return nil, ErrShuttingDown
+		return nil, false, ErrShuttingDown
 	}
-	r := s.rooms[name]
+	r = s.rooms[name]
 	if r == nil {
 		if len(s.rooms) >= s.cfg.MaxRooms {
-			return nil, fmt.Errorf("%w: the relay has its limit of %d rooms", ErrRoomFull, s.cfg.MaxRooms)
+			return nil, false, fmt.Errorf("%w: the relay has its limit of %d rooms", ErrRoomFull, s.cfg.MaxRooms)
 		}
 		r = &Room{name: name, sfu: s}
+		r.edge.Store(edge)
 		s.rooms[name] = r
 		s.cfg.Metrics.Rooms.Inc()
-		if s.cfg.Router != nil {
+		created = true
+		if s.cfg.Router != nil && edge == nil {
 			s.cfg.Router.RoomCreated(name)
 		}
+	} else if h := r.edge.Load(); h != nil && edge == nil {
+		s.promoteLocked(r, h)
 	}
-	return r, nil
+	return r, created, nil
 }
 
 // removeRoom forgets r; called with r.mu held (lock order: room, then sfu).
@@ -161,7 +182,12 @@ func (s *SFU) removeRoom(r *Room) {
 	if s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
 		s.cfg.Metrics.Rooms.Dec()
-		if s.cfg.Router != nil {
+		switch h := r.edge.Load(); {
+		case h != nil:
+			if h.OnEnd != nil {
+				h.OnEnd(r)
+			}
+		case s.cfg.Router != nil:
 			s.cfg.Router.RoomRemoved(r.name)
 		}
 	}
