@@ -21,7 +21,7 @@ type Room struct {
 	remotes      []*Remote      // remote publishers (remote.go), in order added
 	seats        int            // publishers (hosts and guests)
 	audience     int
-	gone         bool       // removed from the relay; a join must find or make another
+	gone         bool                      // removed from the relay; a join must find or make another
 	edge         atomic.Pointer[EdgeHooks] // an edge room's hooks (edgeroom.go); nil for a room of this relay's own
 
 	// Audience members elsewhere, added to the count clients see
