@@ -51,6 +51,12 @@ type Config struct {
 	// "mix"), protocol.ListenTracks (one per publisher), or empty for the
 	// relay's default. Joined().Listen says what the relay gave.
 	Listen string
+	// Relays are other relays of the same cluster (their /ws URLs). When
+	// URL cannot be reached (its WebSocket does not open: the relay died
+	// or is restarting), Dial tries these in order; any relay routes the
+	// join (docs/cluster.md). A resume token from another relay there
+	// leads to a fresh join (Joined().Resumed false).
+	Relays []string
 
 	// Loopback restricts ICE to loopback UDP4 host candidates without mDNS,
 	// for tests and local runs.
@@ -144,6 +150,26 @@ const MaxRedirects = 3
 // dials and the waits; once Dial returns, the client runs until Close,
 // Drop or Leave.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := dialFollowing(ctx, cfg)
+	for _, u := range cfg.Relays {
+		if !errors.Is(err, errUnreachable) || ctx.Err() != nil {
+			break
+		}
+		if cfg.Logger != nil {
+			cfg.Logger.Debug("relay unreachable: trying another of the cluster", "err", err, "next", u)
+		}
+		next := cfg
+		next.URL = u
+		c, err = dialFollowing(ctx, next)
+	}
+	return c, err
+}
+
+// errUnreachable marks a dial whose WebSocket did not open.
+var errUnreachable = errors.New("relay unreachable")
+
+// dialFollowing dials cfg.URL and follows redirects.
+func dialFollowing(ctx context.Context, cfg Config) (*Client, error) {
 	for hop := 0; ; hop++ {
 		c, err := dialOnce(ctx, cfg)
 		var se *ServerError
@@ -184,7 +210,7 @@ func dialOnce(ctx context.Context, cfg Config) (*Client, error) {
 		if resp != nil {
 			return nil, fmt.Errorf("client: dial %s: %w (%s)", cfg.URL, err, refusal(resp))
 		}
-		return nil, fmt.Errorf("client: dial %s: %w", cfg.URL, err)
+		return nil, fmt.Errorf("client: dial %s: %w: %w", cfg.URL, errUnreachable, err)
 	}
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()

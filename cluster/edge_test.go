@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/opusgen"
@@ -32,6 +33,14 @@ func (s *sentPayloads) has(p []byte) bool {
 // it sends.
 func publishKept(ctx context.Context, t *testing.T, c *client.Client) *sentPayloads {
 	t.Helper()
+	sent := &sentPayloads{seen: make(map[string]struct{})}
+	publishInto(ctx, t, c, sent)
+	return sent
+}
+
+// publishInto is publishKept keeping what c sends in sent.
+func publishInto(ctx context.Context, t *testing.T, c *client.Client, sent *sentPayloads) {
+	t.Helper()
 	pub, err := c.Publish(ctx)
 	if err != nil {
 		t.Fatalf("publish: %v", err)
@@ -40,7 +49,6 @@ func publishKept(ctx context.Context, t *testing.T, c *client.Client) *sentPaylo
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := &sentPayloads{seen: make(map[string]struct{})}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -53,7 +61,6 @@ func publishKept(ctx context.Context, t *testing.T, c *client.Client) *sentPaylo
 		})
 	}()
 	t.Cleanup(func() { stop(); <-done })
-	return sent
 }
 
 // exactCounter counts the packets a listener gets whose payload is one the
@@ -166,4 +173,163 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 	relaytest.WaitEvent(ctx, t, ls[0][0].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
 	from := ls[1][1].k.ok.Load()
 	eventually(ctx, t, "relay 1's listener to go on hearing", func() bool { return ls[1][1].k.ok.Load() >= from+20 })
+}
+
+// An edge dies (cut from NATS, then stopped: a crash): its listener's
+// connection ends; dialing again with its resume token and the cluster's
+// other relays, the client finds its relay unreachable, joins afresh
+// through another one (the token is that relay's no more) and hears
+// again there.
+func TestEdgeDies(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	edge := cl.relays[2]
+	l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
+	k := hearExact(ctx, t, l, sent)
+	eventually(ctx, t, "the listener to hear the host through relay 2", func() bool { return k.ok.Load() >= 20 })
+
+	edge.Cluster().Conn().Close()
+	edge.Stop()
+	select {
+	case <-l.Done():
+	case <-ctx.Done():
+		t.Fatal("the dead relay's listener stayed connected")
+	}
+	jctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	again, err := client.Dial(jctx, client.Config{URL: edge.URL, Relays: []string{cl.relays[1].URL}, Room: "live", Name: "L",
+		Role: protocol.RoleAudience, Resume: l.Joined().Resume, Loopback: true, Logger: relaytest.Logger()})
+	if err != nil {
+		t.Fatalf("dial again with the other relays: %v", err)
+	}
+	t.Cleanup(func() { _ = again.Close() })
+	if again.URL() != cl.relays[1].URL || again.Joined().Resumed {
+		t.Fatalf("joined %s (resumed %v), want a fresh join at relay 1 %s", again.URL(), again.Joined().Resumed, cl.relays[1].URL)
+	}
+	k2 := hearExact(ctx, t, again, sent)
+	eventually(ctx, t, "the listener to hear again through relay 1", func() bool { return k2.ok.Load() >= 20 })
+	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
+		t.Errorf("%d packets with payloads the host never sent", bad)
+	}
+	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "edge"); v != 1 {
+		t.Errorf("relay 1 has %v edge links, want 1", v)
+	}
+}
+
+// NATS goes away: the links already open carry on (their media does not
+// cross NATS), so edge listeners keep hearing; when it is back, a new
+// listener on a fresh edge gets a link again.
+func TestEdgeNATSOutage(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	l := dial(ctx, t, cl.relays[1].URL, "live", "L", protocol.RoleAudience)
+	k := hearExact(ctx, t, l, sent)
+	eventually(ctx, t, "the edge listener to hear the host", func() bool { return k.ok.Load() >= 20 })
+
+	cl.nats.Shutdown()
+	for _, r := range cl.relays {
+		eventually(ctx, t, "every relay to see NATS gone", func() bool { return r.Value(t, "relay_cluster_nats_connected") == 0 })
+	}
+	from := k.ok.Load()
+	eventually(ctx, t, "the edge listener to go on hearing without NATS", func() bool { return k.ok.Load() >= from+100 })
+	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "edge"); v != 1 {
+		t.Errorf("relay 1 has %v edge links during the outage, want its 1", v)
+	}
+
+	cl.nats.Restart()
+	for _, r := range cl.relays {
+		eventually(ctx, t, "every relay to reconnect", func() bool { return r.Value(t, "relay_cluster_nats_reconnects_total") >= 1 })
+	}
+	l2 := dialEventually(ctx, t, cl.relays[2].URL, "live", "L2", protocol.RoleAudience)
+	if l2.URL() != cl.relays[2].URL {
+		t.Fatalf("a listener through relay 2 after the outage joined %s", l2.URL())
+	}
+	k2 := hearExact(ctx, t, l2, sent)
+	eventually(ctx, t, "a listener on a new edge after the outage to hear", func() bool { return k2.ok.Load() >= 20 })
+	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
+		t.Errorf("%d packets with payloads the host never sent", bad)
+	}
+}
+
+// A drain of an edge moves its listeners to another relay (message
+// redirect): they join there and hear again, and the drained relay's
+// link closes.
+func TestDrainEdge(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	edge := cl.relays[2]
+	l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
+	k := hearExact(ctx, t, l, sent)
+	eventually(ctx, t, "the listener to hear the host through relay 2", func() bool { return k.ok.Load() >= 20 })
+
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		edge.Drain(ctx, 5*ttl)
+	}()
+	t.Cleanup(func() { <-drained })
+	rd := relaytest.WaitEvent[*protocol.Redirect](ctx, t, l, nil)
+	if rd.URL != cl.relays[0].URL && rd.URL != cl.relays[1].URL {
+		t.Fatalf("redirect to %s, want another live relay", rd.URL)
+	}
+	<-drained
+	eventually(ctx, t, "the drained relay's link to close", func() bool { return edge.Value(t, "relay_cluster_links", "side", "edge") == 0 })
+	moved := dial(ctx, t, rd.URL, "live", "L", protocol.RoleAudience)
+	k2 := hearExact(ctx, t, moved, sent)
+	eventually(ctx, t, "the moved listener to hear again", func() bool { return k2.ok.Load() >= 20 })
+	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
+		t.Errorf("%d packets with payloads the host never sent", bad)
+	}
+}
+
+// The owner is cut off from NATS while its room has listeners on two
+// edges, and a host joins again through edge 1: that relay finds the
+// owner gone (no answer to its ping) and takes the room over, and its
+// edge room becomes the room itself, so the listener there keeps its
+// session and hears the new host without reconnecting. Then the old owner
+// stops: edge 2's link ends (the owner's DTLS close, or ICE timing out),
+// and its listener is told to join again at its own relay (redirect),
+// which now routes it to relay 1 as an edge.
+func TestOwnerDiesWithEdges(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	a := cl.relays[0]
+	host := dial(ctx, t, a.URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	l1 := dial(ctx, t, cl.relays[1].URL, "live", "L1", protocol.RoleAudience)
+	l2 := dial(ctx, t, cl.relays[2].URL, "live", "L2", protocol.RoleAudience)
+	k1 := hearExact(ctx, t, l1, sent)
+	eventually(ctx, t, "listener 1 to hear the host", func() bool { return k1.ok.Load() >= 20 })
+
+	a.Cluster().Conn().Close() // gone, as the cluster sees it
+	host2 := dialEventually(ctx, t, cl.relays[1].URL, "live", "Host2", protocol.RoleHost)
+	if host2.URL() != cl.relays[1].URL {
+		t.Fatalf("the host joined again at %s, want relay 1 (which takes the room over)", host2.URL())
+	}
+	relaytest.WaitEvent(ctx, t, l1, func(ev *protocol.ParticipantLeft) bool { return ev.Participant == host.Joined().Participant.ID })
+	// Both hosts' payloads count as sent (a listener's reader takes every
+	// track it gets); l1 keeps its connection and goes on hearing.
+	from := k1.ok.Load()
+	publishInto(ctx, t, host2, sent)
+	eventually(ctx, t, "listener 1 to hear the new host without reconnecting", func() bool { return k1.ok.Load() >= from+50 })
+	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "edge"); v != 0 {
+		t.Errorf("relay 1 (the new owner) still has %v edge links", v)
+	}
+
+	a.Stop()
+	rd := relaytest.WaitEvent[*protocol.Redirect](ctx, t, l2, nil)
+	if rd.URL != cl.relays[2].URL {
+		t.Fatalf("edge 2's listener was sent to %s, want its own relay %s (which routes afresh)", rd.URL, cl.relays[2].URL)
+	}
+	l2b := dialEventually(ctx, t, rd.URL, "live", "L2", protocol.RoleAudience)
+	k2 := hearExact(ctx, t, l2b, sent)
+	eventually(ctx, t, "listener 2 to hear the new host through relay 2 again", func() bool { return k2.ok.Load() >= 20 })
+	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "owner"); v != 1 {
+		t.Errorf("relay 1 (the new owner) has %v links, want 1 (relay 2's)", v)
+	}
+	if bad := k1.bad.Load() + k2.bad.Load(); bad != 0 {
+		t.Errorf("%d packets with payloads no host sent", bad)
+	}
 }

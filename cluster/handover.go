@@ -16,7 +16,8 @@ import (
 // hand over (no other node is alive, or the directory is out of reach)
 // is released instead and missing from the result: its participants get
 // the ordinary draining message, and the room is re-created wherever it
-// is joined next.
+// is joined next. Rooms this node serves as an edge are in the result
+// too (moveEdgeRooms): their listeners move to another node.
 func (n *Node) Handover(ctx context.Context) map[string]string {
 	n.mu.Lock()
 	n.draining = true
@@ -25,6 +26,7 @@ func (n *Node) Handover(ctx context.Context) map[string]string {
 	d := n.directory()
 	if d == nil {
 		n.log.Warn("draining without the directory: this node's rooms cannot be handed over; their entries age out", "ttl", n.cfg.TTL)
+		n.moveEdgeRooms(moved, nil, nil)
 		return moved
 	}
 	lctx, cancel := n.opContext(ctx)
@@ -45,7 +47,31 @@ func (n *Node) Handover(ctx context.Context) map[string]string {
 		}
 	}
 	n.log.Info("draining: rooms handed over", "moved", len(moved), "live_nodes", len(ids))
+	n.moveEdgeRooms(moved, ids, nodes)
 	return moved
+}
+
+// moveEdgeRooms adds to moved, for each room this node serves as an edge,
+// where its listeners go: another live node (by the room's name: the
+// same one for all of a room's listeners here, so one new link serves
+// them), or the room's owner when no other node is known. Any node
+// routes them; another edge serves them over its link.
+func (n *Node) moveEdgeRooms(moved map[string]string, ids []string, urls map[string]string) {
+	n.mu.Lock()
+	links := make([]*edgeLink, 0, len(n.edgeLinks))
+	for l := range n.edgeLinks {
+		links = append(links, l)
+	}
+	n.mu.Unlock()
+	for _, l := range links {
+		url := l.ownerURL
+		if len(ids) > 0 {
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(l.room))
+			url = urls[ids[int(h.Sum32()%uint32(len(ids)))]]
+		}
+		moved[l.room] = url
+	}
 }
 
 // handOne gives room to one of ids (by its name's hash), or releases it.

@@ -167,7 +167,9 @@ func (l *edgeLink) open() error {
 		l.publish(linkRequest{Op: opCandidate, Link: l.id, Candidate: &ci})
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed {
+		// Failed: the owner went silent (ICE timeouts); closed: it closed
+		// its end (DTLS close), or we did (fail is then a no-op).
+		if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
 			l.fail()
 		}
 	})

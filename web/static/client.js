@@ -146,6 +146,10 @@ export class RelayClient extends EventTarget {
    * @param {number} [opts.reconnectWindow=10000] ms after the drop within which
    *   attempts start: the relay keeps a lost participant this long (-grace)
    * @param {number} [opts.attemptTimeout=5000] ms one attempt (open and join) may take
+   * @param {string[]} [opts.relays=[]] other relays of a cluster (their /ws
+   *   URLs): reconnection attempts go round the session's relay, the one
+   *   connect() was given, and these, so that a listener whose relay died
+   *   hears again through another (docs/cluster.md, failures)
    */
   constructor(opts = {}) {
     super();
@@ -159,6 +163,7 @@ export class RelayClient extends EventTarget {
       reconnectMaxDelay: RECONNECT_MAX_DELAY_MS,
       reconnectWindow: RECONNECT_WINDOW_MS,
       attemptTimeout: ATTEMPT_TIMEOUT_MS,
+      relays: [],
       ...opts,
     };
   }
@@ -863,7 +868,10 @@ export class RelayClient extends EventTarget {
     // In a cluster the relay that served the session may be gone (it
     // died or drained): every other attempt goes to the relay the page
     // first connected to, which routes the join to the room's relay now.
-    const url = r.attempt % 2 === 0 && this.#entryURL ? this.#entryURL : this.#url;
+    // With opts.relays, attempts go round those too: any relay of the
+    // cluster routes the join (a listener is served where it lands).
+    const urls = [...new Set([this.#url, this.#entryURL, ...this.#opts.relays].filter(Boolean))];
+    const url = urls[(r.attempt - 1) % urls.length];
     await withTimeout(this.#open(url), timeout, "open the WebSocket");
     this.#url = url;
     if (this.#reconnect !== r) return;
