@@ -163,7 +163,9 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 	// Relay 2's listeners leave: its link closes, the owner's follows,
 	// and the count drops to 4 everywhere.
 	for _, l := range ls[2] {
-		_ = l.c.Close()
+		if err := l.c.Leave(ctx); err != nil {
+			t.Fatalf("leave: %v", err)
+		}
 	}
 	eventually(ctx, t, "relay 2's link to close", func() bool {
 		return cl.relays[2].Value(t, "relay_cluster_links", "side", "edge") == 0 &&
@@ -331,5 +333,26 @@ func TestOwnerDiesWithEdges(t *testing.T) {
 	}
 	if bad := k1.bad.Load() + k2.bad.Load(); bad != 0 {
 		t.Errorf("%d packets with payloads no host sent", bad)
+	}
+}
+
+// An edge's link closes when its last listener leaves and opens again
+// with the next one, over and over.
+func TestEdgeLinkReopens(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	edge := cl.relays[1]
+	for i := range 3 {
+		l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
+		k := hearExact(ctx, t, l, sent)
+		eventually(ctx, t, fmt.Sprintf("listener %d to hear the host", i), func() bool { return k.ok.Load() >= 20 })
+		if err := l.Leave(ctx); err != nil {
+			t.Fatalf("leave: %v", err)
+		}
+		eventually(ctx, t, "the link to close", func() bool {
+			return edge.Value(t, "relay_cluster_links", "side", "edge") == 0 &&
+				cl.relays[0].Value(t, "relay_cluster_links", "side", "owner") == 0
+		})
 	}
 }

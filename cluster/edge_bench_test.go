@@ -1,0 +1,197 @@
+package cluster_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/natstest"
+	"github.com/lianmai/relay/internal/opusgen"
+	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/protocol"
+	"github.com/pion/rtp"
+)
+
+// benchEdge is NATS, an owner (relay 0) whose host publishes real Opus in
+// room "live", and an edge (relay 1); each, if set, sees every payload
+// the host sends.
+func benchEdge(b *testing.B, each func(payload []byte)) (owner, edge *relaytest.Relay, ctx context.Context) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	b.Cleanup(cancel)
+	srv := natstest.Start(b)
+	owner = relaytest.Start(b, relaytest.Options{NATS: srv.URL(), NodeID: "a", ClusterTTL: ttl, ClusterOpTimeout: opTimeout})
+	edge = relaytest.Start(b, relaytest.Options{NATS: srv.URL(), NodeID: "b", ClusterTTL: ttl, ClusterOpTimeout: opTimeout})
+	host, err := client.Dial(ctx, client.Config{URL: owner.URL, Room: "live", Name: "Host", Role: protocol.RoleHost, Loopback: true, Logger: relaytest.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = host.Close() })
+	pub, err := host.Publish(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := opusgen.NewSource(1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = relaytest.SendOpus(sctx, pub, src, func(payload []byte, _ *rtp.Packet) error {
+			if each != nil {
+				each(payload)
+			}
+			return nil
+		})
+	}()
+	b.Cleanup(func() { stop(); <-done })
+	return owner, edge, ctx
+}
+
+// firstPacket dials a listener through url and returns how long it took
+// from the dial to its first media packet; the listener leaves.
+func firstPacket(ctx context.Context, b *testing.B, url string) time.Duration {
+	start := time.Now()
+	c, err := client.Dial(ctx, client.Config{URL: url, Room: "live", Name: "L", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Leave(ctx) }() // leave, not close: a closed client is kept for the grace period
+	select {
+	case rt := <-c.Tracks():
+		for {
+			pkt, _, err := rt.Track.ReadRTP()
+			if err != nil {
+				b.Fatalf("read: %v", err)
+			}
+			if len(pkt.Payload) > 0 {
+				return time.Since(start)
+			}
+		}
+	case <-ctx.Done():
+		b.Fatal("no track")
+	}
+	return 0
+}
+
+// BenchmarkEdgeJoin measures an audience join on an edge, from the dial to
+// the first media packet: warm, while the edge's link to the owner is
+// already open (another listener keeps it); cold, the room's first
+// listener on the edge, whose join opens the link.
+func BenchmarkEdgeJoin(b *testing.B) {
+	b.Run("warm", func(b *testing.B) {
+		_, edge, ctx := benchEdge(b, nil)
+		keep, err := client.Dial(ctx, client.Config{URL: edge.URL, Room: "live", Name: "Keep", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = keep.Close() })
+		firstPacket(ctx, b, edge.URL) // the link is up and carrying
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for range b.N {
+			lat = append(lat, firstPacket(ctx, b, edge.URL))
+		}
+		b.StopTimer()
+		percentiles(b, lat)
+	})
+	b.Run("cold", func(b *testing.B) {
+		_, edge, ctx := benchEdge(b, nil)
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for range b.N {
+			lat = append(lat, firstPacket(ctx, b, edge.URL))
+			b.StopTimer()
+			for edge.Value(b, "relay_cluster_links", "side", "edge") != 0 { // the next join opens a new link
+				time.Sleep(time.Millisecond)
+			}
+			b.StartTimer()
+		}
+		b.StopTimer()
+		percentiles(b, lat)
+	})
+}
+
+// BenchmarkEdgeHop measures the latency the edge hop adds: one listener on
+// the owner and one on an edge receive the same packets; per packet, the
+// edge listener's arrival time less the owner listener's. One op is one
+// packet (10 ms of audio), so a run of N ops lasts N × 10 ms.
+func BenchmarkEdgeHop(b *testing.B) {
+	owner, edge, ctx := benchEdge(b, nil)
+	type arrival struct {
+		mu  sync.Mutex
+		at  map[string]time.Time
+		dup map[string]bool // payloads seen twice (silence frames can repeat): not matched
+	}
+	listen := func(url string, a *arrival) *client.Client {
+		c, err := client.Dial(ctx, client.Config{URL: url, Room: "live", Name: "L", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() {
+			rt := <-c.Tracks()
+			if rt == nil {
+				return
+			}
+			for {
+				pkt, _, err := rt.Track.ReadRTP()
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				a.mu.Lock()
+				if a.at != nil {
+					k := string(pkt.Payload)
+					if _, seen := a.at[k]; seen {
+						a.dup[k] = true
+					}
+					a.at[k] = now
+				}
+				a.mu.Unlock()
+			}
+		}()
+		return c
+	}
+	var direct, viaEdge arrival
+	cd, ce := listen(owner.URL, &direct), listen(edge.URL, &viaEdge)
+	defer func() { _ = cd.Close(); _ = ce.Close() }()
+	firstPacket(ctx, b, edge.URL) // the link carries
+	time.Sleep(200 * time.Millisecond)
+	direct.mu.Lock()
+	direct.at, direct.dup = make(map[string]time.Time, b.N), make(map[string]bool)
+	direct.mu.Unlock()
+	viaEdge.mu.Lock()
+	viaEdge.at, viaEdge.dup = make(map[string]time.Time, b.N), make(map[string]bool)
+	viaEdge.mu.Unlock()
+	b.ResetTimer()
+	time.Sleep(time.Duration(b.N) * 10 * time.Millisecond)
+	b.StopTimer()
+	time.Sleep(100 * time.Millisecond) // the last packets reach the edge listener
+	direct.mu.Lock()
+	viaEdge.mu.Lock()
+	var lat []time.Duration
+	for k, t0 := range direct.at {
+		if t1, ok := viaEdge.at[k]; ok && !direct.dup[k] && !viaEdge.dup[k] {
+			lat = append(lat, t1.Sub(t0))
+		}
+	}
+	viaEdge.mu.Unlock()
+	direct.mu.Unlock()
+	if len(lat) < b.N/2 {
+		b.Fatalf("only %d of ~%d packets reached both listeners", len(lat), b.N)
+	}
+	percentiles(b, lat)
+}
+
+// percentiles reports the median and 99th percentile of lat.
+func percentiles(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()), "p99-µs")
+	b.ReportMetric(0, "ns/op")
+}
