@@ -25,6 +25,14 @@ func benchEdge(b *testing.B, each func(payload []byte)) (owner, edge *relaytest.
 	srv := natstest.Start(b)
 	owner = relaytest.Start(b, relaytest.Options{NATS: srv.URL(), NodeID: "a", ClusterTTL: ttl, ClusterOpTimeout: opTimeout})
 	edge = relaytest.Start(b, relaytest.Options{NATS: srv.URL(), NodeID: "b", ClusterTTL: ttl, ClusterOpTimeout: opTimeout})
+	for _, r := range []*relaytest.Relay{owner, edge} { // both have reached the directory
+		for r.Value(b, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") < 1 {
+			if ctx.Err() != nil {
+				b.Fatal("a relay did not reach the directory")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	host, err := client.Dial(ctx, client.Config{URL: owner.URL, Room: "live", Name: "Host", Role: protocol.RoleHost, Loopback: true, Logger: relaytest.Logger()})
 	if err != nil {
 		b.Fatal(err)

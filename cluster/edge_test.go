@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -158,6 +159,13 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 	for i := range ls {
 		c := ls[i][0].c
 		relaytest.WaitEvent(ctx, t, c, func(ev *protocol.Audience) bool { return ev.Count == 6 })
+	}
+
+	// An edge listener's mic request is refused with the owner's URL:
+	// the room's hosts are there.
+	_, err := ls[1][0].c.Request(ctx, &protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}, "")
+	if se := serverError(err); se == nil || se.Code != protocol.CodeForbidden || !strings.Contains(se.Message, cl.relays[0].URL) {
+		t.Errorf("mic_request on an edge: %v; want forbidden naming the owner %s", err, cl.relays[0].URL)
 	}
 
 	// Relay 2's listeners leave: its link closes, the owner's follows,

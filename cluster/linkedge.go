@@ -36,7 +36,7 @@ func (n *Node) JoinEdge(jp sfu.JoinParams, route sfu.Route) (*sfu.Participant, e
 	l := &edgeLink{n: n, id: newLinkID(), room: jp.Room, owner: route.Owner, ownerURL: route.URL,
 		remotes: make(map[string]*sfu.Remote), tracks: make(map[string]*media.UpTrack), report: make(chan struct{}, 1)}
 	l.log = n.log.With("room", jp.Room, "owner", route.Owner, "link", l.id)
-	p, created, err := s.JoinEdgeRoom(jp, sfu.EdgeHooks{OnAudience: l.onAudience, OnEnd: func(*sfu.Room) { l.end() }})
+	p, created, err := s.JoinEdgeRoom(jp, sfu.EdgeHooks{OwnerURL: route.URL, OnAudience: l.onAudience, OnEnd: func(*sfu.Room) { l.end() }})
 	if err != nil {
 		return nil, err
 	}

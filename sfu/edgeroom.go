@@ -26,6 +26,9 @@ import (
 // Both are called with the room's lock held (OnEnd with the SFU's lock
 // too): they must not block or call back into the sfu.
 type EdgeHooks struct {
+	// OwnerURL is the owning relay's URL, named in errors (a mic request
+	// on an edge is refused: the room's hosts are on the owner).
+	OwnerURL string
 	// OnAudience gets the room's own audience count (this relay's
 	// listeners) whenever it may have changed.
 	OnAudience func(local int)
