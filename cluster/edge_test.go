@@ -364,3 +364,73 @@ func TestEdgeLinkReopens(t *testing.T) {
 		})
 	}
 }
+
+// Listeners join an edge all at once, before and while its link opens:
+// every one of them hears the host and the guest.
+func TestEdgeConcurrentJoins(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	guest := dial(ctx, t, cl.relays[0].URL, "live", "Guest", protocol.RoleGuest)
+	publishInto(ctx, t, guest, sent)
+	const n = 6
+	var wg sync.WaitGroup
+	cs := make([]*client.Client, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs[i], errs[i] = tryDial(ctx, cl.relays[1+i%2].URL, "live", fmt.Sprintf("L%d", i), protocol.RoleAudience)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("listener %d: %v", i, err)
+		}
+		t.Cleanup(func() { _ = cs[i].Close() })
+	}
+	for i, c := range cs {
+		tracks := 0
+		for tracks < 2 {
+			select {
+			case rt := <-c.Tracks():
+				tracks++
+				go func() {
+					for {
+						if _, _, err := rt.Track.ReadRTP(); err != nil {
+							return
+						}
+					}
+				}()
+			case <-ctx.Done():
+				t.Fatalf("listener %d got %d of the 2 tracks", i, tracks)
+			}
+		}
+	}
+}
+
+// Two rooms with the same owner and the same edge: two links between the
+// same two relays, each carrying its own room's tracks only. (Links that
+// shared the edge's media port mixed rooms up in the load generator's
+// three-relay run, loadtest's TestRunSpreadOverCluster, which catches it;
+// this smaller case did not show it.)
+func TestEdgeTwoRoomsSameRelays(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	var ks []*exactCounter
+	for _, room := range []string{"r0", "r1"} {
+		host := dial(ctx, t, cl.relays[0].URL, room, "Host", protocol.RoleHost)
+		sent := publishKept(ctx, t, host)
+		l := dial(ctx, t, cl.relays[1].URL, room, "L", protocol.RoleAudience)
+		ks = append(ks, hearExact(ctx, t, l, sent))
+	}
+	eventually(ctx, t, "relay 1 to open both links", func() bool { return cl.relays[1].Value(t, "relay_cluster_links", "side", "edge") == 2 })
+	for i, k := range ks {
+		from := k.ok.Load() // both links are up from here on
+		eventually(ctx, t, fmt.Sprintf("the listener of r%d to hear its host", i), func() bool { return k.ok.Load() >= from+50 })
+		if bad := k.bad.Load(); bad != 0 {
+			t.Errorf("the listener of r%d got %d packets its host never sent (the other room's?)", i, bad)
+		}
+	}
+}

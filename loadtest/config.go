@@ -25,6 +25,11 @@ type Config struct {
 	Interval    time.Duration // progress and time-series interval; 0 means 1s
 	Logger      *slog.Logger  // nil discards
 	ClientLog   *slog.Logger  // the clients' and pion's logs; nil discards
+	// ListenerURLs spread the audience over several relays of a cluster
+	// (docs/cluster-edges.md): the n-th audience join goes to
+	// ListenerURLs[n % len]. Hosts and guests join URL (the room's owner
+	// should be the relay the run measures). Empty: everyone joins URL.
+	ListenerURLs []string
 }
 
 // metricsURL returns the /metrics URL next to the WebSocket.
@@ -54,6 +59,11 @@ func (c Config) validate() error {
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return fmt.Errorf("%w: relay URL %q: want ws://host:port/ws", ErrBadScenario, c.URL)
 	}
+	for _, l := range c.ListenerURLs {
+		if u, err := url.Parse(l); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("%w: listener URL %q: want ws://host:port/ws", ErrBadScenario, l)
+		}
+	}
 	if c.Token != "" && c.TokenSecret != "" {
 		return fmt.Errorf("%w: give -token or -token-secret, not both", ErrBadScenario)
 	}
@@ -75,4 +85,13 @@ func runDeadline(sc Scenario, cfg Config) time.Duration {
 	}
 	ramp := time.Duration(float64(sc.Participants()) / sc.JoinRate * float64(time.Second))
 	return cfg.WaitReady + 2*ramp + 2*sc.JoinTimeout.D() + sc.Settle.D() + sc.Duration.D() + time.Minute
+}
+
+// joinURL is where a participant with role joins: the n-th audience member
+// (n counted by next) one of ListenerURLs in turn, everyone else URL.
+func (c Config) joinURL(role string, next func() uint64) string {
+	if role != roleAudience || len(c.ListenerURLs) == 0 {
+		return c.URL
+	}
+	return c.ListenerURLs[next()%uint64(len(c.ListenerURLs))]
 }

@@ -48,7 +48,7 @@ func (p *participant) markClosing() bool { return p.closing.CompareAndSwap(false
 // tracks are accepted until close.
 func (p *participant) dial(ctx context.Context) error {
 	cfg := client.Config{
-		URL:         p.r.cfg.URL,
+		URL:         p.r.cfg.joinURL(p.role, func() uint64 { return p.r.listenerJoins.Add(1) - 1 }),
 		Room:        p.r.roomName(p.room),
 		Name:        p.name,
 		Role:        p.role,

@@ -42,8 +42,10 @@ var srtpProfiles = []dtls.SRTPProtectionProfile{
 }
 
 // apis are the pion APIs of the relay's pub and sub connections: the same
-// codecs and settings, different interceptors.
-type apis struct{ pub, sub *webrtc.API }
+// codecs and settings, different interceptors; and of a cluster edge's
+// links (edgeroom.go), which receive as pub does but on a UDP port of
+// their own each.
+type apis struct{ pub, sub, link *webrtc.API }
 
 // newAPI builds the pion APIs every peer connection of the relay uses.
 func newAPI(cfg ICEConfig) (apis, error) {
@@ -129,9 +131,21 @@ func newAPI(cfg ICEConfig) (apis, error) {
 			return apis{}, fmt.Errorf("announce IPs %v: %w", cfg.AnnounceIPs, err)
 		}
 	}
+	// A link's edge end gathers on a port of its own, not the media port:
+	// two links between the same two relays (two rooms) would otherwise
+	// share one address pair, which the owner's UDP mux cannot tell apart.
+	linkSE := se
+	linkSE.SetICEUDPMux(nil)
+	linkSE.SetICETCPMux(nil)
+	if cfg.Loopback {
+		linkSE.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	} else {
+		linkSE.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
 	return apis{
-		pub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
-		sub: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+		link: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(linkSE)),
+		pub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
+		sub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
 	}, nil
 }
 

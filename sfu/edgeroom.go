@@ -112,9 +112,9 @@ func (r *Room) forgetListenersLocked(p *Participant) {
 
 // NewLinkConnection is a peer connection for an edge's end of a link: it
 // receives as a publisher's pub connection does (the same codecs, NACKs
-// toward the sender, audio levels, the relay's media port).
+// toward the sender), on a UDP port of its own (see newAPI).
 func (s *SFU) NewLinkConnection() (*webrtc.PeerConnection, error) {
-	return s.api.pub.NewPeerConnection(webrtc.Configuration{})
+	return s.api.link.NewPeerConnection(webrtc.Configuration{})
 }
 
 // NewLinkTrack is the track an edge makes of one of its link's tracks:

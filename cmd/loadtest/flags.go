@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lianmai/relay/loadtest"
@@ -40,6 +41,15 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.StringVar(&file, "scenario", "", "scenario JSON file (see docs/loadtest.md); flags below override its fields")
 	fs.StringVar(&o.cfg.URL, "url", "ws://127.0.0.1:8080/ws", "the relay's WebSocket URL")
 	fs.StringVar(&o.cfg.MetricsURL, "metrics", "", "the relay's /metrics URL; default: next to -url; - for none")
+	fs.Func("listener-urls", "comma-separated WebSocket URLs of a cluster's relays: audience members join them in turn (hosts and guests join -url); default: -url", func(v string) error {
+		o.cfg.ListenerURLs = nil
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				o.cfg.ListenerURLs = append(o.cfg.ListenerURLs, u)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&o.cfg.RelayPID, "relay-pid", 0, "the relay's PID on this machine: its CPU and RSS come from /proc/<pid> (else from its /metrics)")
 	fs.StringVar(&o.cfg.Token, "token", "", "token sent in every join (a single-room scenario); env LOADTEST_TOKEN")
 	fs.StringVar(&o.cfg.TokenSecret, "token-secret", "", "HS256 secret to mint a token per participant; env LOADTEST_TOKEN_SECRET")
