@@ -48,7 +48,7 @@ type runner struct {
 	live          liveCounters // packets read and late frames, for the progress line and the series
 	foreignTracks atomic.Uint64
 	listenerJoins atomic.Uint64 // audience joins so far, to spread them over Config.ListenerURLs
-	up            atomic.Int64 // participants joined and not yet gone
+	up            atomic.Int64  // participants joined and not yet gone
 	phase         atomic.Int32
 
 	slotMu   sync.Mutex
