@@ -54,11 +54,15 @@ func publishInto(ctx context.Context, t *testing.T, c *client.Client, sent *sent
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = relaytest.SendOpus(sctx, pub, src, func(payload []byte, _ *rtp.Packet) error {
+		level := pub.AudioLevelExtensionID()
+		_ = relaytest.SendOpus(sctx, pub, src, func(payload []byte, pkt *rtp.Packet) error {
 			sent.mu.Lock()
 			sent.seen[string(payload)] = struct{}{}
 			sent.mu.Unlock()
-			return nil
+			if level == 0 {
+				return nil
+			}
+			return pkt.Header.SetExtension(level, []byte{src.LastLevel()}) // RFC 6464, for speakers
 		})
 	}()
 	t.Cleanup(func() { stop(); <-done })
@@ -159,6 +163,13 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 	for i := range ls {
 		c := ls[i][0].c
 		relaytest.WaitEvent(ctx, t, c, func(ev *protocol.Audience) bool { return ev.Count == 6 })
+	}
+
+	// Edge listeners see the owner's speakers: the host.
+	for i := 1; i < 3; i++ {
+		relaytest.WaitEvent(ctx, t, ls[i][1].c, func(ev *protocol.Speakers) bool {
+			return len(ev.Speakers) > 0 && ev.Speakers[0].Participant == host.Joined().Participant.ID
+		})
 	}
 
 	// An edge listener's mic request is refused with the owner's URL:

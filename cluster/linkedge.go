@@ -341,6 +341,12 @@ func (l *edgeLink) handle(le linkEvent) error {
 			return err
 		}
 		l.setAudience(ev.Count)
+	case evSpeakers:
+		var ev sfu.SpeakersEvent
+		if err := json.Unmarshal(le.Event, &ev); err != nil {
+			return err
+		}
+		l.r.SetSpeakers(ev.Speakers)
 	case evDescription:
 		var ev sfu.DescriptionEvent
 		if err := json.Unmarshal(le.Event, &ev); err != nil {

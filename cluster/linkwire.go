@@ -66,14 +66,14 @@ const (
 	evRoleChanged      = "role_changed"
 	evMuted            = "muted"
 	evAudience         = "audience"
+	evSpeakers         = "speakers"
 	evDescription      = "description"
 	evCandidate        = "candidate"
 	evClosed           = "closed"
 )
 
 // encodeEvent is ev as a link sees it; ok false for events an edge has no
-// use for (speakers: the edge computes its own from the link's audio
-// levels; track_published: the track itself arrives on the link; the mic
+// use for (track_published: the track itself arrives on the link; the mic
 // workflow's events, which are hosts' and the requester's).
 func encodeEvent(ev sfu.Event) (linkEvent, bool) {
 	var typ string
@@ -92,6 +92,8 @@ func encodeEvent(ev sfu.Event) (linkEvent, bool) {
 		typ = evMuted
 	case sfu.AudienceEvent:
 		typ = evAudience
+	case sfu.SpeakersEvent:
+		typ = evSpeakers
 	case sfu.DescriptionEvent:
 		typ = evDescription
 	case sfu.CandidateEvent:

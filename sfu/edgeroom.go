@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
@@ -157,5 +158,25 @@ func (s *SFU) promoteLocked(r *Room, h *EdgeHooks) {
 	if s.cfg.Router != nil {
 		s.cfg.Router.RoomCreated(r.name)
 	}
-	go r.SetAudienceElsewhere(0) // r.mu comes before s.mu
+	go func() { // r.mu comes before s.mu
+		r.SetAudienceElsewhere(0)
+		r.mu.Lock()
+		r.startSpeakersLocked() // the room's own tracks' levels from now on
+		r.mu.Unlock()
+	}()
+}
+
+// SetSpeakers shows an edge room's clients the owner's speaker list. An
+// edge room does not make its own: its tracks come over a link, and the
+// relay forwards packets without their header extensions, so it has no
+// audio levels.
+func (r *Room) SetSpeakers(list []Speaker) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone || r.edge.Load() == nil {
+		return
+	}
+	r.sfu.cfg.Metrics.Speaking.Add(float64(len(list) - len(r.speakers)))
+	r.speakers = list
+	r.sendAllLocked(SpeakersEvent{Speakers: slices.Clone(list)})
 }

@@ -20,6 +20,9 @@ const levelStale = int64(300 * time.Millisecond)
 // running; it stops by itself once the room has no tracks and nobody is
 // listed as speaking.
 func (r *Room) startSpeakersLocked() {
+	if r.edge.Load() != nil {
+		return // an edge room shows its owner's speakers (SetSpeakers)
+	}
 	if r.speakersTimer == nil && !r.gone {
 		r.speakersTimer = time.AfterFunc(speakersInterval, r.speakersTick)
 	}
