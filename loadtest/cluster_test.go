@@ -2,6 +2,8 @@ package loadtest
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +67,27 @@ func testRunSpreadOverCluster(t *testing.T) {
 	// relays serve the rest as edges.
 	if edge < float64(sc.Rooms*sc.Audience)/2 {
 		t.Errorf("%v listeners served by edges, want about two thirds of %d", edge, sc.Rooms*sc.Audience)
+	}
+}
+
+// A listener URL that is not a WebSocket URL is refused before the run,
+// naming it; the audience is spread over the list in turn.
+func TestListenerURLs(t *testing.T) {
+	cfg := Config{URL: "ws://a:1/ws", ListenerURLs: []string{"ws://a:1/ws", "http://b:2/ws"}}
+	if err := cfg.validate(); !errors.Is(err, ErrBadScenario) || !strings.Contains(err.Error(), "http://b:2/ws") {
+		t.Fatalf("validate: %v, want ErrBadScenario naming the bad URL", err)
+	}
+	cfg.ListenerURLs[1] = "ws://b:2/ws"
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	next := func() uint64 { n++; return n - 1 }
+	var got []string
+	for _, role := range []string{roleAudience, "host", roleAudience, roleAudience} {
+		got = append(got, cfg.joinURL(role, next))
+	}
+	if want := []string{"ws://a:1/ws", "ws://a:1/ws", "ws://b:2/ws", "ws://a:1/ws"}; !slices.Equal(got, want) {
+		t.Fatalf("join URLs %q, want %q", got, want)
 	}
 }
