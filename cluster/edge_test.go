@@ -12,8 +12,10 @@ import (
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // sentPayloads keeps every payload a publisher sent, to check that
@@ -443,5 +445,30 @@ func TestEdgeTwoRoomsSameRelays(t *testing.T) {
 		if bad := k.bad.Load(); bad != 0 {
 			t.Errorf("the listener of r%d got %d packets its host never sent (the other room's?)", i, bad)
 		}
+	}
+}
+
+// A WHEP player of a room owned elsewhere is served on its relay as an
+// edge listener: it hears the host's payloads byte for byte.
+func TestWHEPOnEdge(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	player := whiptest.Play(ctx, t, cl.relays[2].HTTPURL, "live", whiptest.Options{})
+	var tr *webrtc.TrackRemote
+	select {
+	case tr = <-player.Tracks:
+	case <-ctx.Done():
+		t.Fatal("the WHEP player got no track")
+	}
+	got := 0
+	for _, pkt := range whiptest.ReadRTP(ctx, t, tr, 50) {
+		if len(pkt.Payload) > 0 && !sent.has(pkt.Payload) {
+			t.Fatalf("the WHEP player got a payload the host never sent")
+		}
+		got++
+	}
+	if v := cl.relays[2].Value(t, "relay_cluster_links", "side", "edge"); v != 1 || got < 50 {
+		t.Fatalf("relay 2: %v edge links (want 1), %d packets read", v, got)
 	}
 }
