@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -371,5 +372,24 @@ func TestHandover(t *testing.T) {
 	rd := newReader(ctx, t, srv.URL())
 	if o := rd.owner(ctx, t, "r"); o != "" {
 		t.Fatalf("after the last node's drain r is owned by %s, want released", o)
+	}
+}
+
+// A relay whose NATS is not there yet starts anyway (and keeps
+// reconnecting): joins that need the directory get ErrUnavailable at once.
+func TestStartWithoutNATS(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	n := startNode(t, url, "a")
+	if _, err := n.Route(context.Background(), "r", sfu.RoleHost); !errors.Is(err, sfu.ErrUnavailable) {
+		t.Fatalf("route without NATS: %v, want ErrUnavailable", err)
+	}
+	if v := testutilValue(n.m.connected); v != 0 {
+		t.Errorf("relay_cluster_nats_connected = %v", v)
 	}
 }
