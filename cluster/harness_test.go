@@ -63,16 +63,10 @@ func waitConnected(ctx context.Context, t *testing.T, r *relaytest.Relay) {
 	})
 }
 
-// eventually polls cond every 20 ms until it holds, or fails t at ctx's end.
+// eventually is natstest.Eventually.
 func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	natstest.Eventually(ctx, t, what, cond)
 }
 
 // dial joins through url (following redirects) and closes at cleanup.

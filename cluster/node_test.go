@@ -47,16 +47,10 @@ func startNode(t *testing.T, url, id string) *Node {
 	return n
 }
 
-// eventually polls cond every 20 ms until it holds or ctx ends.
+// eventually is natstest.Eventually.
 func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	natstest.Eventually(ctx, t, what, cond)
 }
 
 // routeWhenReady routes until the node has opened the directory (its
