@@ -205,6 +205,18 @@ func TestDrainOwner(t *testing.T) {
 		a.Drain(ctx, 5*ttl)
 	}()
 	t.Cleanup(func() { <-drained })
+	op := func(result string) float64 {
+		return a.Value(t, "relay_cluster_directory_ops_total", "op", "handover", "result", result)
+	}
+	released := func() float64 {
+		return a.Value(t, "relay_cluster_directory_ops_total", "op", "release", "result", "ok")
+	}
+	eventually(ctx, t, "relay 0 to hand its room over (or release it)", func() bool {
+		return op("ok")+op("error")+op("conflict")+released() >= 1
+	})
+	if op("ok") != 1 {
+		t.Fatalf("handover: ok %v, error %v, conflict %v, released %v; want the room handed over", op("ok"), op("error"), op("conflict"), released())
+	}
 	var to string
 	for _, c := range []*client.Client{host, listener} {
 		rd := relaytest.WaitEvent[*protocol.Redirect](ctx, t, c, nil)

@@ -16,11 +16,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Cluster timing in these tests: entries age out 1 s after their owner's
-// last heartbeat; a directory operation waits at most 500 ms.
+// Cluster timing in these tests: entries age out 2 s after their owner's
+// last heartbeat (heartbeats every 0.67 s: room for a loaded machine under
+// the race detector); a directory operation waits at most 2 s.
 const (
-	ttl          = time.Second
-	opTimeout    = 500 * time.Millisecond
+	ttl          = 2 * time.Second
+	opTimeout    = 2 * time.Second
 	testDeadline = 60 * time.Second
 )
 
