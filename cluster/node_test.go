@@ -389,3 +389,28 @@ func TestStartWithoutNATS(t *testing.T) {
 		t.Errorf("relay_cluster_nats_connected = %v", v)
 	}
 }
+
+// A join waits for another join's directory work on the same room no
+// longer than OpTimeout: then it gets ErrUnavailable, not a hang.
+func TestRouteWaitsBounded(t *testing.T) {
+	srv, ctx := setup(t)
+	a := startNode(t, srv.URL(), "a")
+	routeWhenReady(ctx, t, a, "warmup", sfu.RoleHost)
+	unlock, err := a.lockRoom(ctx, "busy") // as a join stuck in a slow NATS
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Route(ctx, "busy", sfu.RoleHost)
+	unlock()
+	if !errors.Is(err, sfu.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("route while the room's lock is held: %v; want ErrUnavailable after the operation timeout", err)
+	}
+	if rt, err := a.Route(ctx, "busy", sfu.RoleHost); err != nil || rt.Kind != sfu.RouteLocal {
+		t.Fatalf("route once the lock is free: %+v, %v", rt, err)
+	}
+	eventually(ctx, t, "every room lock to be forgotten", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.locks) == 0 // the keeper takes them briefly too
+	})
+}
