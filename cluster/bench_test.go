@@ -11,11 +11,11 @@ import (
 	"github.com/lianmai/relay/sfu"
 )
 
-// BenchmarkRouteLookup measures a join's directory lookup on a node that
-// does not own the room: Route's one Get of the room's entry over a real
-// NATS server on loopback (embedded, JetStream, memory-stored bucket),
-// ending in a redirect. It reports the median and 99th percentile of the
-// per-call latency (p50-ns, p99-ns) besides the mean.
+// BenchmarkRouteLookup measures a join's routing on a node that does not
+// own the room: Route's Get of the room's entry and its ping of the owner
+// over a real NATS server on loopback (embedded, JetStream, memory-stored
+// bucket), ending in a redirect. It reports the median and 99th
+// percentile of the per-call latency (p50-ns, p99-ns) besides the mean.
 func BenchmarkRouteLookup(b *testing.B) {
 	srv := natstest.Start(b)
 	owner, other := benchNode(b, srv.URL(), "owner"), benchNode(b, srv.URL(), "other")
@@ -32,6 +32,29 @@ func BenchmarkRouteLookup(b *testing.B) {
 		lat = append(lat, time.Since(start))
 		if err != nil || rt.Kind != sfu.RouteRedirect {
 			b.Fatalf("route %+v, %v; want a redirect", rt, err)
+		}
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkDirectoryGet measures the directory lookup alone: one Get of a
+// room's entry.
+func BenchmarkDirectoryGet(b *testing.B) {
+	srv := natstest.Start(b)
+	n := benchNode(b, srv.URL(), "owner")
+	ctx := context.Background()
+	benchReady(b, n, "room")
+	d := n.directory()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		e, _, err := d.lookup(ctx, "room")
+		lat = append(lat, time.Since(start))
+		if err != nil || e.Node != "owner" {
+			b.Fatalf("lookup %+v, %v", e, err)
 		}
 	}
 	b.StopTimer()
