@@ -11,60 +11,82 @@ import (
 	"github.com/lianmai/relay/sfu"
 )
 
-// BenchmarkRouteLookup measures a join's directory lookup on a node that
-// does not own the room: Route's one Get of the room's entry over a real
-// NATS server on loopback (embedded, JetStream, memory-stored bucket),
-// ending in a redirect. It reports the median and 99th percentile of the
-// per-call latency (p50-ns, p99-ns) besides the mean.
+// The benchmarks run against a real NATS server on loopback (embedded,
+// JetStream, memory-stored buckets) and report the median and 99th
+// percentile of the per-call latency (p50-ns, p99-ns) besides the mean.
+
+// BenchmarkRouteLookup measures a join's routing on a node that does not
+// own the room: Route's Get of the room's entry and its ping of the
+// owner, ending in a redirect.
 func BenchmarkRouteLookup(b *testing.B) {
 	srv := natstest.Start(b)
 	owner, other := benchNode(b, srv.URL(), "owner"), benchNode(b, srv.URL(), "other")
-	ctx := context.Background()
 	benchReady(b, owner, "room")
 	owner.RoomCreated("room")
 	benchReady(b, other, "warmup")
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		rt, err := other.Route(ctx, "room", sfu.RoleHost)
-		lat = append(lat, time.Since(start))
-		if err != nil || rt.Kind != sfu.RouteRedirect {
+	measure(b, func(ctx context.Context) {
+		if rt, err := other.Route(ctx, "room", sfu.RoleHost); err != nil || rt.Kind != sfu.RouteRedirect {
 			b.Fatalf("route %+v, %v; want a redirect", rt, err)
 		}
-	}
-	b.StopTimer()
-	reportPercentiles(b, lat)
+	}, nil)
 }
 
-// BenchmarkClaimRelease measures a new room's directory work on its owner:
-// the claim (a lookup that finds nothing, then create-if-absent) and, when
-// the room empties, the release.
+// BenchmarkDirectoryGet measures the directory lookup alone: one Get of a
+// room's entry.
+func BenchmarkDirectoryGet(b *testing.B) {
+	srv := natstest.Start(b)
+	n := benchNode(b, srv.URL(), "owner")
+	benchReady(b, n, "room")
+	d := n.directory()
+	measure(b, func(ctx context.Context) {
+		if e, _, err := d.lookup(ctx, "room"); err != nil || e.Node != "owner" {
+			b.Fatalf("lookup %+v, %v", e, err)
+		}
+	}, nil)
+}
+
+// BenchmarkClaimRelease measures a new room's claim on its owner (a Get
+// that finds nothing, then create-if-absent); the release when the room
+// empties runs between the timed calls.
 func BenchmarkClaimRelease(b *testing.B) {
 	srv := natstest.Start(b)
 	n := benchNode(b, srv.URL(), "owner")
-	ctx := context.Background()
 	benchReady(b, n, "warmup")
 	d := n.directory()
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		start := time.Now()
-		rt, err := n.Route(ctx, "room", sfu.RoleHost)
-		lat = append(lat, time.Since(start))
-		if err != nil || rt.Kind != sfu.RouteLocal {
+	measure(b, func(ctx context.Context) {
+		if rt, err := n.Route(ctx, "room", sfu.RoleHost); err != nil || rt.Kind != sfu.RouteLocal {
 			b.Fatalf("route %+v, %v; want local", rt, err)
 		}
+	}, func() {
 		n.mu.Lock()
 		c := n.owned["room"]
 		delete(n.owned, "room")
 		n.mu.Unlock()
 		n.release(d, "room", c.rev)
+	})
+}
+
+// measure times op b.N times (then, untimed, after) and reports the
+// percentiles.
+func measure(b *testing.B, op func(context.Context), after func()) {
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		op(ctx)
+		lat = append(lat, time.Since(start))
+		if after != nil {
+			b.StopTimer()
+			after()
+			b.StartTimer()
+		}
 	}
 	b.StopTimer()
-	reportPercentiles(b, lat)
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
 }
 
 func benchNode(b *testing.B, url, id string) *Node {
@@ -86,10 +108,4 @@ func benchReady(b *testing.B, n *Node, room string) {
 			b.Fatal("the node did not reach the directory within 10 s")
 		}
 	}
-}
-
-func reportPercentiles(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
-	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
-	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Nanoseconds()), "p99-ns")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/internal/whiptest"
 	"github.com/lianmai/relay/protocol"
+	"github.com/lianmai/relay/server"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -205,6 +206,18 @@ func TestDrainOwner(t *testing.T) {
 		a.Drain(ctx, 5*ttl)
 	}()
 	t.Cleanup(func() { <-drained })
+	op := func(result string) float64 {
+		return a.Value(t, "relay_cluster_directory_ops_total", "op", "handover", "result", result)
+	}
+	released := func() float64 {
+		return a.Value(t, "relay_cluster_directory_ops_total", "op", "release", "result", "ok")
+	}
+	eventually(ctx, t, "relay 0 to hand its room over (or release it)", func() bool {
+		return op("ok")+op("error")+op("conflict")+released() >= 1
+	})
+	if op("ok") != 1 {
+		t.Fatalf("handover: ok %v, error %v, conflict %v, released %v; want the room handed over", op("ok"), op("error"), op("conflict"), released())
+	}
 	var to string
 	for _, c := range []*client.Client{host, listener} {
 		rd := relaytest.WaitEvent[*protocol.Redirect](ctx, t, c, nil)
@@ -248,5 +261,35 @@ func TestWHIPOnNonOwner(t *testing.T) {
 	resp, body := whiptest.Request(ctx, t, http.MethodPost, cl.relays[1].HTTPURL+"/whip/w", "application/sdp", "", offer.SDP)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, cl.relays[0].URL) {
 		t.Fatalf("WHIP on a non-owner: %d %q (Retry-After %q); want 503 naming %s", resp.StatusCode, body, resp.Header.Get("Retry-After"), cl.relays[0].URL)
+	}
+}
+
+// Misconfigured node URLs can make redirects loop: here two clusters
+// whose owners of room "loop" claim each other's entry relay as their
+// URL. The Go client follows at most client.MaxRedirects hops and then
+// fails with an error that says so, instead of looping forever.
+func TestRedirectLoop(t *testing.T) {
+	cl, ctx := startCluster(t, nil) // cluster 1: relays 0, 1, 2
+	other := natstest.Start(t)      // cluster 2
+	opts := relaytest.Options{NATS: other.URL(), NodeID: "x", ClusterTTL: ttl, ClusterOpTimeout: opTimeout}
+	x := relaytest.Start(t, opts) // cluster 2's entry
+	waitConnected(ctx, t, x)
+	// p owns "loop" in cluster 1 but gives x's URL as its own; q owns it
+	// in cluster 2 and gives relay 1's.
+	lying := func(url string) func(*server.Config) {
+		return func(c *server.Config) { c.Cluster.NodeURL = url }
+	}
+	p := relaytest.Start(t, relaytest.Options{NATS: cl.nats.URL(), NodeID: "p", ClusterTTL: ttl, ClusterOpTimeout: opTimeout, Tune: lying(x.URL)})
+	q := relaytest.Start(t, relaytest.Options{NATS: other.URL(), NodeID: "q", ClusterTTL: ttl, ClusterOpTimeout: opTimeout, Tune: lying(cl.relays[1].URL)})
+	for _, r := range []*relaytest.Relay{p, q} {
+		waitConnected(ctx, t, r)
+		dial(ctx, t, r.URL, "loop", "Owner", protocol.RoleHost) // claims "loop" in its cluster
+	}
+	_, err := tryDial(ctx, cl.relays[1].URL, "loop", "H", protocol.RoleHost)
+	if err == nil || !strings.Contains(err.Error(), "redirects") {
+		t.Fatalf("a join through a redirect loop: %v; want an error after %d redirects", err, client.MaxRedirects)
+	}
+	if se := serverError(err); se == nil || se.Code != protocol.CodeRedirect {
+		t.Errorf("the error does not carry the last redirect: %v", err)
 	}
 }

@@ -74,7 +74,7 @@ func (n *Node) pass() {
 // lost it, drops a claim whose join never created the room, and hands a
 // room that another node claimed meanwhile to onLost.
 func (n *Node) renewRoom(d *directory, room string) {
-	unlock := n.lockRoom(room)
+	unlock, _ := n.lockRoom(context.Background(), room) // no deadline: never fails
 	defer unlock()
 	n.mu.Lock()
 	c := n.owned[room]

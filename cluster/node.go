@@ -49,9 +49,10 @@ type claim struct {
 
 // roomLock serializes the directory operations of one room on this node,
 // so that a release never deletes what a concurrent join has just
-// adopted. refs: holders and waiters, guarded by Node.mu.
+// adopted. A channel, so that a join waits for it no longer than its
+// deadline. refs: holders and waiters, guarded by Node.mu.
 type roomLock struct {
-	mu   sync.Mutex
+	ch   chan struct{} // holds one token while locked
 	refs int
 }
 
@@ -162,25 +163,34 @@ func (n *Node) directory() *directory {
 	return n.dir
 }
 
-// lockRoom takes room's lock; the returned func releases it.
-func (n *Node) lockRoom(room string) func() {
+// lockRoom takes room's lock, or gives up when ctx ends; the returned
+// func releases it.
+func (n *Node) lockRoom(ctx context.Context, room string) (func(), error) {
 	n.mu.Lock()
 	l := n.locks[room]
 	if l == nil {
-		l = &roomLock{}
+		l = &roomLock{ch: make(chan struct{}, 1)}
 		n.locks[room] = l
 	}
 	l.refs++
 	n.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	forget := func() {
 		n.mu.Lock()
 		if l.refs--; l.refs == 0 {
 			delete(n.locks, room)
 		}
 		n.mu.Unlock()
 	}
+	select {
+	case l.ch <- struct{}{}:
+	case <-ctx.Done():
+		forget()
+		return nil, fmt.Errorf("waiting for another join of room %s: %w", room, ctx.Err())
+	}
+	return func() {
+		<-l.ch
+		forget()
+	}, nil
 }
 
 // opContext bounds one directory operation (or a few in a row).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +18,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-// Short timing for tests: entries age out 1 s after the last heartbeat.
+// Short timing for tests: entries age out 2 s after the last heartbeat
+// (heartbeats every 0.67 s, with room for a loaded machine under the race
+// detector).
 const (
-	testTTL       = time.Second
-	testOpTimeout = 500 * time.Millisecond
+	testTTL       = 2 * time.Second
+	testOpTimeout = 2 * time.Second
 	testDeadline  = 30 * time.Second
 )
 
@@ -46,16 +49,10 @@ func startNode(t *testing.T, url, id string) *Node {
 	return n
 }
 
-// eventually polls cond every 20 ms until it holds or ctx ends.
+// eventually is natstest.Eventually.
 func eventually(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	natstest.Eventually(ctx, t, what, cond)
 }
 
 // routeWhenReady routes until the node has opened the directory (its
@@ -197,8 +194,8 @@ func TestRenewAndRelease(t *testing.T) {
 	}
 	a.RoomCreated("r")
 	rd := newReader(ctx, t, srv.URL())
-	// Outlive three TTLs, checking the entry throughout.
-	for end := time.Now().Add(3 * testTTL); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	// Outlive two TTLs, checking the entry throughout.
+	for end := time.Now().Add(2 * testTTL); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if rd.owner(ctx, t, "r") == "" {
 			t.Fatal("the entry of a live room aged out: the heartbeat did not renew it")
 		}
@@ -372,4 +369,48 @@ func TestHandover(t *testing.T) {
 	if o := rd.owner(ctx, t, "r"); o != "" {
 		t.Fatalf("after the last node's drain r is owned by %s, want released", o)
 	}
+}
+
+// A relay whose NATS is not there yet starts anyway (and keeps
+// reconnecting): joins that need the directory get ErrUnavailable at once.
+func TestStartWithoutNATS(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	n := startNode(t, url, "a")
+	if _, err := n.Route(context.Background(), "r", sfu.RoleHost); !errors.Is(err, sfu.ErrUnavailable) {
+		t.Fatalf("route without NATS: %v, want ErrUnavailable", err)
+	}
+	if v := testutilValue(n.m.connected); v != 0 {
+		t.Errorf("relay_cluster_nats_connected = %v", v)
+	}
+}
+
+// A join waits for another join's directory work on the same room no
+// longer than OpTimeout: then it gets ErrUnavailable, not a hang.
+func TestRouteWaitsBounded(t *testing.T) {
+	srv, ctx := setup(t)
+	a := startNode(t, srv.URL(), "a")
+	routeWhenReady(ctx, t, a, "warmup", sfu.RoleHost)
+	unlock, err := a.lockRoom(ctx, "busy") // as a join stuck in a slow NATS
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Route(ctx, "busy", sfu.RoleHost)
+	unlock()
+	if !errors.Is(err, sfu.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("route while the room's lock is held: %v; want ErrUnavailable after the operation timeout", err)
+	}
+	if rt, err := a.Route(ctx, "busy", sfu.RoleHost); err != nil || rt.Kind != sfu.RouteLocal {
+		t.Fatalf("route once the lock is free: %+v, %v", rt, err)
+	}
+	eventually(ctx, t, "every room lock to be forgotten", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return len(a.locks) == 0 // the keeper takes them briefly too
+	})
 }

@@ -23,14 +23,18 @@ func (n *Node) Route(ctx context.Context, room string, role sfu.Role) (sfu.Route
 		n.m.routes.WithLabelValues("local").Inc()
 		return sfu.Route{Kind: sfu.RouteLocal}, nil
 	}
-	unlock := n.lockRoom(room)
+	ctx, cancel := n.opContext(ctx) // bounds the wait for the room's lock too
+	defer cancel()
+	unlock, err := n.lockRoom(ctx, room)
+	if err != nil {
+		n.m.routes.WithLabelValues("unavailable").Inc()
+		return sfu.Route{}, fmt.Errorf("%w: %w", sfu.ErrUnavailable, err)
+	}
 	defer unlock()
 	if n.holds(room) { // claimed by a join that held the lock before us
 		n.m.routes.WithLabelValues("local").Inc()
 		return sfu.Route{Kind: sfu.RouteLocal}, nil
 	}
-	ctx, cancel := n.opContext(ctx)
-	defer cancel()
 	rt, err := n.routeLocked(ctx, room, role)
 	if err != nil {
 		n.m.routes.WithLabelValues("unavailable").Inc()
@@ -170,7 +174,7 @@ func (n *Node) RoomRemoved(room string) {
 	n.mu.Unlock()
 	go func() {
 		defer n.wg.Done()
-		unlock := n.lockRoom(room)
+		unlock, _ := n.lockRoom(context.Background(), room) // no deadline: never fails
 		defer unlock()
 		if n.holds(room) {
 			return // a join adopted the room again meanwhile: keep the entry

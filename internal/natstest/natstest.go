@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"sync"
@@ -91,4 +92,17 @@ func (s *Server) Shutdown() {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.start()
+}
+
+// Eventually polls cond every 20 ms until it holds, or fails tb when ctx
+// ends: the cluster tests' bounded wait (no wall-clock assertion).
+func Eventually(ctx context.Context, tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

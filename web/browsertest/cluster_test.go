@@ -25,12 +25,9 @@ func TestClusterRedirect(t *testing.T) {
 	var relays []*relaytest.Relay
 	for _, id := range []string{"a", "b"} {
 		r := relaytest.Start(t, relaytest.Options{NATS: nats.URL(), NodeID: id, ClusterTTL: time.Second, ClusterOpTimeout: 500 * time.Millisecond})
-		for r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") < 1 {
-			if ctx.Err() != nil {
-				t.Fatalf("relay %s never reached the directory", id)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		natstest.Eventually(ctx, t, "relay "+id+" to reach the directory", func() bool {
+			return r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") >= 1
+		})
 		relays = append(relays, r)
 	}
 	a, b := relays[0], relays[1]
