@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -123,6 +124,70 @@ func BenchmarkEdgeJoin(b *testing.B) {
 		b.StopTimer()
 		percentiles(b, lat)
 	})
+}
+
+// BenchmarkEdgeDeath measures how long a listener whose edge dies takes
+// to hear again: from its connection's end (the edge stopped) to the
+// first packet through another edge, dialing again with its resume token
+// and the cluster's other relay (client.Config.Relays; the token is
+// unknown there: a fresh join, whose link to the owner is already open).
+// Each op starts a new edge relay, joins a listener there and stops it.
+func BenchmarkEdgeDeath(b *testing.B) {
+	owner, other, ctx := benchEdge(b, nil)
+	keep, err := client.Dial(ctx, client.Config{URL: other.URL, Room: "live", Name: "Keep", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = keep.Close() })
+	nats := owner.Cluster().Conn().ConnectedUrl()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		edge := relaytest.Start(b, relaytest.Options{NATS: nats, NodeID: fmt.Sprintf("e%d", i), ClusterTTL: ttl, ClusterOpTimeout: opTimeout})
+		for edge.Value(b, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") < 1 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		l, err := client.Dial(ctx, client.Config{URL: edge.URL, Room: "live", Name: "L", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-l.Tracks():
+		case <-ctx.Done():
+			b.Fatal("no track on the edge")
+		}
+		token := l.Joined().Resume
+		b.StartTimer()
+		edge.Stop()
+		<-l.Done()
+		start := time.Now()
+		again, err := client.Dial(ctx, client.Config{URL: edge.URL, Relays: []string{other.URL}, Room: "live", Name: "L",
+			Role: protocol.RoleAudience, Resume: token, Loopback: true, Logger: relaytest.Logger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		heard := false
+		select {
+		case rt := <-again.Tracks():
+			for !heard {
+				pkt, _, err := rt.Track.ReadRTP()
+				if err != nil {
+					b.Fatalf("read: %v", err)
+				}
+				heard = len(pkt.Payload) > 0
+			}
+		case <-ctx.Done():
+			b.Fatal("no track after the edge died")
+		}
+		lat = append(lat, time.Since(start))
+		b.StopTimer()
+		_ = again.Leave(ctx)
+		_ = l.Close()
+		b.StartTimer()
+	}
+	b.StopTimer()
+	percentiles(b, lat)
 }
 
 // BenchmarkEdgeHop measures the latency the edge hop adds: one listener on
