@@ -10,16 +10,13 @@ import (
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/natstest"
-	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
-	"github.com/pion/rtp"
 )
 
 // benchEdge is NATS, an owner (relay 0) whose host publishes real Opus in
-// room "live", and an edge (relay 1); each, if set, sees every payload
-// the host sends.
-func benchEdge(b *testing.B, each func(payload []byte)) (owner, edge *relaytest.Relay, ctx context.Context) {
+// room "live", and an edge (relay 1).
+func benchEdge(b *testing.B) (owner, edge *relaytest.Relay, ctx context.Context) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	b.Cleanup(cancel)
@@ -39,26 +36,7 @@ func benchEdge(b *testing.B, each func(payload []byte)) (owner, edge *relaytest.
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = host.Close() })
-	pub, err := host.Publish(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	src, err := opusgen.NewSource(1, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = relaytest.SendOpus(sctx, pub, src, func(payload []byte, _ *rtp.Packet) error {
-			if each != nil {
-				each(payload)
-			}
-			return nil
-		})
-	}()
-	b.Cleanup(func() { stop(); <-done })
+	publishKept(ctx, b, host)
 	return owner, edge, ctx
 }
 
@@ -94,7 +72,7 @@ func firstPacket(ctx context.Context, b *testing.B, url string) time.Duration {
 // listener on the edge, whose join opens the link.
 func BenchmarkEdgeJoin(b *testing.B) {
 	b.Run("warm", func(b *testing.B) {
-		_, edge, ctx := benchEdge(b, nil)
+		_, edge, ctx := benchEdge(b)
 		keep, err := client.Dial(ctx, client.Config{URL: edge.URL, Room: "live", Name: "Keep", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
 		if err != nil {
 			b.Fatal(err)
@@ -110,7 +88,7 @@ func BenchmarkEdgeJoin(b *testing.B) {
 		percentiles(b, lat)
 	})
 	b.Run("cold", func(b *testing.B) {
-		_, edge, ctx := benchEdge(b, nil)
+		_, edge, ctx := benchEdge(b)
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for range b.N {
@@ -133,7 +111,7 @@ func BenchmarkEdgeJoin(b *testing.B) {
 // unknown there: a fresh join, whose link to the owner is already open).
 // Each op starts a new edge relay, joins a listener there and stops it.
 func BenchmarkEdgeDeath(b *testing.B) {
-	owner, other, ctx := benchEdge(b, nil)
+	owner, other, ctx := benchEdge(b)
 	keep, err := client.Dial(ctx, client.Config{URL: other.URL, Room: "live", Name: "Keep", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
 	if err != nil {
 		b.Fatal(err)
@@ -195,7 +173,7 @@ func BenchmarkEdgeDeath(b *testing.B) {
 // edge listener's arrival time less the owner listener's. One op is one
 // packet (10 ms of audio), so a run of N ops lasts N × 10 ms.
 func BenchmarkEdgeHop(b *testing.B) {
-	owner, edge, ctx := benchEdge(b, nil)
+	owner, edge, ctx := benchEdge(b)
 	type arrival struct {
 		mu  sync.Mutex
 		at  map[string]time.Time

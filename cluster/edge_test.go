@@ -34,7 +34,7 @@ func (s *sentPayloads) has(p []byte) bool {
 
 // publishKept publishes real Opus from c until the test ends, keeping what
 // it sends.
-func publishKept(ctx context.Context, t *testing.T, c *client.Client) *sentPayloads {
+func publishKept(ctx context.Context, t testing.TB, c *client.Client) *sentPayloads {
 	t.Helper()
 	sent := &sentPayloads{seen: make(map[string]struct{})}
 	publishInto(ctx, t, c, sent)
@@ -42,7 +42,7 @@ func publishKept(ctx context.Context, t *testing.T, c *client.Client) *sentPaylo
 }
 
 // publishInto is publishKept keeping what c sends in sent.
-func publishInto(ctx context.Context, t *testing.T, c *client.Client, sent *sentPayloads) {
+func publishInto(ctx context.Context, t testing.TB, c *client.Client, sent *sentPayloads) {
 	t.Helper()
 	pub, err := c.Publish(ctx)
 	if err != nil {
@@ -70,6 +70,21 @@ func publishInto(ctx context.Context, t *testing.T, c *client.Client, sent *sent
 	t.Cleanup(func() { stop(); <-done })
 }
 
+// liveRoom starts the cluster and a host on relay 0 who publishes in
+// room "live", keeping what it sends.
+func liveRoom(t *testing.T) (*cluster, context.Context, *client.Client, *sentPayloads) {
+	t.Helper()
+	cl, ctx := startCluster(t, nil)
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	return cl, ctx, host, publishKept(ctx, t, host)
+}
+
+// hears waits until k has counted n exact packets in all.
+func (k *exactCounter) hears(ctx context.Context, t *testing.T, what string, n int64) {
+	t.Helper()
+	eventually(ctx, t, what, func() bool { return k.ok.Load() >= n })
+}
+
 // exactCounter counts the packets a listener gets whose payload is one the
 // publisher sent, and those with a payload it never sent.
 type exactCounter struct {
@@ -79,37 +94,15 @@ type exactCounter struct {
 
 func hearExact(ctx context.Context, t *testing.T, c *client.Client, sent *sentPayloads) *exactCounter {
 	k := &exactCounter{}
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
-		for {
-			select {
-			case rt := <-c.Tracks():
-				k.wg.Add(1)
-				go func() {
-					defer k.wg.Done()
-					for {
-						pkt, _, err := rt.Track.ReadRTP()
-						if err != nil {
-							return
-						}
-						switch {
-						case len(pkt.Payload) == 0: // padding
-						case sent.has(pkt.Payload):
-							k.ok.Add(1)
-						default:
-							k.bad.Add(1)
-						}
-					}
-				}()
-			case <-c.Done():
-				return
-			case <-ctx.Done():
-				return
-			}
+	readTracks(ctx, t, c, &k.wg, func(pkt *rtp.Packet) {
+		switch {
+		case len(pkt.Payload) == 0: // padding
+		case sent.has(pkt.Payload):
+			k.ok.Add(1)
+		default:
+			k.bad.Add(1)
 		}
-	}()
-	t.Cleanup(func() { _ = c.Close(); k.wg.Wait() })
+	})
 	return k
 }
 
@@ -119,9 +112,7 @@ func hearExact(ctx context.Context, t *testing.T, c *client.Client, sent *sentPa
 // the host's payloads byte for byte, and the audience count is the
 // room's total. When an edge's last listener leaves, its link closes.
 func TestEdgeListenersOnEveryRelay(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, host, sent := liveRoom(t)
 	type listener struct {
 		c *client.Client
 		k *exactCounter
@@ -204,13 +195,11 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 // through another one (the token is that relay's no more) and hears
 // again there.
 func TestEdgeDies(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	edge := cl.relays[2]
 	l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
 	k := hearExact(ctx, t, l, sent)
-	eventually(ctx, t, "the listener to hear the host through relay 2", func() bool { return k.ok.Load() >= 20 })
+	k.hears(ctx, t, "the listener to hear the host through relay 2", 20)
 
 	edge.Cluster().Conn().Close()
 	edge.Stop()
@@ -231,7 +220,7 @@ func TestEdgeDies(t *testing.T) {
 		t.Fatalf("joined %s (resumed %v), want a fresh join at relay 1 %s", again.URL(), again.Joined().Resumed, cl.relays[1].URL)
 	}
 	k2 := hearExact(ctx, t, again, sent)
-	eventually(ctx, t, "the listener to hear again through relay 1", func() bool { return k2.ok.Load() >= 20 })
+	k2.hears(ctx, t, "the listener to hear again through relay 1", 20)
 	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
 		t.Errorf("%d packets with payloads the host never sent", bad)
 	}
@@ -244,12 +233,10 @@ func TestEdgeDies(t *testing.T) {
 // cross NATS), so edge listeners keep hearing; when it is back, a new
 // listener on a fresh edge gets a link again.
 func TestEdgeNATSOutage(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	l := dial(ctx, t, cl.relays[1].URL, "live", "L", protocol.RoleAudience)
 	k := hearExact(ctx, t, l, sent)
-	eventually(ctx, t, "the edge listener to hear the host", func() bool { return k.ok.Load() >= 20 })
+	k.hears(ctx, t, "the edge listener to hear the host", 20)
 
 	cl.nats.Shutdown()
 	for _, r := range cl.relays {
@@ -270,7 +257,7 @@ func TestEdgeNATSOutage(t *testing.T) {
 		t.Fatalf("a listener through relay 2 after the outage joined %s", l2.URL())
 	}
 	k2 := hearExact(ctx, t, l2, sent)
-	eventually(ctx, t, "a listener on a new edge after the outage to hear", func() bool { return k2.ok.Load() >= 20 })
+	k2.hears(ctx, t, "a listener on a new edge after the outage to hear", 20)
 	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
 		t.Errorf("%d packets with payloads the host never sent", bad)
 	}
@@ -280,13 +267,11 @@ func TestEdgeNATSOutage(t *testing.T) {
 // redirect): they join there and hear again, and the drained relay's
 // link closes.
 func TestDrainEdge(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	edge := cl.relays[2]
 	l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
 	k := hearExact(ctx, t, l, sent)
-	eventually(ctx, t, "the listener to hear the host through relay 2", func() bool { return k.ok.Load() >= 20 })
+	k.hears(ctx, t, "the listener to hear the host through relay 2", 20)
 
 	drained := make(chan struct{})
 	go func() {
@@ -302,7 +287,7 @@ func TestDrainEdge(t *testing.T) {
 	eventually(ctx, t, "the drained relay's link to close", func() bool { return edge.Value(t, "relay_cluster_links", "side", "edge") == 0 })
 	moved := dial(ctx, t, rd.URL, "live", "L", protocol.RoleAudience)
 	k2 := hearExact(ctx, t, moved, sent)
-	eventually(ctx, t, "the moved listener to hear again", func() bool { return k2.ok.Load() >= 20 })
+	k2.hears(ctx, t, "the moved listener to hear again", 20)
 	if bad := k.bad.Load() + k2.bad.Load(); bad != 0 {
 		t.Errorf("%d packets with payloads the host never sent", bad)
 	}
@@ -324,7 +309,7 @@ func TestOwnerDiesWithEdges(t *testing.T) {
 	l1 := dial(ctx, t, cl.relays[1].URL, "live", "L1", protocol.RoleAudience)
 	l2 := dial(ctx, t, cl.relays[2].URL, "live", "L2", protocol.RoleAudience)
 	k1 := hearExact(ctx, t, l1, sent)
-	eventually(ctx, t, "listener 1 to hear the host", func() bool { return k1.ok.Load() >= 20 })
+	k1.hears(ctx, t, "listener 1 to hear the host", 20)
 
 	a.Cluster().Conn().Close() // gone, as the cluster sees it
 	host2 := dialEventually(ctx, t, cl.relays[1].URL, "live", "Host2", protocol.RoleHost)
@@ -348,7 +333,7 @@ func TestOwnerDiesWithEdges(t *testing.T) {
 	}
 	l2b := dialEventually(ctx, t, rd.URL, "live", "L2", protocol.RoleAudience)
 	k2 := hearExact(ctx, t, l2b, sent)
-	eventually(ctx, t, "listener 2 to hear the new host through relay 2 again", func() bool { return k2.ok.Load() >= 20 })
+	k2.hears(ctx, t, "listener 2 to hear the new host through relay 2 again", 20)
 	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "owner"); v != 1 {
 		t.Errorf("relay 1 (the new owner) has %v links, want 1 (relay 2's)", v)
 	}
@@ -360,14 +345,12 @@ func TestOwnerDiesWithEdges(t *testing.T) {
 // An edge's link closes when its last listener leaves and opens again
 // with the next one, over and over.
 func TestEdgeLinkReopens(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	edge := cl.relays[1]
 	for i := range 3 {
 		l := dial(ctx, t, edge.URL, "live", "L", protocol.RoleAudience)
 		k := hearExact(ctx, t, l, sent)
-		eventually(ctx, t, fmt.Sprintf("listener %d to hear the host", i), func() bool { return k.ok.Load() >= 20 })
+		k.hears(ctx, t, fmt.Sprintf("listener %d to hear the host", i), 20)
 		if err := l.Leave(ctx); err != nil {
 			t.Fatalf("leave: %v", err)
 		}
@@ -381,9 +364,7 @@ func TestEdgeLinkReopens(t *testing.T) {
 // Listeners join an edge all at once, before and while its link opens:
 // every one of them hears the host and the guest.
 func TestEdgeConcurrentJoins(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	guest := dial(ctx, t, cl.relays[0].URL, "live", "Guest", protocol.RoleGuest)
 	publishInto(ctx, t, guest, sent)
 	const n = 6
@@ -451,9 +432,7 @@ func TestEdgeTwoRoomsSameRelays(t *testing.T) {
 // A WHEP player of a room owned elsewhere is served on its relay as an
 // edge listener: it hears the host's payloads byte for byte.
 func TestWHEPOnEdge(t *testing.T) {
-	cl, ctx := startCluster(t, nil)
-	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
-	sent := publishKept(ctx, t, host)
+	cl, ctx, _, sent := liveRoom(t)
 	player := whiptest.Play(ctx, t, cl.relays[2].HTTPURL, "live", whiptest.Options{})
 	var tr *webrtc.TrackRemote
 	select {

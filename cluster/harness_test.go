@@ -11,8 +11,8 @@ import (
 
 	"github.com/lianmai/relay/client"
 	"github.com/lianmai/relay/internal/natstest"
-	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/pion/rtp"
 	"go.uber.org/goleak"
 )
 
@@ -113,21 +113,7 @@ func serverError(err error) *client.ServerError {
 // publish publishes real Opus from c until the test ends.
 func publish(ctx context.Context, t *testing.T, c *client.Client) {
 	t.Helper()
-	pub, err := c.Publish(ctx)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
-	}
-	src, err := opusgen.NewSource(1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = relaytest.SendOpus(sctx, pub, src, nil)
-	}()
-	t.Cleanup(func() { stop(); <-done })
+	publishKept(ctx, t, c)
 }
 
 // counter counts the RTP packets c receives on all its tracks.
@@ -138,20 +124,29 @@ type counter struct {
 
 func count(ctx context.Context, t *testing.T, c *client.Client) *counter {
 	k := &counter{}
-	k.wg.Add(1)
+	readTracks(ctx, t, c, &k.wg, func(*rtp.Packet) { k.n.Add(1) })
+	return k
+}
+
+// readTracks reads every track c receives, handing each packet to on,
+// until c or ctx ends; wg counts the readers, and the test's cleanup
+// closes c and waits for them.
+func readTracks(ctx context.Context, t *testing.T, c *client.Client, wg *sync.WaitGroup, on func(*rtp.Packet)) {
+	wg.Add(1)
 	go func() {
-		defer k.wg.Done()
+		defer wg.Done()
 		for {
 			select {
 			case rt := <-c.Tracks():
-				k.wg.Add(1)
+				wg.Add(1)
 				go func() {
-					defer k.wg.Done()
+					defer wg.Done()
 					for {
-						if _, _, err := rt.Track.ReadRTP(); err != nil {
+						pkt, _, err := rt.Track.ReadRTP()
+						if err != nil {
 							return
 						}
-						k.n.Add(1)
+						on(pkt)
 					}
 				}()
 			case <-c.Done():
@@ -161,8 +156,7 @@ func count(ctx context.Context, t *testing.T, c *client.Client) *counter {
 			}
 		}
 	}()
-	t.Cleanup(func() { _ = c.Close(); k.wg.Wait() })
-	return k
+	t.Cleanup(func() { _ = c.Close(); wg.Wait() })
 }
 
 // grows waits until k has counted at least more packets than now.
