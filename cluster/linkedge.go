@@ -112,20 +112,20 @@ func (l *edgeLink) run() {
 	n := l.n
 	defer n.wg.Done()
 	err := l.open()
-	if err == nil {
-		for !l.ended.Load() && err == nil {
-			l.sendListeners()
-			select {
-			case <-l.report:
-			case <-n.stop:
-				err = errors.New("this relay is closing")
-			case <-l.failed():
-				err = errors.New("the link failed")
-			}
+	closing := false // this relay closes: its sessions end anyway, nobody is moved
+	for err == nil && !closing && !l.ended.Load() {
+		l.sendListeners()
+		select {
+		case <-l.report:
+		case <-n.stop:
+			closing = true
+		case <-l.failed():
+			err = errors.New("the link failed")
 		}
 	}
-	l.close(err != nil && !l.ended.Load())
-	if err != nil && !l.ended.Load() {
+	move := err != nil && !l.ended.Load()
+	l.close(move)
+	if move {
 		l.log.Warn("edge link lost: its listeners here join again (routed afresh)", "err", err)
 	}
 }
