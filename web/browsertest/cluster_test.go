@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,11 +12,12 @@ import (
 )
 
 // TestClusterRedirect: two relays on one NATS server. The host's page
-// opens relay a, the listener's page relay b; b redirects the listener's
-// join to a, where the room lives, and the page joins there without
-// showing anything of it: it hears the host. Then a drains: it hands the
-// room to b and both pages, told the room moved, rejoin at b and the
-// listener hears the host again.
+// opens relay a, the listener's page relay b; b serves the listener as an
+// edge of a (one link), and the page hears the host. Then a drains: it
+// hands the room to b and the host's page, told the room moved, rejoins
+// at b without showing anything of it; b, now the owner, turns its edge
+// room into the room itself, so the listener keeps its session (no
+// reconnection) and hears the host again, now on b.
 func TestClusterRedirect(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after every other cleanup
 	chromium(t)
@@ -38,9 +40,12 @@ func TestClusterRedirect(t *testing.T) {
 	host.join(a.HTTPURL, room, "Mei", "host")
 	aud.join(b.HTTPURL, room, "Jun", "audience")
 	if v := b.Value(t, "relay_cluster_routes_total", "route", "edge"); v != 1 {
-		t.Errorf("relay b routed %v listeners of a's room, want 1 (redirected)", v)
+		t.Errorf("relay b routed %v listeners of a's room, want 1 (served as an edge)", v)
 	}
-	aud.waitFor("the listener (redirected to a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	if v := b.Value(t, "relay_cluster_links", "side", "edge"); v != 1 {
+		t.Errorf("relay b has %v edge links, want 1", v)
+	}
 
 	host.recordEvents("rejoined", "reconnectfailed", "close")
 	aud.recordEvents("rejoined", "reconnectfailed", "close")
@@ -50,15 +55,19 @@ func TestClusterRedirect(t *testing.T) {
 		a.Drain(ctx, 20*time.Second)
 	}()
 	t.Cleanup(func() { <-drained })
-	for _, p := range []*page{host, aud} {
-		p.waitFor("rejoined at b", `window.__events.some(e => e.type === "rejoined")`, 20*time.Second)
-		for _, e := range p.events() {
-			if e.Type != "rejoined" {
-				t.Errorf("%s page: unexpected %s", p.name, e.Type)
-			}
+	host.waitFor("rejoined at b", `window.__events.some(e => e.type === "rejoined")`, 20*time.Second)
+	for _, e := range host.events() {
+		if e.Type != "rejoined" {
+			t.Errorf("host page: unexpected %s", e.Type)
 		}
 	}
-	aud.waitFor("the listener hears the host again, on b", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	// The host publishes again from b (its tracks on a ended with its
+	// session there): the listener's packet count grows.
+	before := eval[float64](aud, `window.relayPage.stats().then(s => s.sub.packetsReceived)`)
+	aud.waitFor("the listener hears the host again, on b", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > `+strconv.Itoa(int(before)+100)+`)`, 20*time.Second)
+	for _, e := range aud.events() {
+		t.Errorf("listener page: unexpected %s (it keeps its session on b)", e.Type)
+	}
 	for _, p := range []*page{host, aud} {
 		if errs := eval[string](p, `document.querySelector("#errors").innerText`); errs != "" {
 			t.Errorf("%s page shows errors %q: the redirects should be invisible", p.name, errs)
