@@ -21,6 +21,11 @@ const (
 	TypeKick       = "kick"
 	TypeLeave      = "leave"
 	TypePing       = "ping"
+	// Cross-room co-streaming (an extension: docs/protocol.md, "PK").
+	TypePKInvite = "pk_invite"
+	TypePKAccept = "pk_accept"
+	TypePKReject = "pk_reject"
+	TypePKEnd    = "pk_end"
 )
 
 // Message types, server to client (offer, answer and candidate go both ways).
@@ -41,6 +46,10 @@ const (
 	TypePong              = "pong"
 	TypeError             = "error"
 	TypeDraining          = "draining" // an extension: the relay is shutting down
+	TypePKInvited         = "pk_invited"
+	TypePKStarted         = "pk_started"
+	TypePKRejected        = "pk_rejected"
+	TypePKEnded           = "pk_ended"
 )
 
 // Peer connection names.
@@ -66,6 +75,7 @@ const (
 	ReasonKicked   = "kicked"
 	ReasonTimeout  = "timeout"
 	ReasonReplaced = "replaced"
+	ReasonPKEnded  = "pk_ended" // an extension: a remote participant left as its room's link ended
 )
 
 // What an audience member's sub connection carries (join.listen and

@@ -94,6 +94,14 @@ func NewServerMessage(typ string) (any, bool) {
 		return &Error{}, true
 	case TypeDraining:
 		return &Draining{}, true
+	case TypePKInvited:
+		return &PKInvited{}, true
+	case TypePKStarted:
+		return &PKStarted{}, true
+	case TypePKRejected:
+		return &PKRejected{}, true
+	case TypePKEnded:
+		return &PKEnded{}, true
 	}
 	return nil, false
 }
