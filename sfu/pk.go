@@ -149,6 +149,14 @@ func (p *Participant) pkAnswer(room string, accept bool) error {
 		return nil
 	}
 	l.timer.Stop()
+	// A link that just ended may still be taking its remote publishers
+	// out of these rooms (same ids as the new link's): let it finish.
+	for _, r := range []*Room{l.from, l.to} {
+		if r.pkPrev != nil {
+			<-r.pkPrev.done
+			r.pkPrev = nil
+		}
+	}
 	l.state = pkLinked
 	l.mirror = newPKMirror(s.log.With("pk", l.from.name+"+"+l.to.name), l.from, l.to)
 	for _, r := range []*Room{l.to, l.from} {
@@ -257,6 +265,7 @@ func (s *SFU) endLinkLocked(l *pkLink, reason PKReason) {
 	}
 	if l.mirror != nil {
 		l.mirror.stop()
+		l.from.pkPrev, l.to.pkPrev = l.mirror, l.mirror
 	}
 }
 

@@ -33,6 +33,7 @@ type Room struct {
 
 	link   *pkLink   // the room's cross-room link or invitation, nil if none (pk.go)
 	mirror *pkMirror // while linked: where changes of its publishers go (pkmirror.go)
+	pkPrev *pkMirror // guarded by SFU.pkMu, not mu: the last link's mirror, finished before a new one starts
 }
 
 // audienceInterval is the least time between two audience events.

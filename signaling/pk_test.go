@@ -300,6 +300,18 @@ func TestPKErrors(t *testing.T) {
 			waitEvent(ctx, t, p.guestB, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == p.hostA.ID() })
 			return do(ctx, t, p.guestB, map[string]any{"type": "mute", "participant": p.hostA.ID(), "muted": true})
 		}, protocol.CodeForbidden},
+		{"linked again at once", func(t *testing.T, p *pair) string {
+			for range 2 {
+				invited(p)
+				mustOK(ctx, t, p.hostB, pkMsg("pk_accept", p.a))
+				waitEvent(ctx, t, p.hostB, func(e *protocol.PKStarted) bool { return e.Room == p.a })
+				// The remote host joins after pk_started, whatever the
+				// last link still had to take out.
+				waitEvent(ctx, t, p.hostB, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == p.hostA.ID() })
+				mustOK(ctx, t, p.hostA, pkMsg("pk_end", p.b))
+			}
+			return ""
+		}, ""},
 		{"timeout", func(t *testing.T, p *pair) string {
 			invited(p)
 			rejected(p, protocol.PKReasonTimeout)
