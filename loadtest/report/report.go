@@ -234,7 +234,7 @@ type Mic struct {
 // (pk_invite, pk_accept) after the ramp, before the window.
 type PK struct {
 	Enabled  bool     `json:"enabled"`
-	Links    int      `json:"links"`  // pairs of rooms linked
+	Links    int      `json:"links"` // pairs of rooms linked
 	Failures []string `json:"failures"`
 	// SetupMs is from a host's pk_accept to the first packet of a
 	// publisher of the other room at each host (both directions of each
