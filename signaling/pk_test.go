@@ -329,6 +329,19 @@ func TestPKErrors(t *testing.T) {
 			rejected(p, protocol.PKReasonCancelled)
 			return code
 		}, ""},
+		{"a linked room empties", func(t *testing.T, p *pair) string {
+			invited(p)
+			mustOK(ctx, t, p.hostB, pkMsg("pk_accept", p.a))
+			waitEvent(ctx, t, p.hostA, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == p.hostB.ID() })
+			for _, c := range []*client.Client{p.guestB, p.hostB} {
+				if err := c.Leave(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pkEnded(ctx, t, protocol.PKReasonNoHost, map[*client.Client]string{p.hostA: p.b, p.audA: p.b})
+			leftWith(ctx, t, p.hostA, []string{p.hostB.ID()}, protocol.ReasonPKEnded)
+			return do(ctx, t, p.hostA, pkMsg("pk_end", p.b)) // nothing left to end
+		}, protocol.CodeNotFound},
 		{"the invited room's host leaves", func(t *testing.T, p *pair) string {
 			invited(p)
 			if err := p.hostB.Leave(ctx); err != nil {
