@@ -329,6 +329,17 @@ func TestPKErrors(t *testing.T) {
 			rejected(p, protocol.PKReasonCancelled)
 			return code
 		}, ""},
+		{"a mute in its own room reaches the other", func(t *testing.T, p *pair) string {
+			invited(p)
+			mustOK(ctx, t, p.hostB, pkMsg("pk_accept", p.a))
+			waitEvent(ctx, t, p.hostB, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == p.guestA.ID() })
+			mustOK(ctx, t, p.hostA, map[string]any{"type": "mute", "participant": p.guestA.ID(), "muted": true})
+			m := waitEvent(ctx, t, p.guestB, func(e *protocol.Muted) bool { return e.Participant == p.guestA.ID() })
+			if !m.Muted || m.By != p.guestA.ID() {
+				t.Errorf("muted %+v in the other room, want muted by the remote participant itself", m)
+			}
+			return ""
+		}, ""},
 		{"a linked room empties", func(t *testing.T, p *pair) string {
 			invited(p)
 			mustOK(ctx, t, p.hostB, pkMsg("pk_accept", p.a))
