@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -471,6 +472,14 @@ func TestServeNACK(t *testing.T) {
 func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
 	f := newForwardFixture(tb, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 	f.up.SetTap(tap)
+	return fixtureAllocs(tb, f, subs)
+}
+
+// fixtureAllocs is forwardAllocs on a fixture of subs subscribers, which
+// may shard (fanout_test.go): the workers' allocations during the runs
+// count too, and every packet's fan-out is waited for before the count
+// of packets written is checked.
+func fixtureAllocs(tb testing.TB, f *forwardFixture, subs int) float64 {
 	raw := inPacket(tb, testInSSRC, 0, 0)
 	seq, ts := uint16(0), uint32(0)
 	step := func() {
@@ -481,6 +490,12 @@ func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
 		binary.BigEndian.PutUint32(b[4:], ts)
 		seq, ts = seq+1, ts+testFrameTS
 		f.forward(pkt, n)
+		// Sharded: let the workers write before the next packet, so that
+		// none is dropped for a full queue (Gosched: a timed wait would
+		// allocate).
+		for f.up.batch != nil && f.up.batch.fan.queued.Load() != 0 {
+			runtime.Gosched()
+		}
 	}
 	// Warm up: first writes (join latency), history full, pool stocked.
 	for range 2 * historySize {
@@ -489,6 +504,7 @@ func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
 	const runs = 1000
 	allocs := testing.AllocsPerRun(runs, step)
 	// AllocsPerRun runs step once more to warm up.
+	f.waitIdle(tb)
 	if got, want := counterValue(tb, f.m.PacketsOut), float64((2*historySize+runs+1)*subs); got != want {
 		tb.Fatalf("PacketsOut = %v, want %v: not every packet was written", got, want)
 	}

@@ -36,6 +36,7 @@ type Batch struct {
 	open  atomic.Int32                 // batches begun and not yet ended
 	mu    sync.Mutex                   // serializes add
 	conns atomic.Pointer[[]*batchConn] // copy-on-write: read per batch without a lock
+	fan   fanPool                      // the relay's fan-out workers (fanout_workers.go)
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.
