@@ -47,6 +47,9 @@ type fanState struct {
 	// next), the last shard to finish observes the delay.
 	tickets [fanTickets]fanTicket
 	next    uint32
+	// base is the first of the track's workers, set when it first
+	// shards. Guarded by mu.
+	base int
 }
 
 // fanTickets is how many sharded packets of one track may be in flight
@@ -99,41 +102,59 @@ func (s *fanState) ticket(readAt int64, parts int) *fanTicket {
 
 // placeLocked decides who writes d, just added to the track (subs is the
 // new subscriber list with d in it), and stores the new groups if the
-// track shards. The caller holds t.mu.
+// track shards. Up to the threshold the reader writes every subscriber;
+// past it each new one goes to whichever of the reader and the track's
+// workers has fewest, so that a big room ends up in equal parts. A track
+// uses all workers but one (with the reader that makes one writer per P),
+// starting from a worker of its own, so that two big tracks lean on
+// different workers. The caller holds t.mu.
 func (t *UpTrack) placeLocked(d *DownTrack, subs []*DownTrack) {
 	if t.batch == nil {
 		return // no relay port (tests, or a relay without ours): inline
 	}
 	p := &t.batch.fan
 	s := &t.fan
-	p.mu.Lock()
 	inline := len(subs) - 1 - len(s.shardOf)
+	p.mu.Lock()
 	workers := 0
 	if inline >= p.thresholdLocked() {
 		workers = p.startLocked()
+		if s.shardOf == nil && workers > 0 {
+			s.base = p.nextBase % workers
+			p.nextBase++
+		}
 	}
 	p.mu.Unlock()
-	if workers == 0 {
-		if s.shardOf != nil {
-			t.regroupLocked(subs)
-		}
-		return
+	if workers > 0 {
+		t.shardLocked(d, inline, workers)
 	}
+	if s.shardOf != nil {
+		t.regroupLocked(subs) // d is in a shard, or the reader's own group
+	}
+}
+
+// shardLocked puts d on the least loaded of the track's workers if it has
+// fewer than the reader's inline subscribers. The caller holds t.mu.
+func (t *UpTrack) shardLocked(d *DownTrack, inline, workers int) {
+	s := &t.fan
 	load := make([]int, workers)
 	for _, w := range s.shardOf {
 		load[w]++
 	}
-	least := 0
-	for w, n := range load {
-		if n < load[least] {
-			least = w
+	best, least := -1, inline // the reader first: no hand-off on a tie
+	for i := range max(workers-1, 1) {
+		w := (s.base + i) % workers
+		if load[w] < least {
+			best, least = w, load[w]
 		}
+	}
+	if best < 0 {
+		return
 	}
 	if s.shardOf == nil {
 		s.shardOf = make(map[*DownTrack]int)
 	}
-	s.shardOf[d] = least
-	t.regroupLocked(subs)
+	s.shardOf[d] = best
 }
 
 // forgetLocked drops d from the shards (it left the track) and regroups

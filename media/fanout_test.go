@@ -110,8 +110,10 @@ func TestFanoutSharded(t *testing.T) {
 		wantSharded, wantSeen bool
 	}{
 		{name: "below the threshold", subs: 4, threshold: 4, procs: 2, wantInline: 4, packets: 20},
-		{name: "two workers", subs: 11, threshold: 3, procs: 2, wantInline: 3, wantShards: []int{4, 4}, packets: 40},
-		{name: "four workers", subs: 12, threshold: 2, procs: 4, wantInline: 2, wantShards: []int{3, 3, 2, 2}, packets: 40},
+		// Past the threshold the reader and the track's workers (all but
+		// one of the relay's) get equal parts, the reader on a tie.
+		{name: "two workers", subs: 11, threshold: 3, procs: 2, wantInline: 6, wantShards: []int{5}, packets: 40},
+		{name: "four workers", subs: 12, threshold: 2, procs: 4, wantInline: 3, wantShards: []int{3, 3, 3}, packets: 40},
 		// One P: the writes would share the core anyway, so none shard.
 		{name: "one P", subs: 12, threshold: 2, procs: 1, wantInline: 12, packets: 20},
 	}
@@ -185,37 +187,36 @@ func TestFanoutRegroup(t *testing.T) {
 		ws = append(ws, w)
 		return w
 	}
-	f := newShardedFixture(t, 7, 3, 2, rec) // 3 inline, 2 + 2
+	f := newShardedFixture(t, 7, 3, 2, rec) // inline 0, 1, 2, 6; worker 0: 3, 4, 5
+	if inline, shards := f.placement(); inline != 4 || fmt.Sprint(shards) != "[3]" {
+		t.Fatalf("placement: %d inline, shards %v; want 4, [3]", inline, shards)
+	}
 	before := map[*DownTrack]int{}
 	for d, w := range f.up.fan.shardOf {
 		before[d] = w
 	}
-	// Two of worker 0's leave, and one inline subscriber.
-	var gone []int
-	for i := 3; i < 7 && len(gone) < 2; i++ {
-		if f.up.fan.shardOf[f.downs[i]] == 0 {
-			gone = append(gone, i)
-		}
-	}
-	gone = append(gone, 0)
+	gone := []int{0, 1, 3}
 	for _, i := range gone {
 		f.downs[i].Unsubscribe()
 	}
-	if inline, shards := f.placement(); inline != 2 || fmt.Sprint(shards) != "[0 2]" {
-		t.Fatalf("after leaving: %d inline, shards %v; want 2, [0 2]", inline, shards)
+	if inline, shards := f.placement(); inline != 2 || fmt.Sprint(shards) != "[2]" {
+		t.Fatalf("after leaving: %d inline, shards %v; want 2, [2]", inline, shards)
 	}
 	for d, w := range f.up.fan.shardOf {
 		if before[d] != w {
 			t.Errorf("a subscriber moved from worker %d to %d", before[d], w)
 		}
 	}
-	// The inline group has room again: the next one is written inline,
-	// the one after goes to worker 0, the least loaded.
+	// The reader is below the threshold again: the next one is written
+	// inline, the one after goes to the worker (fewer than the reader).
 	f.first = append(f.first, 0, 0)
 	f.addDown(t, rec(0))
+	if inline, shards := f.placement(); inline != 3 || fmt.Sprint(shards) != "[2]" {
+		t.Fatalf("after one joined: %d inline, shards %v; want 3, [2]", inline, shards)
+	}
 	f.addDown(t, rec(0))
-	if inline, shards := f.placement(); inline != 3 || fmt.Sprint(shards) != "[1 2]" {
-		t.Fatalf("after joining: %d inline, shards %v; want 3, [1 2]", inline, shards)
+	if inline, shards := f.placement(); inline != 3 || fmt.Sprint(shards) != "[3]" {
+		t.Fatalf("after two joined: %d inline, shards %v; want 3, [3]", inline, shards)
 	}
 	const packets = 10
 	for i := range packets {
@@ -304,13 +305,17 @@ func TestFanoutHoldsPacket(t *testing.T) {
 func TestFanoutBusy(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // after the fixture's cleanups stop the workers
 	gate := &gateWriter{}
-	f := newShardedFixture(t, 3, 1, 2, func(i int) webrtc.TrackLocalWriter {
+	f := newShardedFixture(t, 3, 1, 3, func(i int) webrtc.TrackLocalWriter {
 		if i == 0 {
 			return discardWriter{}
 		}
 		return gate
 	})
-	// Worker 0 has subscriber 1 (gated), worker 1 subscriber 2 (gated).
+	// Three workers, the track on two: worker 0 has subscriber 1 (gated),
+	// worker 1 subscriber 2 (gated).
+	if inline, shards := f.placement(); inline != 1 || fmt.Sprint(shards) != "[1 1]" {
+		t.Fatalf("placement: %d inline, shards %v; want 1, [1 1]", inline, shards)
+	}
 	gate.gate.Lock()
 	const packets = fanQueueLen + 10
 	var held []*bufpool.Packet
@@ -445,8 +450,8 @@ func TestForwardZeroAllocsSharded(t *testing.T) {
 	for _, c := range []struct{ subs, threshold int }{{50, 8}, {300, 100}} {
 		t.Run(fmt.Sprintf("subs=%d,threshold=%d", c.subs, c.threshold), func(t *testing.T) {
 			f := newShardedFixture(t, c.subs, c.threshold, 2, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
-			if _, shards := f.placement(); len(shards) != 2 {
-				t.Fatalf("shards %v, want 2", shards)
+			if inline, shards := f.placement(); inline != c.subs/2 || fmt.Sprint(shards) != fmt.Sprintf("[%d]", c.subs/2) {
+				t.Fatalf("placement: %d inline, shards %v; want half and half", inline, shards)
 			}
 			if allocs := fixtureAllocs(t, f, c.subs); allocs != 0 {
 				t.Errorf("sharded forward path: %v allocations per packet, want 0", allocs)

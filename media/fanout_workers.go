@@ -65,13 +65,16 @@ type fanPool struct {
 	// by mu.
 	procs   int
 	workers []*fanWorker // guarded by mu; set once by start, never changed after
-	closed  bool         // guarded by mu: start makes none after close
+	// nextBase is the first worker of the next track to shard. Guarded by
+	// mu.
+	nextBase int
+	closed   bool // guarded by mu: start makes none after close
 	// queued counts the jobs pushed and not yet written or dropped: the
 	// tests wait for it to reach 0 (one atomic add per shard, not per
 	// subscriber).
 	queued atomic.Int64
 	stop   chan struct{}
-	done    sync.WaitGroup
+	done   sync.WaitGroup
 }
 
 // thresholdLocked is the subscriber count above which a track shards. The
