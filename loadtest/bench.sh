@@ -19,6 +19,8 @@
 #                    makes a self-signed certificate in BENCH_OUT and serves HTTPS with it)
 #   BENCH_TURN       the TURN server's UDP and TCP address (default 127.0.0.1:18082)
 #   BENCH_TURN_TLS   its TLS address, for turn-tls (default 127.0.0.1:18083)
+#   BENCH_PIN        0 runs the relay and the load generator unpinned (the relay on every
+#                    core: the fanout2000 scenario); default 1 (CPU 0 and CPU 1)
 #   BENCH_LISTENCOST_BASE  the baseline of the listen-cost comparison (default pubs9):
 #                    when it runs with other scenarios of its room shape (mix9, tracks9),
 #                    `loadtest listencost` prints relay CPU per listener, mix against tracks

@@ -459,3 +459,32 @@ func TestForwardZeroAllocsSharded(t *testing.T) {
 		})
 	}
 }
+
+// TestSetFanoutThreshold: the relay's -fanout-threshold, applied to the
+// subscribers added after it is set.
+func TestSetFanoutThreshold(t *testing.T) {
+	tests := []struct {
+		name       string
+		n          int
+		subs       int
+		wantInline int
+	}{
+		{name: "default", n: 0, subs: 20, wantInline: 20}, // below FanoutThreshold
+		{name: "never", n: -1, subs: 20, wantInline: 20},
+		{name: "four", n: 4, subs: 20, wantInline: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Cleanup(func() { goleak.VerifyNone(t) })
+			f := newShardedFixture(t, 0, 0, 2, nil)
+			f.up.batch.SetFanoutThreshold(tt.n)
+			f.first = make([]int, tt.subs)
+			for range tt.subs {
+				f.addDown(t, discardWriter{})
+			}
+			if inline, _ := f.placement(); inline != tt.wantInline {
+				t.Errorf("%d written by the reader, want %d", inline, tt.wantInline)
+			}
+		})
+	}
+}

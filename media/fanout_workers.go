@@ -1,6 +1,7 @@
 package media
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,20 @@ type fanPool struct {
 	queued atomic.Int64
 	stop   chan struct{}
 	done   sync.WaitGroup
+}
+
+// SetFanoutThreshold sets how many subscribers each track's reader writes
+// itself before the rest go to the workers: n > 0 that many, 0
+// FanoutThreshold, -1 never (every track written by its reader alone).
+// It applies to subscribers added afterwards.
+func (g *Batch) SetFanoutThreshold(n int) {
+	p := &g.fan
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.threshold = n
+	if n < 0 {
+		p.threshold = math.MaxInt
+	}
 }
 
 // thresholdLocked is the subscriber count above which a track shards. The
