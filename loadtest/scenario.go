@@ -70,8 +70,8 @@ type Scenario struct {
 	// and they are left out of every receive figure. What lets one
 	// machine hold a room of 2,000 listeners (the fanout2000 scenario).
 	// Linux only.
-	SinkAudience int `json:"sink_audience"`
-	Seed          int64    `json:"seed"`            // voices, loss and jitter; 0 means 1
+	SinkAudience int   `json:"sink_audience"`
+	Seed         int64 `json:"seed"` // voices, loss and jitter; 0 means 1
 }
 
 // Where injected loss happens (Scenario.LossAt).

@@ -47,7 +47,7 @@ func TestValidate(t *testing.T) {
 		{"negative sinks", func(s *Scenario) { s.SinkAudience = -1 }, "sink_audience = -1"},
 		{"sinks with churn", func(s *Scenario) { s.SinkAudience, s.ChurnPerMin = 10, 5 }, "sink hears nothing"},
 		{"sinks over ICE-TCP", func(s *Scenario) { s.SinkAudience, s.Transport = 10, TransportTCP }, "sinks filter UDP media only"},
-		{"sinks count as participants", func(s *Scenario) { s.Rooms, s.SinkAudience = 2, maxParticipants / 2 }, "load generators"},
+		{"sinks count as participants", func(s *Scenario) { s.Rooms, s.SinkAudience = 2, maxParticipants/2 }, "load generators"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
