@@ -25,7 +25,9 @@ type DownTrack struct {
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
 	mung  munger
 
-	// Owned by the track's reader (writeLive).
+	// Owned by the goroutine that writes this subscriber's live packets
+	// (writeLive): the track's reader, or past FanoutThreshold a fan-out
+	// worker, one of them for the subscriber's life on the track.
 	hdr     rtp.Header
 	sampled uint32
 	onFirst func() // called at the first packet written, then nil

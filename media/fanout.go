@@ -8,11 +8,11 @@ import (
 
 // Parallel fan-out for big rooms. A track's reader writes every copy of a
 // packet itself (UpTrack.writeAll) while the track has at most
-// FanoutThreshold subscribers. The subscribers added beyond that go to
-// shards, one per fan-out worker of the relay (fanout_workers.go): for
-// every packet the reader queues each non-empty shard on its worker,
-// writes its own subscribers, and goes back to reading; the workers write
-// their shards on the other cores.
+// FanoutThreshold subscribers. Past it, each new subscriber goes to
+// whichever of the reader and the track's fan-out workers
+// (fanout_workers.go) has fewest: for every packet the reader queues each
+// worker's shard, writes its own subscribers, and goes back to reading;
+// the workers write their shards on the other cores.
 //
 // What stays as it was: a subscriber is written by one goroutine for its
 // whole life on the track (the reader, or its shard's worker, whose queue
@@ -23,13 +23,14 @@ import (
 // reader from the same history. No lock is held across a write: a worker's
 // queue lock covers the copy of one job in or out.
 
-// FanoutThreshold is how many subscribers a track's reader writes itself;
-// subscribers beyond it go to the relay's fan-out workers (with
-// GOMAXPROCS ≥ 2). Below it a hand-off costs more than it saves: waking a
-// worker costs about what a few dozen writes do, and a room that small is
-// written well inside its 10 ms frame by one core.
-// BenchmarkFanout (fanout_bench_test.go) and docs/performance.md
-// ("Parallel fan-out") have the measurement behind the value.
+// FanoutThreshold is how many subscribers a track's reader writes itself
+// before it shares them with the relay's fan-out workers (with
+// GOMAXPROCS ≥ 2; -fanout-threshold sets it). Below it a track's copies
+// take at most ~2.5 ms of one core (~10 µs a copy through pion), a
+// quarter of a 10 ms frame, and a worker woken for half of them starts
+// ~0.6 ms late on the VM this was measured on (docs/performance.md,
+// "Parallel fan-out"): little to gain for a wake-up per packet. Past it
+// the saving grows with the room and the hand-off's cost does not.
 const FanoutThreshold = 256
 
 // fanState is a track's sharding, guarded by the track's mu except where
