@@ -28,8 +28,9 @@ import (
 // GOMAXPROCS ≥ 2; -fanout-threshold sets it). Below it a track's copies
 // take at most ~2.5 ms of one core (~10 µs a copy through pion), a
 // quarter of a 10 ms frame, and a worker woken for half of them starts
-// ~0.6 ms late on the VM this was measured on (docs/performance.md,
-// "Parallel fan-out"): little to gain for a wake-up per packet. Past it
+// ~0.6 ms late on the VM this was measured on (BenchmarkWakeLatency,
+// docs/performance.md "Parallel fan-out"): little to gain for a wake-up
+// per packet. Past it
 // the saving grows with the room and the hand-off's cost does not.
 const FanoutThreshold = 256
 

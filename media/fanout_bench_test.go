@@ -219,3 +219,49 @@ func benchFanout(b *testing.B, subs int, sharded bool) {
 		b.Fatalf("%v copies dropped", drops)
 	}
 }
+
+// BenchmarkWakeLatency: how late a goroutine woken for another P starts
+// (start-p50-µs, start-p90-µs) while its waker keeps its own P busy for
+// 2 ms, as a track's reader does after queuing a shard and writing its
+// own part, the woken one then busy for 2 ms too, as a worker writing its
+// shard (mode=spin); or with the waker yielding its P first (mode=yield:
+// then the waker may be the one that waits, wait-p50-µs). Once every 10
+// ms, as packets come. Run with -cpu 2; docs/performance.md ("Why not
+// half") has this VM's figures.
+func BenchmarkWakeLatency(b *testing.B) {
+	for _, mode := range []string{"spin", "yield"} {
+		b.Run("mode="+mode, func(b *testing.B) {
+			wake := make(chan int64, 1)
+			started := make(chan int64, 1)
+			spin := func() {
+				for end := Now() + 2e6; Now() < end; {
+				}
+			}
+			go func() { // the worker: starts, then writes its 2 ms part
+				for at := range wake {
+					late := Now() - at
+					spin()
+					started <- late
+				}
+			}()
+			defer close(wake)
+			var late, waited []float64
+			for b.Loop() {
+				time.Sleep(10 * time.Millisecond)
+				t0 := Now()
+				wake <- t0
+				if mode == "yield" {
+					runtime.Gosched()
+				}
+				waited = append(waited, float64(Now()-t0)/1e3)
+				spin() // the reader's own part
+				late = append(late, float64(<-started)/1e3)
+			}
+			slices.Sort(late)
+			slices.Sort(waited)
+			b.ReportMetric(late[len(late)/2], "start-p50-µs")
+			b.ReportMetric(late[len(late)*9/10], "start-p90-µs")
+			b.ReportMetric(waited[len(waited)/2], "wait-p50-µs")
+		})
+	}
+}
