@@ -25,6 +25,14 @@ type Config struct {
 	Interval    time.Duration // progress and time-series interval; 0 means 1s
 	Logger      *slog.Logger  // nil discards
 	ClientLog   *slog.Logger  // the clients' and pion's logs; nil discards
+
+	// Relays are the other relays of a cluster (their /ws URLs), for a
+	// run over several nodes (cluster.go): the audience is spread
+	// round-robin over URL and these, publishers dial URL, and each
+	// node's /metrics is read for the per-node report. RelayPIDs, if
+	// given, are their PIDs in the same order (their CPU from /proc).
+	Relays    []string
+	RelayPIDs []int
 }
 
 // metricsURL returns the /metrics URL next to the WebSocket.
@@ -63,7 +71,7 @@ func (c Config) validate() error {
 	if c.MetricsURL != "" && c.MetricsURL != "-" && !strings.HasPrefix(c.MetricsURL, "http") {
 		return fmt.Errorf("%w: metrics URL %q: want http://host:port/metrics or - for none", ErrBadScenario, c.MetricsURL)
 	}
-	return nil
+	return c.validateCluster()
 }
 
 // runDeadline is the longest a run may take: wait for the relay, the ramp

@@ -21,6 +21,8 @@ type participant struct {
 	role   string
 	listen string // join's listen field: ListenMix or ListenTracks for the audience, "" (omitted) for publishers
 	decode bool   // decode and conceal (the stutter sample)
+	node   int    // the relay it dials in a cluster run (runner.dialURL)
+	landed string // the URL its join landed on (client.URL, after redirects); set by dial
 
 	c        *client.Client // nil before dial and after close (so that a long run does not keep the closed connections)
 	id       string         // the participant id the relay gave; set by dial
@@ -48,7 +50,7 @@ func (p *participant) markClosing() bool { return p.closing.CompareAndSwap(false
 // tracks are accepted until close.
 func (p *participant) dial(ctx context.Context) error {
 	cfg := client.Config{
-		URL:         p.r.cfg.URL,
+		URL:         p.r.dialURL(p.node),
 		Room:        p.r.roomName(p.room),
 		Name:        p.name,
 		Role:        p.role,
@@ -77,7 +79,7 @@ func (p *participant) dial(ctx context.Context) error {
 		return err
 	}
 	p.joinedNs = nanotime()
-	p.c, p.id = c, c.ID()
+	p.c, p.id, p.landed = c, c.ID(), c.URL()
 	p.done = make(chan struct{})
 	p.wg.Add(1)
 	go p.acceptTracks()

@@ -41,6 +41,7 @@ type runner struct {
 	maxFrames  int
 	metricsURL string
 	hc         *http.Client
+	cluster    *clusterRun // nil for one relay
 	startNs    int64
 	startedAt  time.Time
 
@@ -106,6 +107,9 @@ func newRunner(sc Scenario, cfg Config) (*runner, error) {
 	if r.clientLog == nil {
 		r.clientLog = slog.New(slog.DiscardHandler)
 	}
+	if r.cluster, err = newClusterRun(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadScenario, err)
+	}
 	r.maxFrames = int(r.deadline/time.Duration(frameInterval)) + 100
 	r.mic.Enabled = sc.MicCycleEvery > 0
 	return r, nil
@@ -164,6 +168,7 @@ type joinSpec struct {
 	listen string // audience only: ListenTracks or ListenMix
 	decode bool
 	seed   int64
+	node   int // the relay it dials, in a cluster run (0: Config.URL)
 }
 
 // join joins one participant (the caller holds an admit token): dial,
@@ -172,7 +177,7 @@ type joinSpec struct {
 func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer cancel()
-	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, own: newWindow(0, never)}
+	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, node: s.node, own: newWindow(0, never)}
 	r.mu.Lock()
 	r.joins.attempted++
 	r.mu.Unlock()
@@ -254,7 +259,7 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 		}
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
-				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom})
+				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom, node: r.cluster.nodeFor(len(audience))})
 		}
 	}
 	return pubs, audience

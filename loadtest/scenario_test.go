@@ -126,7 +126,7 @@ func TestShippedScenarios(t *testing.T) {
 			if err := s.WithDefaults().Validate(); err != nil {
 				t.Fatal(err)
 			}
-			bench := map[string]bool{"headline": true, "costreaming": true, "mix": true, "pubs9": true, "mix9": true, "tracks9": true}
+			bench := map[string]bool{"headline": true, "costreaming": true, "mix": true, "pubs9": true, "mix9": true, "tracks9": true, "cluster": true}
 			if bench[s.Name] && (s.MicCycleEvery != 0 || s.LossPct != 0 || s.ChurnPerMin != 0) {
 				t.Fatal("a benchmark scenario uses mic cycling, churn or injected loss: its figures must compare across relays and runs")
 			}

@@ -85,6 +85,7 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 			row("  guest to host's first packet", "%s", distMs(m.HostHeardMs))
 		}
 	}
+	rep.Cluster.writeSummary(row)
 	for _, f := range j.Failures {
 		row("  join failure", "%s", f)
 	}
