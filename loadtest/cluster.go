@@ -32,6 +32,15 @@ type clusterNode struct {
 	// start and end. Written by the run's goroutine between phases.
 	snaps [3]report.Snapshot
 	tally report.NodeMeasurements // guarded by the runner's mu
+	first map[int]*opener         // by room: its first listener here; guarded by the runner's mu
+}
+
+// opener is the first listener of a room (the earliest dial) to land on
+// a node (on an edge, the join that opens the room's link) and its
+// streams' join latencies.
+type opener struct {
+	dialNs int64
+	ms     []float64
 }
 
 // Which of a node's snapshots snapNodes takes.
@@ -186,7 +195,8 @@ func (c *clusterRun) addStreamLocked(p *participant, st *streamStats, res stream
 	if c == nil || p.role != roleAudience || p.landed == "" {
 		return
 	}
-	t := &c.nodeLocked(p.landed).tally
+	n := c.nodeLocked(p.landed)
+	t := &n.tally
 	t.PacketsReceived += st.packets
 	t.ExpectedFrames += res.expected
 	t.LostFrames += res.lost
@@ -195,8 +205,19 @@ func (c *clusterRun) addStreamLocked(p *participant, st *streamStats, res stream
 	t.LateFrames += st.late
 	t.Received += st.received
 	t.OneWay.Merge(&st.lat)
-	if res.joinNs >= 0 {
-		t.FirstPacketMs = append(t.FirstPacketMs, float64(res.joinNs)/1e6)
+	if res.joinNs < 0 {
+		return
+	}
+	ms := float64(res.joinNs) / 1e6
+	t.FirstPacketMs = append(t.FirstPacketMs, ms)
+	if n.first == nil {
+		n.first = make(map[int]*opener)
+	}
+	switch o := n.first[p.room]; {
+	case o == nil || p.dialNs < o.dialNs:
+		n.first[p.room] = &opener{dialNs: p.dialNs, ms: []float64{ms}}
+	case p.dialNs == o.dialNs:
+		o.ms = append(o.ms, ms)
 	}
 }
 
@@ -238,6 +259,9 @@ func (c *clusterRun) measurementsLocked() *report.ClusterMeasurements {
 	m := &report.ClusterMeasurements{}
 	for _, n := range c.nodes {
 		nm := n.tally
+		for _, o := range n.first {
+			nm.FirstListenerMs = append(nm.FirstListenerMs, o.ms...)
+		}
 		nm.Before, nm.Start, nm.End = n.snaps[snapBefore], n.snaps[snapStart], n.snaps[snapEnd]
 		if nm.End.Nanos > nm.Start.Nanos {
 			nm.WindowSeconds = float64(nm.End.Nanos-nm.Start.Nanos) / float64(time.Second)

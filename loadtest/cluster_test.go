@@ -85,7 +85,7 @@ func testRunCluster(t *testing.T) {
 			if n.Receivers != n.Listeners {
 				t.Errorf("node %d: %d of %d listeners received packets", i+1, n.Receivers, n.Listeners)
 			}
-			if n.Listeners > 0 && (n.PacketsReceived == 0 || n.ExpectedFrames == 0 || n.FirstPacketMs.Count == 0 || n.OneWayMs.Count == 0) {
+			if n.Listeners > 0 && (n.PacketsReceived == 0 || n.ExpectedFrames == 0 || n.FirstPacketMs.Count == 0 || n.FirstListenerMs.Count == 0 || n.OneWayMs.Count == 0) {
 				t.Errorf("node %d: listeners but no figures: %+v", i+1, n)
 			}
 			if n.LostFrames != 0 {
@@ -97,6 +97,15 @@ func testRunCluster(t *testing.T) {
 		}
 	})
 	t.Run("counts agree with the relays' routes", func(t *testing.T) {
+		edges := 0 // relays serving listeners of the room owned elsewhere: one link each
+		for i, n := range nodes {
+			if i != owner && n.Listeners > 0 {
+				edges++
+			}
+		}
+		if got := nodes[owner].Relay.LinksOwner; int(got) != edges {
+			t.Errorf("the owner has %v links to its room, %d relays serve its listeners", got, edges)
+		}
 		for i, n := range nodes {
 			r := n.Relay
 			if !r.MetricsOK || !r.ClusterMetrics || r.NATSConnected != 1 || r.CPUSource != "metrics" {
@@ -104,10 +113,12 @@ func testRunCluster(t *testing.T) {
 				continue
 			}
 			if i == owner {
-				// The owner served everyone that landed on it: its own
-				// joins and the redirected ones.
-				if int(r.RoutesLocal) != n.Listeners+n.Publishers || r.RoutesEdge != 0 {
-					t.Errorf("owner (node %d): routes local %v edge %v; %d listeners and %d publishers landed", i+1, r.RoutesLocal, r.RoutesEdge, n.Listeners, n.Publishers)
+				// The owner served everyone that landed on it (its own
+				// joins and the redirected ones) and, with edges, each
+				// edge's link to the room.
+				if int(r.RoutesLocal) != n.Listeners+n.Publishers+int(r.LinksOwner) || r.RoutesEdge != 0 {
+					t.Errorf("owner (node %d): routes local %v edge %v; %d listeners and %d publishers landed, %v links to it",
+						i+1, r.RoutesLocal, r.RoutesEdge, n.Listeners, n.Publishers, r.LinksOwner)
 				}
 				continue
 			}
@@ -266,6 +277,19 @@ func TestClusterTally(t *testing.T) {
 	want := []counts{{0, 1, 1, 0}, {1, 0, 0, 0}, {2, 1, 0, 0}, {0, 1, 0, 0}}
 	if !slices.Equal(got, want) || m.Nodes[3].Configured || m.Nodes[3].URL != "ws://localhost:3/ws" {
 		t.Fatalf("per node (dialed, landed, publishers, receivers) %v, want %v; extra node %+v", got, want, m.Nodes[3].Node)
+	}
+	// Join latencies: all of a node's listeners, and its first listener's
+	// (the earliest dial) apart.
+	for _, l := range []struct {
+		dialNs int64
+		ms     int64
+	}{{300, 7}, {100, 50}, {200, 9}, {100, 60}} {
+		p := &participant{role: roleAudience, room: 0, landed: "ws://127.0.0.1:2/ws", dialNs: l.dialNs}
+		c.addStreamLocked(p, &streamStats{packets: 4, received: 3}, streamResult{expected: 3, joinNs: l.ms * 1e6})
+	}
+	n := c.measurementsLocked().Nodes[1]
+	if !slices.Equal(n.FirstPacketMs, []float64{7, 50, 9, 60}) || !slices.Equal(n.FirstListenerMs, []float64{50, 60}) || n.PacketsReceived != 16 || n.Received != 12 {
+		t.Fatalf("node 2: join latencies %v, first listener's %v, %d packets, %d frames received", n.FirstPacketMs, n.FirstListenerMs, n.PacketsReceived, n.Received)
 	}
 	var none *clusterRun
 	none.addParticipantLocked(&participant{landed: "ws://x/ws"}, nil, nil)

@@ -39,6 +39,7 @@ func clusterFigures(reps []*report.Report) []figure {
 			figure{name("publishers landed"), get(func(n *report.Node) float64 { return float64(n.Publishers) })},
 			figure{name("join latency p50 (ms)"), get(func(n *report.Node) float64 { return n.FirstPacketMs.P50 })},
 			figure{name("join latency p99 (ms)"), get(func(n *report.Node) float64 { return n.FirstPacketMs.P99 })},
+			figure{name("first listener's join latency p50 (ms)"), get(func(n *report.Node) float64 { return n.FirstListenerMs.P50 })},
 			figure{name("one-way p50 (ms)"), get(func(n *report.Node) float64 { return n.OneWayMs.P50 })},
 			figure{name("one-way p99 (ms)"), get(func(n *report.Node) float64 { return n.OneWayMs.P99 })},
 			figure{name("loss (%)"), get(func(n *report.Node) float64 { return n.LossPct })},

@@ -31,6 +31,9 @@ type Node struct {
 	StutterPct      float64 `json:"stutter_pct"`
 	OneWayMs        Dist    `json:"one_way_ms"`
 	FirstPacketMs   Dist    `json:"first_packet_ms"` // dial to first packet of each publisher already sending, these listeners' streams
+	// FirstListenerMs is the same for the first listener of each room to
+	// land on this node only: on an edge, the join that opened the room's link.
+	FirstListenerMs Dist `json:"first_listener_ms"`
 
 	Relay NodeRelay `json:"relay"`
 }
@@ -74,6 +77,7 @@ type NodeMeasurements struct {
 	SenderDropped      int64  // in-window frames their senders dropped
 	OneWay             Hist
 	FirstPacketMs      []float64
+	FirstListenerMs    []float64
 	Before, Start, End Snapshot
 	WindowSeconds      float64
 }
@@ -100,6 +104,7 @@ func (m *ClusterMeasurements) figures() (*Cluster, []string) {
 		n.StutterPct = pct(float64(n.StutterFrames), float64(n.ExpectedFrames))
 		n.OneWayMs = nm.OneWay.Dist()
 		n.FirstPacketMs = DistOf(nm.FirstPacketMs)
+		n.FirstListenerMs = DistOf(nm.FirstListenerMs)
 		if n.Configured {
 			n.Relay = nodeRelay(nm)
 			if n.Relay.MetricsOK && !n.Relay.ClusterMetrics {
@@ -155,6 +160,7 @@ func (c *Cluster) writeSummary(row func(label, format string, args ...any)) {
 		row(name, "%s: %d listeners dialed here, %d landed here (%d received packets), %d publishers", n.URL, n.ListenersDialed, n.Listeners, n.Receivers, n.Publishers)
 		if n.Listeners > 0 {
 			row("  join latency (first packet)", "%s", distMs(n.FirstPacketMs))
+			row("  the room's first listener here", "%s", distMs(n.FirstListenerMs))
 			row("  loss, late, stutter", "%.3f%% (%d frames), %.3f%% (%d), %.3f%% (%d)", n.LossPct, n.LostFrames, n.LatePct, n.LateFrames, n.StutterPct, n.StutterFrames)
 			row("  one-way latency", "%s", distMs(n.OneWayMs))
 		}

@@ -29,7 +29,7 @@ func TestBuildCluster(t *testing.T) {
 	node := func(url string, configured, links bool) NodeMeasurements {
 		nm := NodeMeasurements{Node: Node{URL: url, Configured: configured, ListenersDialed: 2, Listeners: 2, Receivers: 2,
 			ExpectedFrames: 1000, LostFrames: 10, LateFrames: 4},
-			Received: 400, FirstPacketMs: []float64{10, 20}, WindowSeconds: 10}
+			Received: 400, FirstPacketMs: []float64{10, 20}, FirstListenerMs: []float64{20}, WindowSeconds: 10}
 		if configured {
 			nm.Before, nm.Start, nm.End = clusterSnap(0, 1, links), clusterSnap(10, 2, links), clusterSnap(20, 4, links)
 		}
@@ -46,7 +46,7 @@ func TestBuildCluster(t *testing.T) {
 		t.Fatalf("cluster %+v", rep.Cluster)
 	}
 	a, b := rep.Cluster.Nodes[0], rep.Cluster.Nodes[1]
-	if a.LossPct != 1 || a.LatePct != 1 || a.FirstPacketMs.Count != 2 || a.FirstPacketMs.P50 != 10 || a.OneWayMs.Count != 1 {
+	if a.LossPct != 1 || a.LatePct != 1 || a.FirstPacketMs.Count != 2 || a.FirstPacketMs.P50 != 10 || a.FirstListenerMs.Max != 20 || a.OneWayMs.Count != 1 {
 		t.Fatalf("node a's audio: %+v", a)
 	}
 	r := a.Relay
