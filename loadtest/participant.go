@@ -141,8 +141,11 @@ func (p *participant) read(rt *client.RemoteTrack) {
 		}
 	}
 	st := newStreamStats(log, p.r.win, p.own, p.dialNs, play, &p.r.live)
-	if p.role == roleHost {
+	switch {
+	case p.role == roleHost && log.room == p.room:
 		st.heard = &log.hostHeard // for mic cycling: when a host first hears a guest
+	case p.role == roleHost:
+		st.heard = &log.remoteHeard // for pk: when a linked room's host first hears it
 	}
 	p.mu.Lock()
 	p.streams = append(p.streams, st)

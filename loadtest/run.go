@@ -71,6 +71,9 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	if err := r.ramp(ctx, audience, r.sc.JoinBurst); err != nil {
 		return nil, fmt.Errorf("joining audience: %w", err)
 	}
+	if r.sc.PK {
+		r.linkRooms(ctx)
+	}
 
 	r.phase.Store(phaseSettle)
 	if err := sleepCtx(ctx, r.sc.Settle.D()); err != nil {

@@ -67,6 +67,8 @@ type runner struct {
 	micRel     []float64
 	micPublish []float64 // role_changed guest to the guest's first frame sent, ms
 	micHeard   []float64 // role_changed guest to a host's first packet of the guest, ms
+	pk         report.PK
+	pkSetup    []float64 // pk_accept to the other room's first packet at each host, ms
 	warnings   []string
 	series     []report.Sample
 }
@@ -112,6 +114,7 @@ func newRunner(sc Scenario, cfg Config) (*runner, error) {
 	}
 	r.maxFrames = int(r.deadline/time.Duration(frameInterval)) + 100
 	r.mic.Enabled = sc.MicCycleEvery > 0
+	r.pk.Enabled = sc.PK
 	return r, nil
 }
 

@@ -47,6 +47,11 @@ type Scenario struct {
 
 	ChurnPerMin float64 `json:"churn_per_min"` // audience leave-and-rejoin events per room per minute
 
+	// PK links the rooms in pairs (0 with 1, 2 with 3, ...) after the
+	// ramp: the first host of the even room invites the odd one, whose
+	// first host accepts (cross-room co-streaming, docs/protocol.md).
+	PK bool `json:"pk"`
+
 	MicCycleEvery Duration `json:"mic_cycle_every"` // per room: an audience member asks for the mic this often; 0 off
 	MicHold       Duration `json:"mic_hold"`        // how long a mic guest publishes before releasing
 
@@ -267,6 +272,12 @@ func (s Scenario) Validate() error {
 	}
 	if s.MicCycleEvery.D() > 0 && s.Hosts < 1 {
 		bad("mic cycling needs a host per room to accept the requests; set hosts >= 1 or mic_cycle_every = 0")
+	}
+	if s.PK && (s.Rooms < 2 || s.Rooms%2 != 0) {
+		bad("pk with rooms = %d: rooms are linked in pairs; use an even number, at least 2", s.Rooms)
+	}
+	if s.PK && s.Hosts < 1 {
+		bad("pk needs a host per room to invite and accept; set hosts >= 1")
 	}
 	if s.MicHold.D() <= 0 {
 		bad("mic_hold must be positive")

@@ -43,6 +43,10 @@ func TestValidate(t *testing.T) {
 		{"ICE-TCP", func(s *Scenario) { s.Transport = TransportTCP }, ""},
 		{"TURN over TLS", func(s *Scenario) { s.Transport = TransportTURNTLS }, ""},
 		{"unknown transport", func(s *Scenario) { s.Transport = "quic" }, `transport = "quic"`},
+		{"pk in pairs", func(s *Scenario) { s.PK, s.Rooms = true, 2 }, ""},
+		{"pk with one room", func(s *Scenario) { s.PK = true }, "rooms are linked in pairs"},
+		{"pk with an odd number of rooms", func(s *Scenario) { s.PK, s.Rooms = true, 3 }, "rooms are linked in pairs"},
+		{"pk without hosts", func(s *Scenario) { s.PK, s.Rooms, s.Hosts, s.Guests = true, 2, 0, 2 }, "pk needs a host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ type DownTrack struct {
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
 	mung  munger
+	gate  *Gate // nil, or the switch that stops this copy (set once)
 
 	// Owned by the track's reader (writeLive).
 	hdr     rtp.Header
@@ -50,12 +51,17 @@ type DownTrackParams struct {
 	// first packet has been written to the subscriber (the room layer's
 	// join latency). It must not block.
 	OnFirstPacket func()
+	// Gate, if not nil, stops this copy of the track while it is muted,
+	// without muting the track itself: the room layer shares one Gate
+	// among the down tracks of one room for a track published in
+	// another (a remote publisher muted in this room only).
+	Gate *Gate
 }
 
 // NewDownTrack creates up as one subscriber will receive it. Add it to the
 // subscriber's connection (AddTrack), then Subscribe.
 func NewDownTrack(up *UpTrack, p DownTrackParams) *DownTrack {
-	return &DownTrack{up: up, m: up.m, onFirst: p.OnFirstPacket}
+	return &DownTrack{up: up, m: up.m, onFirst: p.OnFirstPacket, gate: p.Gate}
 }
 
 // RTCPReader is where a subscriber's RTCP about a track comes from: pion's
@@ -105,6 +111,9 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 // written (the drop is counted). Called by the track's reader only, which
 // counts what went out once per packet (UpTrack.forward).
 func (d *DownTrack) writeLive(pkt *bufpool.Packet, f *rtpFields, now int64) int {
+	if d.gate.Muted() {
+		return -1 // as a muted track: not a drop (the munger hides the pause)
+	}
 	b := d.bound.Load()
 	if b == nil {
 		d.m.drop(DropNotNegotiated)
@@ -130,6 +139,9 @@ func (d *DownTrack) writeLive(pkt *bufpool.Packet, f *rtpFields, now int64) int 
 // writeRTX retransmits pkt as the subscriber's sequence number seq.
 // Called by the RTCP reader only.
 func (d *DownTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
+	if d.gate.Muted() {
+		return
+	}
 	b := d.bound.Load()
 	if b == nil {
 		d.m.drop(DropNotNegotiated)

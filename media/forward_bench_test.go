@@ -26,7 +26,7 @@ func BenchmarkForward(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			f := newForwardFixture(b, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 			if c.tap {
-				f.up.SetTap(&copyTap{})
+				f.up.AddTap(&copyTap{})
 			}
 			raw := inPacket(b, testInSSRC, 0, 0)
 			seq, ts := uint16(0), uint32(0)

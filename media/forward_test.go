@@ -466,11 +466,26 @@ func TestServeNACK(t *testing.T) {
 }
 
 // forwardAllocs measures the forward path for one packet written to subs
-// down tracks (and to tap, if not nil): from the pool, through the
-// fan-out and each write, and back to the pool.
-func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
+// down tracks (and to every tap): from the pool, through the fan-out and
+// each write, and back to the pool.
+func forwardAllocs(tb testing.TB, subs int, taps ...Tap) float64 {
 	f := newForwardFixture(tb, subs, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
-	f.up.SetTap(tap)
+	for _, tap := range taps {
+		f.up.AddTap(tap)
+	}
+	const runs = 1000
+	allocs := stepAllocs(tb, f.up, runs)
+	// AllocsPerRun runs step once more to warm up.
+	if got, want := counterValue(tb, f.m.PacketsOut), float64((2*historySize+runs+1)*subs); got != want {
+		tb.Fatalf("PacketsOut = %v, want %v: not every packet was written", got, want)
+	}
+	return allocs
+}
+
+// stepAllocs forwards 2*historySize packets through up to warm up
+// (first writes, history full, pool stocked), then measures the
+// allocations per packet over runs more (and AllocsPerRun's one more).
+func stepAllocs(tb testing.TB, up *UpTrack, runs int) float64 {
 	raw := inPacket(tb, testInSSRC, 0, 0)
 	seq, ts := uint16(0), uint32(0)
 	step := func() {
@@ -480,19 +495,12 @@ func forwardAllocs(tb testing.TB, subs int, tap Tap) float64 {
 		binary.BigEndian.PutUint16(b[2:], seq)
 		binary.BigEndian.PutUint32(b[4:], ts)
 		seq, ts = seq+1, ts+testFrameTS
-		f.forward(pkt, n)
+		up.forward(pkt, n)
 	}
-	// Warm up: first writes (join latency), history full, pool stocked.
 	for range 2 * historySize {
 		step()
 	}
-	const runs = 1000
-	allocs := testing.AllocsPerRun(runs, step)
-	// AllocsPerRun runs step once more to warm up.
-	if got, want := counterValue(tb, f.m.PacketsOut), float64((2*historySize+runs+1)*subs); got != want {
-		tb.Fatalf("PacketsOut = %v, want %v: not every packet was written", got, want)
-	}
-	return allocs
+	return testing.AllocsPerRun(runs, step)
 }
 
 func TestForwardZeroAllocs(t *testing.T) {
@@ -501,7 +509,7 @@ func TestForwardZeroAllocs(t *testing.T) {
 	// still reads 0 then.
 	for _, subs := range []int{1, 4, 50} {
 		t.Run(fmt.Sprintf("subs=%d", subs), func(t *testing.T) {
-			if allocs := forwardAllocs(t, subs, nil); allocs != 0 {
+			if allocs := forwardAllocs(t, subs); allocs != 0 {
 				t.Errorf("forward path: %v allocations per packet, want 0", allocs)
 			}
 		})
@@ -514,6 +522,16 @@ func TestForwardZeroAllocs(t *testing.T) {
 		}
 		if tap.calls == 0 {
 			t.Error("the tap was never called")
+		}
+	})
+	// A track heard in two rooms: two mixes tap it.
+	t.Run("subs=4,two taps", func(t *testing.T) {
+		a, b := &copyTap{}, &copyTap{}
+		if allocs := forwardAllocs(t, 4, a, b); allocs != 0 {
+			t.Errorf("forward path with two taps: %v allocations per packet, want 0", allocs)
+		}
+		if a.calls == 0 || a.calls != b.calls {
+			t.Errorf("taps called %d and %d times, want the same, above 0", a.calls, b.calls)
 		}
 	})
 }

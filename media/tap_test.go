@@ -46,7 +46,7 @@ func TestTap(t *testing.T) {
 			w := &recordWriter{}
 			f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return w })
 			tap := &copyTap{}
-			f.up.SetTap(tap)
+			f.up.AddTap(tap)
 			raw := inPacket(t, testInSSRC, 77, 9600, tt.mutate)
 			var p rtp.Packet
 			if err := p.Unmarshal(raw); err != nil {
@@ -67,7 +67,7 @@ func TestTap(t *testing.T) {
 	t.Run("muted and removed", func(t *testing.T) {
 		f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
 		tap := &copyTap{}
-		f.up.SetTap(tap)
+		f.up.AddTap(tap)
 		f.up.SetMuted(true)
 		f.send(inPacket(t, testInSSRC, 1, 0))
 		if tap.calls != 0 {
@@ -75,7 +75,7 @@ func TestTap(t *testing.T) {
 		}
 		f.up.SetMuted(false)
 		f.send(inPacket(t, testInSSRC, 2, testFrameTS))
-		f.up.SetTap(nil)
+		f.up.RemoveTap(tap)
 		f.send(inPacket(t, testInSSRC, 3, 2*testFrameTS))
 		if tap.calls != 1 || tap.seq != 2 {
 			t.Errorf("tap: %d calls, last seq %d; want exactly the unmuted packet 2 before the removal", tap.calls, tap.seq)

@@ -21,8 +21,11 @@ type UpTrack struct {
 
 	hist  history
 	meter levelMeter
-	muted atomic.Bool         // the reader drops everything while set
-	tap   atomic.Pointer[Tap] // nil, or where the reader copies every payload (the mix's input)
+	muted atomic.Bool // the reader drops everything while set
+	// taps are where the reader copies every payload (the audience
+	// mixes' inputs: a track heard in several rooms feeds each room's
+	// mix), replaced whole under mu like subs.
+	taps atomic.Pointer[[]Tap]
 
 	// subs is the fan-out list, replaced whole (copy on write) under mu so
 	// that the reader takes it with one atomic load per packet.
@@ -66,6 +69,7 @@ type Tap interface {
 func NewUpTrack(p UpTrackParams) *UpTrack {
 	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt, local: p.Local}
 	t.subs.Store(&[]*DownTrack{})
+	t.taps.Store(&[]Tap{})
 	return t
 }
 
@@ -81,15 +85,33 @@ func (t *UpTrack) SetMuted(muted bool) { t.muted.Store(muted) }
 // Muted reports whether forwarding is stopped.
 func (t *UpTrack) Muted() bool { return t.muted.Load() }
 
-// SetTap makes tap receive every payload forwarded from the next packet
-// on; nil removes it. A packet being forwarded when it changes may still
-// reach the old tap.
-func (t *UpTrack) SetTap(tap Tap) {
-	if tap == nil {
-		t.tap.Store(nil)
+// AddTap makes tap receive every payload forwarded from the next packet
+// on, besides the taps the track already has (each room that hears the
+// track may mix it). Adding a tap twice is a no-op.
+func (t *UpTrack) AddTap(tap Tap) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.taps.Load()
+	if slices.Contains(old, tap) {
 		return
 	}
-	t.tap.Store(&tap)
+	taps := append(slices.Clone(old), tap)
+	t.taps.Store(&taps)
+}
+
+// RemoveTap stops tap from receiving payloads; a packet being forwarded
+// when it changes may still reach it. Removing a tap the track does not
+// have is a no-op.
+func (t *UpTrack) RemoveTap(tap Tap) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.taps.Load()
+	i := slices.Index(old, tap)
+	if i < 0 {
+		return
+	}
+	taps := slices.Delete(slices.Clone(old), i, i+1)
+	t.taps.Store(&taps)
 }
 
 // Level is the publisher's smoothed audio level, 0 (silent) to 1, or 0
@@ -194,8 +216,11 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 		pkt.Release()
 		return
 	}
-	if tap := t.tap.Load(); tap != nil {
-		(*tap).WriteRTP(f.seq, f.ts, f.payload(raw))
+	if taps := *t.taps.Load(); len(taps) > 0 {
+		payload := f.payload(raw)
+		for _, tap := range taps {
+			tap.WriteRTP(f.seq, f.ts, payload)
+		}
 	}
 	if t.levelExt != 0 {
 		if lv, ok := audioLevel(raw, &f, t.levelExt); ok {

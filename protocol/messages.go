@@ -21,6 +21,11 @@ const (
 	TypeKick       = "kick"
 	TypeLeave      = "leave"
 	TypePing       = "ping"
+	// Cross-room co-streaming (an extension: docs/protocol.md, "PK").
+	TypePKInvite = "pk_invite"
+	TypePKAccept = "pk_accept"
+	TypePKReject = "pk_reject"
+	TypePKEnd    = "pk_end"
 )
 
 // Message types, server to client (offer, answer and candidate go both ways).
@@ -42,6 +47,10 @@ const (
 	TypeError             = "error"
 	TypeDraining          = "draining" // an extension: the relay is shutting down
 	TypeRedirect          = "redirect" // an extension: the room moved to another relay of the cluster
+	TypePKInvited         = "pk_invited"
+	TypePKStarted         = "pk_started"
+	TypePKRejected        = "pk_rejected"
+	TypePKEnded           = "pk_ended"
 )
 
 // Peer connection names.
@@ -55,6 +64,10 @@ const (
 	RoleHost     = "host"
 	RoleGuest    = "guest"
 	RoleAudience = "audience"
+	// RoleRemote (an extension) is a publisher of another room heard in
+	// this one while the rooms are linked (pk_*): participant.room names
+	// its room. Never a join's role.
+	RoleRemote = "remote"
 )
 
 // Reasons in participant_left.
@@ -63,6 +76,7 @@ const (
 	ReasonKicked   = "kicked"
 	ReasonTimeout  = "timeout"
 	ReasonReplaced = "replaced"
+	ReasonPKEnded  = "pk_ended" // an extension: a remote participant left as its room's link ended
 )
 
 // What an audience member's sub connection carries (join.listen and
@@ -151,6 +165,9 @@ type Participant struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Role string `json:"role"`
+	// Room (an extension) is the room of a participant with role
+	// "remote"; absent for the room's own participants.
+	Room string `json:"room,omitempty"`
 }
 
 // Track describes a published track.

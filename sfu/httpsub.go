@@ -167,33 +167,35 @@ func (p *Participant) syncSlotsLocked() {
 	if !ok {
 		return
 	}
-	wanted := make(map[*media.UpTrack]bool, len(want))
+	wanted := make(map[*media.UpTrack]*media.Gate, len(want))
 	for _, t := range want {
-		wanted[t] = true
+		wanted[t.up] = t.gate
 	}
 	carried := make(map[*media.UpTrack]bool, len(p.slots))
 	for _, s := range p.slots {
-		switch up := s.track(); {
-		case up == nil:
-		case wanted[up]:
+		up, gate := s.track()
+		if up == nil {
+			continue
+		}
+		if g, ok := wanted[up]; ok && g == gate {
 			carried[up] = true
-		default:
+		} else {
 			s.clear()
 		}
 	}
 	next := 0
 	for _, s := range p.slots {
-		if s.track() != nil {
+		if up, _ := s.track(); up != nil {
 			continue
 		}
-		for next < len(want) && carried[want[next]] {
+		for next < len(want) && carried[want[next].up] {
 			next++
 		}
 		if next == len(want) {
 			return
 		}
-		s.assign(want[next], p.firstMediaWritten)
-		carried[want[next]] = true
+		s.assign(want[next].up, want[next].gate, p.firstMediaWritten)
+		carried[want[next].up] = true
 	}
 }
 

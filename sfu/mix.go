@@ -93,6 +93,9 @@ func (r *Room) mixWantedLocked() bool {
 		listener = listener || q.listening() == ListenMix
 		track = track || len(q.tracks) > 0
 	}
+	for _, x := range r.remotes {
+		track = track || len(x.tracks) > 0
+	}
 	return listener && track
 }
 
@@ -130,7 +133,12 @@ func (r *Room) startMixLocked() {
 	r.sfu.cfg.Metrics.MixRooms.Inc()
 	for _, q := range r.participants {
 		for _, t := range q.tracks {
-			r.addMixInputLocked(t)
+			r.addMixInputLocked(t, t.Muted())
+		}
+	}
+	for _, x := range r.remotes {
+		for _, rt := range x.tracks {
+			r.addMixInputLocked(rt.up, x.hostMuted)
 		}
 	}
 	for _, q := range r.participants {
@@ -147,7 +155,7 @@ func (r *Room) stopMixLocked() {
 	mx := r.mix
 	r.mix = nil
 	for t, in := range mx.inputs {
-		t.SetTap(nil)
+		t.RemoveTap(in)
 		mx.mixer.RemoveInput(in)
 	}
 	mx.mixer.Close()
@@ -162,12 +170,13 @@ func (r *Room) stopMixLocked() {
 	}
 }
 
-// addMixInputLocked makes t an input of the running mix.
-func (r *Room) addMixInputLocked(t *media.UpTrack) {
+// addMixInputLocked makes t an input of the running mix, muted or not.
+// t may be tapped by other rooms' mixes too (a linked room's publisher).
+func (r *Room) addMixInputLocked(t *media.UpTrack, muted bool) {
 	in := r.mix.mixer.AddInput()
-	in.SetMuted(t.Muted())
+	in.SetMuted(muted)
 	r.mix.inputs[t] = in
-	t.SetTap(in)
+	t.AddTap(in)
 }
 
 // removeMixInputLocked takes t out of the running mix, if any.
@@ -179,7 +188,7 @@ func (r *Room) removeMixInputLocked(t *media.UpTrack) {
 	if !ok {
 		return
 	}
-	t.SetTap(nil)
+	t.RemoveTap(in)
 	r.mix.mixer.RemoveInput(in)
 	delete(r.mix.inputs, t)
 }

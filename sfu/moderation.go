@@ -4,13 +4,22 @@ import "fmt"
 
 // Mute stops (or resumes) forwarding target's audio. Anyone may mute or
 // unmute itself; a host may mute or unmute anyone; a mute imposed by a
-// host is lifted only by a host.
+// host is lifted only by a host. A remote publisher (remote.go) is muted
+// in this room only, by a host.
 func (p *Participant) Mute(target string, muted bool) error {
 	r := p.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := p.liveLocked(); err != nil {
 		return err
+	}
+	if x := r.findRemoteLocked(target); x != nil {
+		if p.role != RoleHost {
+			return fmt.Errorf("%w: only hosts mute others", ErrForbidden)
+		}
+		r.muteRemoteLocked(x, muted)
+		r.sendAllLocked(MutedEvent{Participant: x.info.ID, Muted: x.mutedLocked(), By: p.id})
+		return nil
 	}
 	q := r.findLocked(target)
 	if q == nil {
@@ -36,6 +45,7 @@ func (p *Participant) Mute(target string, muted bool) error {
 		t.SetMuted(now)
 		r.muteMixInputLocked(t, now)
 	}
+	r.mirrorLocked(mirrorOp{kind: opMute, id: q.id, muted: now})
 	ev := MutedEvent{Participant: q.id, Muted: now, By: p.id}
 	for _, o := range r.participants {
 		if o == q || visible(q, o) {
@@ -54,6 +64,10 @@ func (q *Participant) mutedLocked() bool { return q.hostMuted || q.selfMuted }
 func (p *Participant) Kick(target, reason string) error {
 	r := p.room
 	r.mu.Lock()
+	if x := r.findRemoteLocked(target); x != nil {
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s is in another room (%s); mute it here, or end the link", ErrForbidden, target, x.info.Room)
+	}
 	q, err := r.targetLocked(p, target, RoleHost)
 	if err == nil && q == p {
 		err = fmt.Errorf("%w: a host cannot kick itself; send leave", ErrBadRequest)

@@ -12,6 +12,7 @@ import (
 type subTrack struct {
 	down   *media.DownTrack
 	sender *webrtc.RTPSender
+	gate   *media.Gate // down's gate: nil for the room's own tracks (remote.go)
 }
 
 // requestSync brings p's sub connection in line with the room's tracks
@@ -41,17 +42,21 @@ func (p *Participant) runSync() {
 		return
 	}
 	changed := false
-	for up := range want {
-		if _, ok := p.down[up]; ok {
+	for up, gate := range want {
+		if st, ok := p.down[up]; ok && st.gate == gate {
 			continue
+		} else if ok {
+			// The same track now comes through another gate (a remote
+			// publisher removed and added again): a new down track.
+			p.removeDownLocked(up, st)
 		}
-		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstMediaWritten})
+		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstMediaWritten, Gate: gate})
 		sender, err := p.subPC.AddTrack(d)
 		if err != nil {
 			p.log.Error("add track to sub", "track", up.ID(), "err", err)
 			continue
 		}
-		p.down[up] = subTrack{down: d, sender: sender}
+		p.down[up] = subTrack{down: d, sender: sender, gate: gate}
 		d.Subscribe(sender) // false if it just ended: the sync that follows removes it
 		changed = true
 	}
@@ -59,11 +64,7 @@ func (p *Participant) runSync() {
 		if _, keep := want[up]; keep {
 			continue
 		}
-		st.down.Unsubscribe()
-		if err := p.subPC.RemoveTrack(st.sender); err != nil {
-			p.log.Debug("remove track from sub", "track", up.ID(), "err", err)
-		}
-		delete(p.down, up)
+		p.removeDownLocked(up, st)
 		changed = true
 	}
 	if changed {
@@ -72,6 +73,16 @@ func (p *Participant) runSync() {
 	if p.needOffer && !p.offerOutstanding {
 		p.offerLocked()
 	}
+}
+
+// removeDownLocked stops forwarding up to p and takes it off the sub
+// connection. negMu must be held.
+func (p *Participant) removeDownLocked(up *media.UpTrack, st subTrack) {
+	st.down.Unsubscribe()
+	if err := p.subPC.RemoveTrack(st.sender); err != nil {
+		p.log.Debug("remove track from sub", "track", up.ID(), "err", err)
+	}
+	delete(p.down, up)
 }
 
 // offerLocked sends a new sub offer. negMu must be held and no offer be

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -42,6 +43,7 @@ type testPeer struct {
 	p        *Participant
 	sub, pub *webrtc.PeerConnection
 	tracks   chan *webrtc.TrackRemote
+	others   chan Event // if not nil, serve passes on the events it does not apply
 }
 
 func loopbackAPI(t *testing.T) *webrtc.API {
@@ -100,6 +102,14 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 				if err := pc.AddICECandidate(*e.Candidate); err != nil {
 					tp.t.Errorf("add relay candidate: %v", err)
 				}
+			default:
+				if tp.others != nil {
+					select {
+					case tp.others <- ev:
+					case <-ctx.Done():
+						return
+					}
+				}
 			}
 		case <-ctx.Done():
 			return
@@ -108,21 +118,28 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 }
 
 func (tp *testPeer) answerSub(from Sink, sdp string) {
+	// Once the participant has left, the relay closes its side and pion
+	// closes this one: an offer still on the way can no longer be answered.
+	fail := func(format string, err error) {
+		if !tp.p.isGone() {
+			tp.t.Errorf(format, err)
+		}
+	}
 	if err := tp.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		tp.t.Errorf("set sub offer: %v", err)
+		fail("set sub offer: %v", err)
 		return
 	}
 	answer, err := tp.sub.CreateAnswer(nil)
 	if err != nil {
-		tp.t.Errorf("sub answer: %v", err)
+		fail("sub answer: %v", err)
 		return
 	}
 	if err := tp.sub.SetLocalDescription(answer); err != nil {
-		tp.t.Errorf("set sub answer: %v", err)
+		fail("set sub answer: %v", err)
 		return
 	}
 	<-webrtc.GatheringCompletePromise(tp.sub) // candidates in the answer: no trickle needed
-	if err := tp.p.Answer(from, tp.sub.LocalDescription().SDP); err != nil {
+	if err := tp.p.Answer(from, tp.sub.LocalDescription().SDP); err != nil && !errors.Is(err, ErrClosed) {
 		tp.t.Errorf("relay refused the sub answer: %v", err)
 	}
 }
@@ -150,6 +167,28 @@ func (tp *testPeer) offerPub(from Sink, restart bool) {
 	for tp.pub.SignalingState() != webrtc.SignalingStateStable {
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// sendEvery10ms writes a packet with payload(seq) to track every 10 ms
+// until ctx ends or the returned stop is called (which waits for the
+// sender to return).
+func sendEvery10ms(ctx context.Context, track *webrtc.TrackLocalStaticRTP, payload func(seq uint16) []byte) (stop func()) {
+	sendCtx, cancel := context.WithCancel(ctx)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint16(0); ; seq++ {
+			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: payload(seq)})
+			select {
+			case <-tick.C:
+			case <-sendCtx.Done():
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-sent }
 }
 
 func iceUfrag(sdp string) string {
@@ -214,22 +253,7 @@ func TestResumeICERestart(t *testing.T) {
 	pubUfrag := iceUfrag(host.pub.RemoteDescription().SDP)
 
 	// Send 10 ms packets until the test ends.
-	sendCtx, stopSending := context.WithCancel(ctx)
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for seq := uint16(0); ; seq++ {
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: []byte{0xfc, 1, 2, 3}})
-			select {
-			case <-tick.C:
-			case <-sendCtx.Done():
-				return
-			}
-		}
-	}()
-	defer func() { stopSending(); <-sent }()
+	defer sendEvery10ms(ctx, track, func(uint16) []byte { return []byte{0xfc, 1, 2, 3} })()
 
 	var remote *webrtc.TrackRemote
 	select {

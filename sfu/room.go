@@ -17,6 +17,7 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants []*Participant // in join order
+	remotes      []*Remote      // remote publishers (remote.go), in order added
 	seats        int            // publishers (hosts and guests)
 	audience     int
 	gone         bool // removed from the relay; a join must find or make another
@@ -29,6 +30,10 @@ type Room struct {
 	speakersTimer *time.Timer // nil when the ticker is stopped
 
 	mix *roomMix // the audience mix, nil when it does not run (mix.go)
+
+	link   *pkLink   // the room's cross-room link or invitation, nil if none (pk.go)
+	mirror *pkMirror // while linked: where changes of its publishers go (pkmirror.go)
+	pkPrev *pkMirror // guarded by SFU.pkMu, not mu: the last link's mirror, finished before a new one starts
 }
 
 // audienceInterval is the least time between two audience events.
@@ -57,6 +62,9 @@ func (r *Room) join(p *Participant) (bool, error) {
 	r.participants = append(r.participants, p)
 	r.countLocked(p.role, +1)
 	r.countListenLocked(p, +1)
+	if p.role.publishes() {
+		r.mirrorLocked(mirrorOp{kind: opJoin, id: p.id, name: p.name})
+	}
 
 	// Resumable before joined carries its token: a client may use it at
 	// once. (Lock order: room, then sfu.)
@@ -88,6 +96,13 @@ func (r *Room) joinedEventLocked(p *Participant, reqID string) JoinedEvent {
 		st := State{Info: q.info(), Muted: q.mutedLocked(), Tracks: []TrackInfo{}}
 		for _, t := range q.tracks {
 			st.Tracks = append(st.Tracks, trackInfo(t))
+		}
+		ev.Others = append(ev.Others, st)
+	}
+	for _, x := range r.remotes {
+		st := State{Info: x.info, Muted: x.mutedLocked(), Tracks: []TrackInfo{}}
+		for _, rt := range x.tracks {
+			st.Tracks = append(st.Tracks, trackInfo(rt.up))
 		}
 		ev.Others = append(ev.Others, st)
 	}
@@ -127,6 +142,10 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 		p.micTimer.Stop()
 	}
 	r.endTracksLocked(p, tell)
+	r.pkHostLeftLocked() // the last host out ends the room's link (and its mirror: p leaves the other room with it)
+	if p.role.publishes() {
+		r.mirrorLocked(mirrorOp{kind: opLeave, id: p.id, reason: reason})
+	}
 	r.updateMixLocked() // p may have been its last listener
 	for _, q := range r.participants {
 		if tell && visible(p, q) {
@@ -138,6 +157,7 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 	}
 	if len(r.participants) == 0 {
 		r.gone = true
+		r.endRemotesLocked()
 		if r.audienceTimer != nil {
 			r.audienceTimer.Stop()
 		}
@@ -164,10 +184,11 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	}
 	p.tracks = append(p.tracks, t)
 	t.SetMuted(p.mutedLocked())
+	r.mirrorLocked(mirrorOp{kind: opPublish, id: p.id, track: t})
 	r.sfu.cfg.Metrics.Tracks.Inc()
 	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: trackInfo(t)})
 	if r.mix != nil {
-		r.addMixInputLocked(t)
+		r.addMixInputLocked(t, t.Muted())
 	} else {
 		r.updateMixLocked() // the first track of a room with mix listeners starts it
 	}
@@ -205,6 +226,7 @@ func (r *Room) endTracksLocked(p *Participant, tell bool) {
 }
 
 func (r *Room) endTrackLocked(p *Participant, t *media.UpTrack, tell bool) {
+	r.mirrorLocked(mirrorOp{kind: opUnpublish, id: p.id, track: t})
 	r.removeMixInputLocked(t)
 	t.Close()
 	r.sfu.cfg.Metrics.Tracks.Dec()
@@ -223,36 +245,52 @@ func (r *Room) syncOthersLocked(p *Participant) {
 	}
 }
 
-// tracksFor is the set of live tracks p should receive: the mix's alone
-// if p listens to it, everyone else's otherwise (and while a mix that
-// failed to start does not run). ok is false once p is gone.
-func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]struct{}, bool) {
+// wantTrack is a track a participant should receive, with the gate its
+// down track must have: nil for the room's own tracks, the room's gate
+// for a remote publisher's (remote.go).
+type wantTrack struct {
+	up   *media.UpTrack
+	gate *media.Gate
+}
+
+// tracksFor is the set of live tracks p should receive, each with its
+// gate: the mix's alone if p listens to it, everyone else's otherwise
+// (and while a mix that failed to start does not run). ok is false once
+// p is gone.
+func (r *Room) tracksFor(p *Participant) (map[*media.UpTrack]*media.Gate, bool) {
 	list, ok := r.tracksInOrderFor(p)
 	if !ok {
 		return nil, false
 	}
-	want := make(map[*media.UpTrack]struct{}, len(list))
+	want := make(map[*media.UpTrack]*media.Gate, len(list))
 	for _, t := range list {
-		want[t] = struct{}{}
+		want[t.up] = t.gate
 	}
 	return want, true
 }
 
 // tracksInOrderFor is tracksFor as a list: publishers in join order, each
-// one's tracks in publish order.
-func (r *Room) tracksInOrderFor(p *Participant) ([]*media.UpTrack, bool) {
+// one's tracks in publish order, then the remote publishers'.
+func (r *Room) tracksInOrderFor(p *Participant) ([]wantTrack, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.gone {
 		return nil, false
 	}
 	if p.listening() == ListenMix && r.mix != nil {
-		return []*media.UpTrack{r.mix.up}, true
+		return []wantTrack{{up: r.mix.up}}, true
 	}
-	var want []*media.UpTrack
+	var want []wantTrack
 	for _, q := range r.participants {
 		if q != p {
-			want = append(want, q.tracks...)
+			for _, t := range q.tracks {
+				want = append(want, wantTrack{up: t})
+			}
+		}
+	}
+	for _, x := range r.remotes {
+		for _, rt := range x.tracks {
+			want = append(want, wantTrack{up: rt.up, gate: rt.gate})
 		}
 	}
 	return want, true

@@ -27,6 +27,7 @@ type slot struct {
 	bound webrtc.TrackLocalContext // set by Bind, nil after Unbind
 	down  *media.DownTrack         // the track carried; nil while empty
 	up    *media.UpTrack           // down's published track
+	gate  *media.Gate              // down's gate (remote.go); nil for the room's own tracks
 	feed  *rtcpFeed                // down's RTCP; nil while empty
 	gen   *slotGen                 // down's writer; nil while empty
 	clock slotClock                // the numbering across the tracks carried
@@ -106,19 +107,22 @@ func (s *slot) start(sender *webrtc.RTPSender) {
 	}()
 }
 
-// track is the published track the slot carries; nil while empty.
-func (s *slot) track() *media.UpTrack {
+// track is the published track the slot carries, with its gate; nil
+// while empty.
+func (s *slot) track() (*media.UpTrack, *media.Gate) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.up
+	return s.up, s.gate
 }
 
-// assign makes the slot carry up, in place of what it carried.
-func (s *slot) assign(up *media.UpTrack, onFirst func()) {
+// assign makes the slot carry up through gate (nil for none), in place
+// of what it carried.
+func (s *slot) assign(up *media.UpTrack, gate *media.Gate, onFirst func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clearLocked()
-	d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: onFirst})
+	s.gate = gate
+	d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: onFirst, Gate: gate})
 	f := &rtcpFeed{ch: make(chan []rtcp.Packet, rtcpFeedDepth), done: make(chan struct{})}
 	if s.ended {
 		f.end()
@@ -148,7 +152,7 @@ func (s *slot) clearLocked() {
 		_ = s.down.Unbind(s.bound)
 	}
 	s.feed.end()
-	s.down, s.up, s.feed, s.gen = nil, nil, nil, nil
+	s.down, s.up, s.gate, s.feed, s.gen = nil, nil, nil, nil, nil
 }
 
 // bindLocked binds the track carried to the slot's binding, through its

@@ -47,6 +47,18 @@ func (r *Room) speakersTick() {
 			list = append(list, Speaker{Participant: q.id, Level: math.Round(level*100) / 100})
 		}
 	}
+	for _, x := range r.remotes {
+		level := 0.0
+		for _, rt := range x.tracks {
+			tracks++
+			if !x.hostMuted && !rt.up.Muted() {
+				level = max(level, rt.up.Level(now, levelStale))
+			}
+		}
+		if level >= r.sfu.cfg.SpeakerThreshold {
+			list = append(list, Speaker{Participant: x.info.ID, Level: math.Round(level*100) / 100})
+		}
+	}
 	slices.SortStableFunc(list, func(a, b Speaker) int {
 		switch {
 		case a.Level > b.Level:

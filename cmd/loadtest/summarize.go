@@ -66,6 +66,13 @@ var optional = []figure{
 	{"mic guest to host's first packet p50 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P50 }},
 	{"mic guest to host's first packet p99 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P99 }},
 	{"mic guest to host's first packet max (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.Max }},
+	{"pk links", func(r *report.Report) float64 { return float64(r.PK.Links) }},
+	{"pk_accept to the other room's first packet p50 (ms)", func(r *report.Report) float64 { return r.PK.SetupMs.P50 }},
+	{"pk_accept to the other room's first packet max (ms)", func(r *report.Report) float64 { return r.PK.SetupMs.Max }},
+	{"host to remote host p50 (ms)", func(r *report.Report) float64 { return r.PK.RemoteHostMs.P50 }},
+	{"host to remote host p99 (ms)", func(r *report.Report) float64 { return r.PK.RemoteHostMs.P99 }},
+	{"host to own room's publisher p50 (ms)", func(r *report.Report) float64 { return r.PK.LocalHostMs.P50 }},
+	{"host to own room's publisher p99 (ms)", func(r *report.Report) float64 { return r.PK.LocalHostMs.P99 }},
 }
 
 // mixFigures are the audience mix's figures (a stream class of its own),

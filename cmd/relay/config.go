@@ -81,7 +81,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.Seats, "seats", sfu.DefaultSeats, "publishers (hosts plus guests) per room")
 	fs.IntVar(&c.MaxParticipants, "max-participants", sfu.DefaultMaxParticipants, "participants per room (all roles)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", sfu.DefaultMaxRooms, "rooms per relay")
-	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation waits for an answer")
+	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation, or a cross-room invitation (pk_invite), waits for an answer")
 	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret for join tokens; empty: no tokens, anyone may join as anyone (development only). Prefer the RELAY_AUTH_SECRET environment variable: flags show in ps")
 	fs.DurationVar(&c.Grace, "grace", sfu.DefaultGracePeriod, "how long a participant whose connection failed is kept before it is removed (reason timeout)")
 	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))

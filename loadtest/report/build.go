@@ -53,6 +53,12 @@ type Measurements struct {
 	Mic                                                    Mic
 	MicGrantMs, MicReleaseMs, MicPublishMs, MicHostHeardMs []float64
 
+	// PK holds the links' counts and failures; Build fills its
+	// distributions from PKSetupMs and the hosts' latency histograms.
+	PK                        PK
+	PKSetupMs                 []float64
+	PKRemoteHost, PKLocalHost Hist
+
 	LoadgenRSS    int64    // the load generator's resident set at the end, bytes
 	GOMAXPROCS    int      // the load generator's
 	ForeignTracks uint64   // tracks from publishers this run did not start
@@ -93,6 +99,10 @@ func Build(m *Measurements) *Report {
 	if rep.Mic.Failures == nil {
 		rep.Mic.Failures = []string{}
 	}
+	rep.PK = m.PK
+	rep.PK.Failures = append([]string{}, m.PK.Failures...)
+	rep.PK.SetupMs = DistOf(m.PKSetupMs)
+	rep.PK.RemoteHostMs, rep.PK.LocalHostMs = m.PKRemoteHost.Dist(), m.PKLocalHost.Dist()
 	rep.Audio = m.audio()
 	rep.Joins = m.Joins
 	rep.Joins.Failures = append([]string{}, m.Joins.Failures...)

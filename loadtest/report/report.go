@@ -29,6 +29,7 @@ type Report struct {
 	Host     Host     `json:"host"`
 	Churn    Churn    `json:"churn"`
 	Mic      Mic      `json:"mic"`
+	PK       PK       `json:"pk"`
 	Series   []Sample `json:"series"`
 	Charts   Charts   `json:"charts"`
 	Warnings []string `json:"warnings"`
@@ -229,6 +230,24 @@ type Mic struct {
 	// packet of the guest: what "the host hears the guest" takes.
 	PublishMs   Dist `json:"publish_ms"`
 	HostHeardMs Dist `json:"host_heard_ms"`
+}
+
+// PK counts cross-room links (scenario pk): rooms paired and linked
+// (pk_invite, pk_accept) after the ramp, before the window.
+type PK struct {
+	Enabled  bool     `json:"enabled"`
+	Links    int      `json:"links"` // pairs of rooms linked
+	Failures []string `json:"failures"`
+	// SetupMs is from a host's pk_accept to the first packet of a
+	// publisher of the other room at each host (both directions of each
+	// link).
+	SetupMs Dist `json:"setup_ms"`
+	// RemoteHostMs is the one-way latency of every in-window packet a
+	// host received from a publisher of the linked room; LocalHostMs of
+	// those from its own room's publishers: what the link adds is the
+	// difference.
+	RemoteHostMs Dist `json:"remote_host_ms"`
+	LocalHostMs  Dist `json:"local_host_ms"`
 }
 
 // Sample is one point of the time series, taken every second.

@@ -85,6 +85,16 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 			row("  guest to host's first packet", "%s", distMs(m.HostHeardMs))
 		}
 	}
+	if rep.PK.Enabled {
+		k := rep.PK
+		row("pk links", "%d pairs of rooms linked", k.Links)
+		row("  pk_accept to the other room's first packet", "%s", distMs(k.SetupMs))
+		row("  host to remote host (one way)", "%s", distMs(k.RemoteHostMs))
+		row("  host to own room's host/guest", "%s", distMs(k.LocalHostMs))
+		for _, f := range k.Failures {
+			row("  pk failure", "%s", f)
+		}
+	}
 	rep.Cluster.writeSummary(row)
 	for _, f := range j.Failures {
 		row("  join failure", "%s", f)
