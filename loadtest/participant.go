@@ -21,6 +21,7 @@ type participant struct {
 	role   string
 	listen string // join's listen field: ListenMix or ListenTracks for the audience, "" (omitted) for publishers
 	decode bool   // decode and conceal (the stutter sample)
+	sink   bool   // its sockets drop media: counted by the relay, not in the receive figures
 	node   int    // the relay it dials in a cluster run (runner.dialURL)
 	landed string // the URL its join landed on (client.URL, after redirects); set by dial
 
@@ -62,6 +63,12 @@ func (p *participant) dial(ctx context.Context) error {
 	}
 	if p.role == roleAudience {
 		applyTransport(&cfg, p.r.sc.Transport)
+		if p.sink {
+			cfg.OnUDPSocket = dropMedia
+		}
+		if !p.decode && p.r.sc.BareReceivers {
+			cfg.DisableNACK, cfg.NoRTCPReports = true, true
+		}
 	}
 	cfg.TLSConfig = p.r.cfg.TLSConfig
 	p.up = &uplink{}

@@ -224,7 +224,10 @@ func (r *runner) snap(ctx context.Context) (report.Snapshot, error) {
 		Goroutines: runtime.NumGoroutine(), Host: readHostCPU()}
 	if r.cfg.RelayPID > 0 {
 		if ps, err := readProcStat(r.cfg.RelayPID); err == nil {
-			s.Relay = &report.Process{CPU: ps.cpu, RSS: ps.rss}
+			s.Relay = &report.Process{CPU: ps.cpu, RSS: ps.rss, Wakeups: -1}
+			if w, err := readWakeups(r.cfg.RelayPID); err == nil {
+				s.Relay.Wakeups = w
+			}
 		}
 	}
 	var err error

@@ -170,6 +170,7 @@ type joinSpec struct {
 	name   string
 	listen string // audience only: ListenTracks or ListenMix
 	decode bool
+	sink   bool // audience only: its sockets drop media (Scenario.SinkAudience)
 	seed   int64
 	node   int // the relay it dials, in a cluster run (0: Config.URL)
 }
@@ -180,7 +181,7 @@ type joinSpec struct {
 func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer cancel()
-	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, node: s.node, own: newWindow(0, never)}
+	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, sink: s.sink, node: s.node, own: newWindow(0, never)}
 	r.mu.Lock()
 	r.joins.attempted++
 	r.mu.Unlock()
@@ -263,6 +264,12 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
 				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom, node: r.cluster.nodeFor(len(audience))})
+		}
+	}
+	for i := 0; i < sc.SinkAudience; i++ {
+		for room := 0; room < sc.Rooms; room++ {
+			audience = append(audience, joinSpec{room: room, role: roleAudience,
+				name: fmt.Sprintf("s%d", i+1), listen: ListenTracks, sink: true, node: r.cluster.nodeFor(len(audience))})
 		}
 	}
 	return pubs, audience

@@ -47,6 +47,11 @@ func TestValidate(t *testing.T) {
 		{"pk with one room", func(s *Scenario) { s.PK = true }, "rooms are linked in pairs"},
 		{"pk with an odd number of rooms", func(s *Scenario) { s.PK, s.Rooms = true, 3 }, "rooms are linked in pairs"},
 		{"pk without hosts", func(s *Scenario) { s.PK, s.Rooms, s.Hosts, s.Guests = true, 2, 0, 2 }, "pk needs a host"},
+		{"sinks", func(s *Scenario) { s.SinkAudience = 100 }, ""},
+		{"negative sinks", func(s *Scenario) { s.SinkAudience = -1 }, "sink_audience = -1"},
+		{"sinks with churn", func(s *Scenario) { s.SinkAudience, s.ChurnPerMin = 10, 5 }, "sink hears nothing"},
+		{"sinks over ICE-TCP", func(s *Scenario) { s.SinkAudience, s.Transport = 10, TransportTCP }, "sinks filter UDP media only"},
+		{"sinks count as participants", func(s *Scenario) { s.Rooms, s.SinkAudience = 2, maxParticipants/2 }, "load generators"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

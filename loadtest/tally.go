@@ -79,6 +79,9 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 		}
 	}
 	for _, p := range r.parts {
+		if p.sink {
+			continue // hears nothing by design: the relay's figures count it
+		}
 		got := make(map[string]bool)
 		decoded := false
 		streams, mixes := p.snapshotStreams()

@@ -229,6 +229,13 @@ func relayFigures(before, start, end Snapshot, window float64) Relay {
 	f50, _ := bucketQuantile(fwd, 0.50)
 	f99, _ := bucketQuantile(fwd, 0.99)
 	rr.ForwardP50Ms, rr.ForwardP99Ms = round3(f50*1000), round3(f99*1000)
+	fan := bucketDelta(start.Metrics, end.Metrics, "relay_fanout_seconds")
+	fa50, _ := bucketQuantile(fan, 0.50)
+	fa99, _ := bucketQuantile(fan, 0.99)
+	rr.FanoutP50Ms, rr.FanoutP99Ms = round3(fa50*1000), round3(fa99*1000)
+	if start.Relay != nil && end.Relay != nil && start.Relay.Wakeups >= 0 && end.Relay.Wakeups >= 0 && rr.PacketsOut > 0 {
+		rr.WakeupsPerPacket = round3(float64(end.Relay.Wakeups-start.Relay.Wakeups) / rr.PacketsOut)
+	}
 	return rr
 }
 

@@ -187,6 +187,13 @@ type Relay struct {
 	JoinP99Ms          float64 `json:"join_p99_ms"`
 	ForwardP50Ms       float64 `json:"forward_p50_ms"` // relay_forward_latency_seconds in the window (read to written), bucket bound
 	ForwardP99Ms       float64 `json:"forward_p99_ms"`
+	// FanoutP50Ms and FanoutP99Ms: relay_fanout_seconds in the window (a
+	// packet's read to its last copy handed to the kernel), bucket bounds.
+	FanoutP50Ms float64 `json:"fanout_p50_ms"`
+	FanoutP99Ms float64 `json:"fanout_p99_ms"`
+	// WakeupsPerPacket is the relay's threads' voluntary context switches
+	// in the window per packet out (with -relay-pid); 0 if unknown.
+	WakeupsPerPacket float64 `json:"wakeups_per_packet_out"`
 }
 
 // Loadgen is the load generator's own cost during the window.

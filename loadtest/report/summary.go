@@ -63,6 +63,7 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		row("relay gc", "%.0f pauses, p99 <= %.3f ms, max <= %.3f ms, %.2f%% of CPU; GOGC %.0f",
 			rl.GCPauses, rl.GCPauseP99Ms, rl.GCPauseMaxMs, rl.GCCPUPct, rl.GOGC)
 		row("relay forwarding", "read to written p50 <= %.3f ms, p99 <= %.3f ms (sampled 1 in 16)", rl.ForwardP50Ms, rl.ForwardP99Ms)
+		row("relay fan-out", "read to last copy sent p50 <= %.3f ms, p99 <= %.3f ms; %.3f wake-ups per packet out", rl.FanoutP50Ms, rl.FanoutP99Ms, rl.WakeupsPerPacket)
 		row("relay memory", "RSS %.1f MiB (max %.1f MiB), %.0f goroutines, %.0f packets dropped",
 			rl.RSSBytes/(1<<20), rl.RSSMaxBytes/(1<<20), rl.Goroutines, rl.PacketsDropped)
 	}
