@@ -45,7 +45,7 @@ func (p *Participant) runSync() {
 		if _, ok := p.down[up]; ok {
 			continue
 		}
-		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstMediaWritten})
+		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstPacketHook(up)})
 		sender, err := p.subPC.AddTrack(d)
 		if err != nil {
 			p.log.Error("add track to sub", "track", up.ID(), "err", err)

@@ -29,6 +29,8 @@ type Room struct {
 	speakersTimer *time.Timer // nil when the ticker is stopped
 
 	mix *roomMix // the audience mix, nil when it does not run (mix.go)
+
+	waves sync.Map // *media.UpTrack → *syncWave: new tracks the audience waits for (publishersfirst.go)
 }
 
 // audienceInterval is the least time between two audience events.
@@ -159,6 +161,10 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.publishLocked(p, t)
+}
+
+func (r *Room) publishLocked(p *Participant, t *media.UpTrack) bool {
 	if p.gone || !p.role.publishes() {
 		return false
 	}
@@ -171,7 +177,7 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	} else {
 		r.updateMixLocked() // the first track of a room with mix listeners starts it
 	}
-	r.syncOthersLocked(p)
+	r.syncNewTrackLocked(p, t)
 	r.startSpeakersLocked()
 	return true
 }
