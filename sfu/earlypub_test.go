@@ -2,14 +2,12 @@ package sfu
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 )
 
 // TestEarlyPubClosedByRelay: the relay itself closes an early pub
@@ -18,22 +16,9 @@ import (
 // keeps no pub connection for it; on acceptance the early pub becomes the
 // guest's pub connection, untouched.
 func TestEarlyPubClosedByRelay(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs last
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	var serving sync.WaitGroup
-	defer func() {
-		cancel()
-		serving.Wait()
-	}()
-	udp, err := media.ListenUDP("127.0.0.1:0", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{MicTimeout: 500 * time.Millisecond, ICE: ICEConfig{UDPMux: udp, Loopback: true}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := newLoopbackSFUWith(t, Config{MicTimeout: 500 * time.Millisecond}) // checks for leaks last
+	ctx, serving, done := servingContext()
+	defer done()
 	api := loopbackAPI(t)
 
 	tests := []struct {
@@ -62,7 +47,7 @@ func TestEarlyPubClosedByRelay(t *testing.T) {
 				t.Fatal(err)
 			}
 			others := make(chan Event, 64)
-			serving.Go(func() { serveForwarding(ctx, tp, sink, others) })
+			serving.Go(func() { tp.serveEvents(ctx, sink.events, sink, nil, others) })
 			track, err := webrtc.NewTrackLocalStaticRTP(media.Opus.RTPCodecCapability, "audio", "a")
 			if err != nil {
 				t.Fatal(err)
@@ -122,37 +107,15 @@ func TestEarlyPubClosedByRelay(t *testing.T) {
 	}
 }
 
-// serveForwarding is testPeer.serve that hands every event it does not
-// apply to others.
-func serveForwarding(ctx context.Context, tp *testPeer, sink *eventSink, others chan<- Event) {
-	for {
-		select {
-		case ev := <-sink.events:
-			switch e := ev.(type) {
-			case DescriptionEvent:
-				if e.PC == Sub {
-					tp.answerSub(sink, e.SDP)
-				} else if err := tp.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.SDP}); err != nil {
-					tp.t.Errorf("set pub answer: %v", err)
-				}
-			case CandidateEvent:
-				if e.Candidate == nil {
-					continue
-				}
-				pc := tp.sub
-				if e.PC == Pub {
-					pc = tp.pub
-				}
-				_ = pc.AddICECandidate(*e.Candidate)
-			default:
-				select {
-				case others <- ev:
-				default:
-				}
-			}
-		case <-ctx.Done():
-			return
-		}
+// servingContext is a test's deadline and the group of its serve
+// goroutines; done (deferred, so before the peers' cleanups close their
+// connections) ends them and waits.
+func servingContext() (ctx context.Context, serving *sync.WaitGroup, done func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	serving = &sync.WaitGroup{}
+	return ctx, serving, func() {
+		cancel()
+		serving.Wait()
 	}
 }
 

@@ -1,14 +1,12 @@
 package sfu
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lianmai/relay/media"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -64,12 +62,8 @@ func TestPublishersFirst(t *testing.T) {
 		name := map[bool]string{true: "host answers", false: "host never answers"}[hostAnswers]
 		t.Run(name, func(t *testing.T) {
 			s := newLoopbackSFU(t, 10*time.Second)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			var serving sync.WaitGroup
-			defer func() {
-				cancel()
-				serving.Wait()
-			}()
+			ctx, serving, done := servingContext()
+			defer done()
 			api := loopbackAPI(t)
 			log := &orderLog{}
 			var guestID string
@@ -87,7 +81,13 @@ func TestPublishersFirst(t *testing.T) {
 					t.Fatal(err)
 				}
 				tp.p = p
-				serving.Go(func() { serveLogged(ctx, tp, sink, serve, log, who) })
+				answer := func(sdp string) bool {
+					if serve && stream() != "" && strings.Contains(sdp, "msid:"+stream()+" ") {
+						log.add(who + " answering")
+					}
+					return serve
+				}
+				serving.Go(func() { tp.serveEvents(ctx, sink.events, sink, answer, nil) })
 				return tp
 			}
 			join("host", RoleHost, hostAnswers)
@@ -105,22 +105,7 @@ func TestPublishersFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			guest.offerPub(guest.p.sink.current(), false)
-			sendCtx, stopSending := context.WithCancel(ctx)
-			sent := make(chan struct{})
-			go func() {
-				defer close(sent)
-				tick := time.NewTicker(10 * time.Millisecond)
-				defer tick.Stop()
-				for seq := uint16(0); ; seq++ {
-					_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: []byte{0xfc, 1, 2, 3}})
-					select {
-					case <-tick.C:
-					case <-sendCtx.Done():
-						return
-					}
-				}
-			}()
-			defer func() { stopSending(); <-sent }()
+			defer sendPackets(ctx, track)()
 
 			select {
 			case <-aud.tracks:
@@ -143,42 +128,5 @@ func TestPublishersFirst(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// serveLogged serves tp's events from session from; a sub offer is
-// answered only if answer, and logged before it is.
-func serveLogged(ctx context.Context, tp *testPeer, from *loggingSink, answer bool, log *orderLog, who string) {
-	for {
-		select {
-		case ev := <-from.events:
-			switch e := ev.(type) {
-			case DescriptionEvent:
-				if e.PC == Pub {
-					if err := tp.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.SDP}); err != nil {
-						tp.t.Errorf("set pub answer: %v", err)
-					}
-					continue
-				}
-				if !answer {
-					continue
-				}
-				if id := from.stream(); id != "" && strings.Contains(e.SDP, "msid:"+id+" ") {
-					log.add(who + " answering")
-				}
-				tp.answerSub(from, e.SDP)
-			case CandidateEvent:
-				if e.Candidate == nil {
-					continue
-				}
-				pc := tp.sub
-				if e.PC == Pub {
-					pc = tp.pub
-				}
-				_ = pc.AddICECandidate(*e.Candidate)
-			}
-		case <-ctx.Done():
-			return
-		}
 	}
 }

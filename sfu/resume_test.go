@@ -36,6 +36,27 @@ func (s *eventSink) Send(ev Event) {
 
 func (s *eventSink) Close(r Reason) { s.closed <- r }
 
+// sendPackets writes a 10 ms packet to track until the returned stop is
+// called (which waits for the sender).
+func sendPackets(ctx context.Context, track *webrtc.TrackLocalStaticRTP) (stop func()) {
+	sendCtx, stopSending := context.WithCancel(ctx)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for seq := uint16(0); ; seq++ {
+			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: []byte{0xfc, 1, 2, 3}})
+			select {
+			case <-tick.C:
+			case <-sendCtx.Done():
+				return
+			}
+		}
+	}()
+	return func() { stopSending(); <-sent }
+}
+
 // testPeer is a client's pion peer connections, driven by hand.
 type testPeer struct {
 	t        *testing.T
@@ -79,13 +100,22 @@ func newTestPeer(t *testing.T, api *webrtc.API) *testPeer {
 // serve applies the relay's events from sink to the peer connections until
 // ctx ends: sub offers are answered, candidates added.
 func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
+	tp.serveEvents(ctx, sink.events, sink, nil, nil)
+}
+
+// serveEvents is serve for the events of session from arriving on events:
+// a sub offer is answered unless answer (if set) says no, and every other
+// event goes to others (if set; dropped when it is full).
+func (tp *testPeer) serveEvents(ctx context.Context, events <-chan Event, from Sink, answer func(sdp string) bool, others chan<- Event) {
 	for {
 		select {
-		case ev := <-sink.events:
+		case ev := <-events:
 			switch e := ev.(type) {
 			case DescriptionEvent:
 				if e.PC == Sub {
-					tp.answerSub(sink, e.SDP)
+					if answer == nil || answer(e.SDP) {
+						tp.answerSub(from, e.SDP)
+					}
 				} else if err := tp.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.SDP}); err != nil {
 					tp.t.Errorf("set pub answer: %v", err)
 				}
@@ -97,8 +127,18 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 				if e.PC == Pub {
 					pc = tp.pub
 				}
+				if pc.RemoteDescription() == nil && answer != nil {
+					continue // an offer answer declined: nothing to add it to
+				}
 				if err := pc.AddICECandidate(*e.Candidate); err != nil {
 					tp.t.Errorf("add relay candidate: %v", err)
+				}
+			default:
+				if others != nil {
+					select {
+					case others <- ev:
+					default:
+					}
 				}
 			}
 		case <-ctx.Done():
@@ -214,22 +254,7 @@ func TestResumeICERestart(t *testing.T) {
 	pubUfrag := iceUfrag(host.pub.RemoteDescription().SDP)
 
 	// Send 10 ms packets until the test ends.
-	sendCtx, stopSending := context.WithCancel(ctx)
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for seq := uint16(0); ; seq++ {
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 480}, Payload: []byte{0xfc, 1, 2, 3}})
-			select {
-			case <-tick.C:
-			case <-sendCtx.Done():
-				return
-			}
-		}
-	}()
-	defer func() { stopSending(); <-sent }()
+	defer sendPackets(ctx, track)()
 
 	var remote *webrtc.TrackRemote
 	select {
@@ -288,13 +313,7 @@ func TestResumeICERestart(t *testing.T) {
 	// the same sub connection; the host restarts ICE on pub.
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for !cond() {
-			select {
-			case <-time.After(10 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
+		waitUntil(ctx, t, what, cond)
 	}
 	waitFor("a sub offer with new ICE credentials", func() bool {
 		rd := host.sub.RemoteDescription()

@@ -69,6 +69,12 @@ func payloadsOf(r *receiver, id string) [][]byte {
 	return out
 }
 
+// stage3 joins a host and audience members A and B to room.
+func (r *relay) stage3(ctx context.Context, t *testing.T, room string) (host, a, b *client.Client) {
+	t.Helper()
+	return r.join(ctx, t, room, "Host", protocol.RoleHost), r.join(ctx, t, room, "A", protocol.RoleAudience), r.join(ctx, t, room, "B", protocol.RoleAudience)
+}
+
 // earlyPublish publishes c while its request or invitation is pending
 // and waits for the connection.
 func earlyPublish(ctx context.Context, t *testing.T, c *client.Client) *client.Publisher {
@@ -95,9 +101,7 @@ func TestEarlyPubAccept(t *testing.T) {
 		name := map[bool]string{false: "request", true: "invitation"}[invited]
 		t.Run(name, func(t *testing.T) {
 			room := fmt.Sprintf("early%d", i)
-			host := r.join(ctx, t, room, "Host", protocol.RoleHost)
-			a := r.join(ctx, t, room, "A", protocol.RoleAudience)
-			b := r.join(ctx, t, room, "B", protocol.RoleAudience)
+			host, a, b := r.stage3(ctx, t, room)
 			recvCtx, stopRecv := context.WithCancel(ctx)
 			defer stopRecv()
 			hostRecv, bRecv := receive(recvCtx, host), receive(recvCtx, b)
@@ -183,9 +187,7 @@ func TestEarlyPubEnds(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			room := fmt.Sprintf("ends%d", i)
-			host := r.join(ctx, t, room, "Host", protocol.RoleHost)
-			a := r.join(ctx, t, room, "A", protocol.RoleAudience)
-			b := r.join(ctx, t, room, "B", protocol.RoleAudience)
+			host, a, b := r.stage3(ctx, t, room)
 			recvCtx, stopRecv := context.WithCancel(ctx)
 			defer stopRecv()
 			bRecv := receive(recvCtx, b)
