@@ -104,6 +104,7 @@ func (s *SFU) Join(jp JoinParams) (*Participant, error) {
 		joinReqID:   jp.RequestID,
 		down:        make(map[*media.UpTrack]subTrack),
 		needOffer:   jp.Sub == SubOffered,
+		offersSub:   jp.Sub == SubOffered,
 		fullAnswers: jp.FullAnswers,
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)
