@@ -411,9 +411,8 @@ func TestEdgeConcurrentJoins(t *testing.T) {
 
 // Two rooms with the same owner and the same edge: two links between the
 // same two relays, each carrying its own room's tracks only. (Links that
-// shared the edge's media port mixed rooms up in the load generator's
-// three-relay run, loadtest's TestRunSpreadOverCluster, which catches it;
-// this smaller case did not show it.)
+// shared the edge's media port mixed rooms up in a load generator run of
+// two rooms over three relays; this smaller case did not show it.)
 func TestEdgeTwoRoomsSameRelays(t *testing.T) {
 	cl, ctx := startCluster(t, nil)
 	var ks []*exactCounter
