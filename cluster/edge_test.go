@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,12 +164,28 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 		})
 	}
 
-	// An edge listener's mic request is refused with the owner's URL:
-	// the room's hosts are there.
-	_, err := ls[1][0].c.Request(ctx, &protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}, "")
-	if se := serverError(err); se == nil || se.Code != protocol.CodeForbidden || !strings.Contains(se.Message, cl.relays[0].URL) {
-		t.Errorf("mic_request on an edge: %v; want forbidden naming the owner %s", err, cl.relays[0].URL)
+	// An edge listener's mic request moves it to the owner, where the
+	// hosts are: a redirect message naming the owner and mic_request to
+	// send again there, and the edge closes the connection. Joined at the
+	// owner, its request reaches the host.
+	mover := ls[1][0].c
+	if err := mover.Send(&protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}); err != nil {
+		t.Fatal(err)
 	}
+	moved := relaytest.WaitEvent(ctx, t, mover, func(ev *protocol.Redirect) bool { return true })
+	if moved.URL != cl.relays[0].URL || moved.Then != protocol.TypeMicRequest || moved.Room != "live" {
+		t.Errorf("mic_request on an edge: redirect %+v; want the owner %s and then mic_request", moved, cl.relays[0].URL)
+	}
+	select {
+	case <-mover.Done():
+	case <-ctx.Done():
+		t.Fatal("the edge kept the moved listener's connection open")
+	}
+	again := dial(ctx, t, moved.URL, "live", "L10", protocol.RoleAudience)
+	if err := again.Send(&protocol.MicRequest{Header: protocol.Header{Type: protocol.TypeMicRequest}}); err != nil {
+		t.Fatal(err)
+	}
+	relaytest.WaitEvent(ctx, t, host, func(ev *protocol.MicRequested) bool { return ev.Participant == again.Joined().Participant.ID })
 
 	// Relay 2's listeners leave: its link closes, the owner's follows,
 	// and the count drops to 4 everywhere.
@@ -183,7 +198,7 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 		return cl.relays[2].Value(t, "relay_cluster_links", "side", "edge") == 0 &&
 			cl.relays[0].Value(t, "relay_cluster_links", "side", "owner") == 1
 	})
-	relaytest.WaitEvent(ctx, t, ls[1][0].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
+	relaytest.WaitEvent(ctx, t, ls[1][1].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
 	relaytest.WaitEvent(ctx, t, ls[0][0].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
 	from := ls[1][1].k.ok.Load()
 	eventually(ctx, t, "relay 1's listener to go on hearing", func() bool { return ls[1][1].k.ok.Load() >= from+20 })

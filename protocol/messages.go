@@ -286,6 +286,10 @@ type Redirect struct {
 	URL     string `json:"url"`
 	Room    string `json:"room"`
 	Message string `json:"message"`
+	// Then is what the client should send again once joined at URL:
+	// "mic_request" when the move answers a mic request on an edge (the
+	// room's hosts are at URL); empty when the room itself moved.
+	Then string `json:"then,omitempty"`
 }
 
 // MessageHeader returns the header; every message type has it through

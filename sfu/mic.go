@@ -33,7 +33,9 @@ func (p *Participant) MicRequest() error {
 		return fmt.Errorf("%w: a host has invited you; send mic_accept", ErrConflict)
 	}
 	if h := r.edge.Load(); h != nil {
-		return fmt.Errorf("%w: this relay only relays room %s to its listeners; to ask for the mic, join the room's relay %s", ErrForbidden, r.name, h.OwnerURL)
+		// Hosts and guests are served by the room's owner, and a request
+		// is the step before the mic: the requester moves there first.
+		return &MicElsewhereError{Room: r.name, URL: h.OwnerURL}
 	}
 	if !r.hasHostLocked() {
 		p.sink.Send(MicRejectedEvent{Participant: p.id, Reason: MicNoHost})

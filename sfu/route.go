@@ -71,6 +71,20 @@ func (e *RedirectError) Error() string {
 // Unwrap makes errors.Is(err, ErrRedirect) true.
 func (e *RedirectError) Unwrap() error { return ErrRedirect }
 
+// MicElsewhereError refuses a mic request on an edge room: the room's
+// hosts are on its owner, at URL, where the requester must join (as
+// audience) and ask again. It wraps ErrRedirect.
+type MicElsewhereError struct {
+	Room, URL string
+}
+
+func (e *MicElsewhereError) Error() string {
+	return fmt.Sprintf("room %s's hosts are on another relay: join it at %s and request the mic there", e.Room, e.URL)
+}
+
+// Unwrap makes errors.Is(err, ErrRedirect) true.
+func (e *MicElsewhereError) Unwrap() error { return ErrRedirect }
+
 // route asks the router, if any, where jp is served. nil, nil: here.
 func (s *SFU) route(jp JoinParams) (*Participant, error) {
 	if s.cfg.Router == nil {

@@ -53,7 +53,13 @@ func (s *session) handle(data []byte) {
 		s.closeWith(protocol.CloseNormal, "left")
 		return
 	case *protocol.MicRequest:
-		s.reply(m.ID, s.p.MicRequest())
+		err := s.p.MicRequest()
+		var me *sfu.MicElsewhereError
+		if errors.As(err, &me) {
+			s.moveForMic(me)
+			return
+		}
+		s.reply(m.ID, err)
 	case *protocol.Targeted:
 		s.reply(m.ID, s.targeted(m))
 	case *protocol.Mute:

@@ -52,6 +52,21 @@ func (s *Server) MoveRoom(room, url string) int {
 	return len(moving)
 }
 
+// moveForMic answers a mic request on an edge: the requester is moved to
+// the room's owner, where its hosts are (message redirect with then
+// "mic_request", close 1000, "redirect"); a client that follows it joins
+// there as audience and sends mic_request again.
+func (s *session) moveForMic(me *sfu.MicElsewhereError) {
+	s.srv.m.errors.WithLabelValues(protocol.CodeRedirect).Inc()
+	s.moveTo(protocol.Redirect{
+		Header:  protocol.Header{Type: protocol.TypeRedirect},
+		URL:     me.URL,
+		Room:    me.Room,
+		Message: me.Error(),
+		Then:    protocol.TypeMicRequest,
+	})
+}
+
 // room is the room the session joined, "" before.
 func (s *session) room() string {
 	if m := s.member.Load(); m != nil {

@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -75,5 +76,57 @@ func TestClusterRedirect(t *testing.T) {
 	}
 	if v := b.Value(t, "relay_cluster_rooms_owned"); v != 1 {
 		t.Errorf("relay b owns %v rooms after the handover, want 1", v)
+	}
+}
+
+// TestClusterMicFromEdge: a listener served by an edge asks for the mic.
+// The edge moves it to the room's owner (the hosts are there); the page
+// joins there as audience and asks again without the user doing anything
+// more, and the host's page queues the request and approves it: the
+// listener, a guest now on the owner, is heard by the host.
+func TestClusterMicFromEdge(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after every other cleanup
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	nats := natstest.Start(t)
+	var relays []*relaytest.Relay
+	for _, id := range []string{"a", "b"} {
+		r := relaytest.Start(t, relaytest.Options{NATS: nats.URL(), NodeID: id})
+		natstest.Eventually(ctx, t, "relay "+id+" to reach the directory", func() bool {
+			return r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") >= 1
+		})
+		relays = append(relays, r)
+	}
+	a, b := relays[0], relays[1]
+	browser, _ := startBrowser(t, ctx)
+	host := newPage(t, browser, "host")
+	aud := newPage(t, browser, "audience")
+	const room = "edgemic"
+	host.join(a.HTTPURL, room, "Mei", "host")
+	aud.join(b.HTTPURL, room, "Jun", "audience")
+	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	aud.recordEvents("rejoined", "reconnectfailed", "close")
+
+	aud.click("#request-mic")
+	aud.waitFor("the page to rejoin at the owner", `window.__events.some(e => e.type === "rejoined")`, 20*time.Second)
+	audID := eval[string](aud, `window.relayPage.client.self.id`)
+	approve := fmt.Sprintf(`#queue li[data-id=%q] button[data-action=approve]`, audID)
+	host.waitFor("the moved listener's request queued at the host", fmt.Sprintf(`!!document.querySelector('%s')`, approve), 20*time.Second)
+	host.click(approve)
+	aud.waitFor("the listener on the mic", `window.relayPage.client.self.role === "guest"`, 20*time.Second)
+	host.waitFor("the host hears the new guest", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 100)`, 20*time.Second)
+	if v := a.Value(t, "relay_early_pubs_total", "outcome", "accepted"); v != 1 {
+		t.Errorf("relay a accepted %v early pubs, want 1 (the page asked again at the owner)", v)
+	}
+	for _, e := range aud.events() {
+		if e.Type != "rejoined" {
+			t.Errorf("listener page: unexpected %s", e.Type)
+		}
+	}
+	for _, p := range []*page{host, aud} {
+		if errs := eval[string](p, `document.querySelector("#errors").innerText`); errs != "" {
+			t.Errorf("%s page shows errors %q: the move should be invisible", p.name, errs)
+		}
 	}
 }

@@ -115,6 +115,7 @@ export class RelayClient extends EventTarget {
   #micStream = null;
   #publishing = null; // the promise of an ongoing publishMicrophone
   #micPending = false; // this audience member's mic request or invitation is pending
+  #micAfterMove = false; // an edge moved this listener to the room's owner for its mic request: ask again there
   #early = false; // #pub is an early pub: negotiated while pending, microphone disabled until on the mic
   #closed = false; // the session is over (left, or closed for good)
   #joinReq = null; // {room, name, role, token, listen} of the last join that succeeded
@@ -821,8 +822,16 @@ export class RelayClient extends EventTarget {
       // The room moved to another relay of the cluster: the relay closes
       // this socket next (1000, "redirect") and the reconnection joins
       // the room there (afresh: resume tokens are per relay).
+      // With then "mic_request": this listener's relay only relays the
+      // room (a cluster edge); its hosts are at url, where the
+      // reconnection joins as audience and asks for the mic again.
       case "redirect":
         if (typeof msg.url === "string" && msg.url) this.#url = msg.url;
+        if (msg.then === "mic_request" && this.#micPending) {
+          this.#micAfterMove = true;
+          this.#micPending = false;
+          if (this.#early) this.#closePub();
+        }
         break;
       case "participant_left":
         if (this.self && msg.participant === this.self.id && msg.reason === "replaced") this.#final = "replaced";
@@ -852,6 +861,10 @@ export class RelayClient extends EventTarget {
       } else if (rejoin) {
         this.#dispatch("rejoined", { previous, attempt: rejoin.attempt, joined: msg });
         this.#syncPublishing();
+        if (this.#micAfterMove) {
+          this.#micAfterMove = false;
+          if (this.self?.role === "audience") this.requestMic();
+        }
       } else {
         this.#syncPublishing();
       }
