@@ -95,6 +95,15 @@ type Config struct {
 	// is lost on the wire after the responder kept it, and the responder's
 	// retransmission (which passes through it too) can repair the loss.
 	SendInterceptor interceptor.Factory
+	// OnUDPSocket, if set, is called with every UDP socket the client's
+	// ICE agents open, before they use it; an error fails the connection.
+	// The load generator's sink listeners filter media out of theirs in
+	// the kernel (loadtest's sink_audience).
+	OnUDPSocket func(*net.UDPConn) error
+	// NoRTCPReports leaves out pion's sender and receiver report
+	// interceptors; with DisableNACK the client runs no interceptor at
+	// all, as the receivers of docs/performance.md's comparisons.
+	NoRTCPReports bool
 	// Logger gets the client's and pion's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -198,7 +207,7 @@ func dialOnce(ctx context.Context, cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	knet, err := newKillNet()
+	knet, err := newKillNet(cfg.OnUDPSocket)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -384,6 +385,57 @@ func TestDropAndClose(t *testing.T) {
 			}
 			if err := c.Leave(ctx); err == nil {
 				t.Error("Leave after Close succeeded")
+			}
+		})
+	}
+}
+
+// TestOnUDPSocket: the hook sees every UDP socket the client's ICE agents
+// open before they use it; a hook that fails leaves the client with no
+// socket to connect over, and the sub connection does not connect.
+func TestOnUDPSocket(t *testing.T) {
+	tests := []struct {
+		name        string
+		fail        bool
+		wantConnect bool
+	}{
+		{name: "accepted", wantConnect: true},
+		{name: "refused", fail: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ctx := start(t, relaytest.Options{})
+			var mu sync.Mutex
+			var seen []string
+			hook := func(c *net.UDPConn) error {
+				mu.Lock()
+				defer mu.Unlock()
+				seen = append(seen, c.LocalAddr().String())
+				if tt.fail {
+					return errors.New("refused by the test")
+				}
+				return nil
+			}
+			c := dial(ctx, t, client.Config{URL: r.URL, Room: "hook", Name: "ann", Role: protocol.RoleAudience,
+				OnUDPSocket: hook, DisableNACK: true, NoRTCPReports: true})
+			cctx := ctx
+			if !tt.fail {
+				if err := c.SubConnected(cctx); err != nil {
+					t.Fatalf("sub connection: %v", err)
+				}
+			} else {
+				// Nothing to connect over: it can only end at a deadline.
+				var cancel context.CancelFunc
+				cctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if err := c.SubConnected(cctx); err == nil {
+					t.Fatal("the sub connection connected with every socket refused")
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) == 0 {
+				t.Fatal("the hook saw no socket")
 			}
 		})
 	}

@@ -81,8 +81,10 @@ func newAPI(cfg *Config, knet *killNet, log *slog.Logger, forSub bool, servers [
 		reg.Add(resp)
 		reg.Add(gen)
 	}
-	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return nil, fmt.Errorf("rtcp reports: %w", err)
+	if !cfg.NoRTCPReports {
+		if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+			return nil, fmt.Errorf("rtcp reports: %w", err)
+		}
 	}
 
 	se := webrtc.SettingEngine{}
@@ -119,20 +121,28 @@ var errNetKilled = errors.New("client: network dropped")
 type killNet struct {
 	transport.Net
 
+	onUDP func(*net.UDPConn) error // Config.OnUDPSocket, nil if not set
+
 	mu     sync.Mutex
 	killed bool
 	conns  []io.Closer // every socket opened, closed or not; closing twice is harmless
 }
 
-func newKillNet() (*killNet, error) {
+func newKillNet(onUDP func(*net.UDPConn) error) (*killNet, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, fmt.Errorf("network interfaces: %w", err)
 	}
-	return &killNet{Net: n}, nil
+	return &killNet{Net: n, onUDP: onUDP}, nil
 }
 
 func (n *killNet) track(c io.Closer) error {
+	if u, ok := c.(*net.UDPConn); ok && n.onUDP != nil {
+		if err := n.onUDP(u); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("client: preparing a UDP socket (Config.OnUDPSocket): %w", err)
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.killed {

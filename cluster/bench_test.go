@@ -59,8 +59,7 @@ func BenchmarkClaimRelease(b *testing.B) {
 		}
 	}, func() {
 		n.mu.Lock()
-		c := n.owned["room"]
-		delete(n.owned, "room")
+		c := n.unholdLocked("room")
 		n.mu.Unlock()
 		n.release(d, "room", c.rev)
 	})

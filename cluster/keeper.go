@@ -156,8 +156,7 @@ func (n *Node) drop(room string, c *claim) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.owned[room] == c {
-		delete(n.owned, room)
-		n.m.owned.Set(float64(len(n.owned)))
+		n.unholdLocked(room)
 	}
 }
 

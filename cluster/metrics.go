@@ -30,6 +30,7 @@ const (
 	opBuckets   = "buckets"   // creating or checking the buckets (start, reconnect)
 	opTakeover  = "takeover"  // rewriting the entry of a room whose owner is gone
 	opPing      = "ping"      // asking a room's owner whether it is there
+	opHolder    = "holder"    // asking who holds a room that has no entry (holder.go)
 
 	resultOK          = "ok"
 	resultNotFound    = "not_found"
@@ -38,7 +39,7 @@ const (
 	resultUnavailable = "unavailable" // not connected: not tried
 )
 
-var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets, opTakeover, opPing}
+var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets, opTakeover, opPing, opHolder}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -52,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_cluster_directory_ops_total",
-			Help: "Directory operations by op (lookup, claim, renew, release, handover, heartbeat, buckets, takeover, ping) and result (ok, not_found, conflict, error, unavailable; ping: ok or gone).",
+			Help: "Directory operations by op (lookup, claim, renew, release, handover, heartbeat, buckets, takeover, ping) and result (ok, not_found, conflict, error, unavailable; ping: ok or gone; holder: held or not_found).",
 		}, []string{"op", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_cluster_directory_op_seconds",

@@ -42,9 +42,10 @@ type Node struct {
 
 // claim is this node's hold on a room.
 type claim struct {
-	rev   uint64    // the entry's revision as this node last wrote or read it; 0: not written yet
-	local bool      // the room layer holds the room (RoomCreated)
-	since time.Time // when the claim was made, to drop one whose join never created the room
+	rev    uint64             // the entry's revision as this node last wrote or read it; 0: not written yet
+	local  bool               // the room layer holds the room (RoomCreated)
+	since  time.Time          // when the claim was made, to drop one whose join never created the room
+	holder *nats.Subscription // this node's answer to who holds the room (holder.go)
 }
 
 // roomLock serializes the directory operations of one room on this node,

@@ -414,3 +414,48 @@ func TestRouteWaitsBounded(t *testing.T) {
 		return len(a.locks) == 0 // the keeper takes them briefly too
 	})
 }
+
+// A room held without an entry (deleted here behind the holder's back, as
+// a NATS restart loses the in-memory buckets) is not claimed by another
+// node: its joins go to the holder, which writes the entry back at once.
+func TestHeldRoomWithoutEntry(t *testing.T) {
+	srv, ctx := setup(t)
+	a := startNode(t, srv.URL(), "a")
+	b := startNode(t, srv.URL(), "b")
+	if rt := routeWhenReady(ctx, t, a, "r", sfu.RoleHost); rt.Kind != sfu.RouteLocal {
+		t.Fatalf("route %+v, want local", rt)
+	}
+	a.RoomCreated("r")
+	if err := a.nc.Flush(); err != nil { // the holder subscription has reached the server
+		t.Fatal(err)
+	}
+	rd := newReader(ctx, t, srv.URL())
+	for _, role := range []sfu.Role{sfu.RoleHost, sfu.RoleAudience} {
+		// (a writes the entry back after each answer: delete it again.)
+		eventually(ctx, t, "the entry deleted", func() bool { return rd.rooms.Delete(ctx, "r") == nil && rd.owner(ctx, t, "r") == "" })
+		rt := routeWhenReady(ctx, t, b, "r", role)
+		want := sfu.RouteRedirect
+		if role == sfu.RoleAudience {
+			want = sfu.RouteEdge
+		}
+		if rt.Kind != want || rt.Owner != "a" {
+			t.Fatalf("%s route through b of a room a holds without an entry: %+v, want kind %v to a", role, rt, want)
+		}
+	}
+	// The first route found no entry; the second may find the one a
+	// wrote back meanwhile.
+	if v := testutilValue(b.m.ops.WithLabelValues(opHolder, resultHeld)); v < 1 {
+		t.Errorf("holder answers counted on b: %v, want at least 1", v)
+	}
+	eventually(ctx, t, "a to write its entry back", func() bool { return strings.Contains(rd.owner(ctx, t, "r"), `"node":"a"`) })
+
+	// Once a has let the room go, nobody answers and b claims it.
+	a.RoomRemoved("r")
+	eventually(ctx, t, "the released entry gone", func() bool { return rd.owner(ctx, t, "r") == "" })
+	if rt := routeWhenReady(ctx, t, b, "r", sfu.RoleHost); rt.Kind != sfu.RouteLocal {
+		t.Fatalf("route through b of a room nobody holds: %+v, want local", rt)
+	}
+	if v := testutilValue(b.m.ops.WithLabelValues(opHolder, resultNotFound)); v != 1 {
+		t.Errorf("holder misses counted on b: %v, want 1", v)
+	}
+}

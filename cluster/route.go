@@ -68,6 +68,13 @@ func (n *Node) routeLocked(ctx context.Context, room string, role sfu.Role) (sfu
 		n.m.observe(opLookup, resultOf(err), start)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if held, ok, err := n.holder(ctx, room); err != nil {
+				return sfu.Route{}, err
+			} else if ok {
+				// Held without an entry (NATS restarted, say): the
+				// holder writes it back; this join goes there.
+				return routeTo(held, role), nil
+			}
 			if n.isDraining() {
 				return sfu.Route{}, errors.New("this relay is draining and claims no rooms")
 			}
@@ -106,13 +113,20 @@ func (n *Node) routeLocked(ctx context.Context, room string, role sfu.Role) (sfu
 			n.log.Info("took over a room whose owner is gone", "room", room, "owner", e.Node)
 			n.adopt(room, nrev)
 			return sfu.Route{Kind: sfu.RouteLocal}, nil
-		case role == sfu.RoleAudience:
-			return sfu.Route{Kind: sfu.RouteEdge, Owner: e.Node, URL: e.URL}, nil
 		default:
-			return sfu.Route{Kind: sfu.RouteRedirect, Owner: e.Node, URL: e.URL}, nil
+			return routeTo(e, role), nil
 		}
 	}
 	return sfu.Route{}, errors.New("the room's entry kept changing; retry")
+}
+
+// routeTo is the route to another node's room: listeners are served on an
+// edge, hosts and guests redirected.
+func routeTo(e entry, role sfu.Role) sfu.Route {
+	if role == sfu.RoleAudience {
+		return sfu.Route{Kind: sfu.RouteEdge, Owner: e.Node, URL: e.URL}
+	}
+	return sfu.Route{Kind: sfu.RouteRedirect, Owner: e.Node, URL: e.URL}
 }
 
 // holds reports whether this node owns or holds room.
@@ -136,8 +150,7 @@ func (n *Node) adopt(room string, rev uint64) {
 		c.rev = rev
 		return
 	}
-	n.owned[room] = &claim{rev: rev, since: time.Now()}
-	n.m.owned.Set(float64(len(n.owned)))
+	n.holdLocked(room, &claim{rev: rev, since: time.Now()})
 }
 
 // RoomCreated implements sfu.Router: the room layer holds room now. A room
@@ -148,8 +161,7 @@ func (n *Node) RoomCreated(room string) {
 	c := n.owned[room]
 	if c == nil {
 		c = &claim{since: time.Now()}
-		n.owned[room] = c
-		n.m.owned.Set(float64(len(n.owned)))
+		n.holdLocked(room, c)
 	}
 	c.local = true
 	unclaimed := c.rev == 0
@@ -163,9 +175,7 @@ func (n *Node) RoomCreated(room string) {
 // released in the background (the room layer's lock is held here).
 func (n *Node) RoomRemoved(room string) {
 	n.mu.Lock()
-	c := n.owned[room]
-	delete(n.owned, room)
-	n.m.owned.Set(float64(len(n.owned)))
+	c := n.unholdLocked(room)
 	if c == nil || c.rev == 0 || n.closed {
 		n.mu.Unlock()
 		return

@@ -19,6 +19,10 @@
 #                    makes a self-signed certificate in BENCH_OUT and serves HTTPS with it)
 #   BENCH_TURN       the TURN server's UDP and TCP address (default 127.0.0.1:18082)
 #   BENCH_TURN_TLS   its TLS address, for turn-tls (default 127.0.0.1:18083)
+#   BENCH_PIN        0 runs the relay and the load generator unpinned (the relay on every
+#                    core: the fanout2000 scenario); default 1 (CPU 0 and CPU 1)
+#   BENCH_LOADTEST_FLAGS  extra load generator flags for every run (they override the
+#                    scenario's fields), e.g. "-sink-audience 492" for a 500-listener fanout2000
 #   BENCH_LISTENCOST_BASE  the baseline of the listen-cost comparison (default pubs9):
 #                    when it runs with other scenarios of its room shape (mix9, tracks9),
 #                    `loadtest listencost` prints relay CPU per listener, mix against tracks
@@ -55,6 +59,8 @@ mkdir -p "$out" bin
 # default; TURN is turned on here, on loopback (-turn-host defaults to
 # 127.0.0.1 with -loopback).
 scheme=ws lg_flags=(-transport "$transport")
+# shellcheck disable=SC2206
+lg_flags+=(${BENCH_LOADTEST_FLAGS:-})
 case "$transport" in
   udp | tcp) ;;
   turn-udp | turn-tcp) relay_flags="$relay_flags -turn -turn-udp $turn_addr -turn-tcp $turn_addr" ;;

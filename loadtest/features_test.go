@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/loadtest/report"
 	"go.uber.org/goleak"
 )
 
@@ -49,19 +50,29 @@ func TestTokens(t *testing.T) {
 	})
 }
 
+// runSmall runs smallScenario, changed by change, for 3 s against an
+// in-process relay, failing t if the run does not complete.
+func runSmall(t *testing.T, change func(*Scenario)) *report.Report {
+	t.Helper()
+	relay := relaytest.Start(t, relaytest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	defer cancel()
+	sc := smallScenario()
+	sc.Duration = Duration(3 * time.Second)
+	change(&sc)
+	rep, err := Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rep
+}
+
 func TestMicCycling(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	t.Run("relay", func(t *testing.T) {
-		relay := relaytest.Start(t, relaytest.Options{})
-		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-		defer cancel()
-		sc := smallScenario()
-		sc.Duration = Duration(3 * time.Second)
-		sc.MicCycleEvery, sc.MicHold = Duration(500*time.Millisecond), Duration(500*time.Millisecond)
-		rep, err := Run(ctx, sc, Config{URL: relay.URL, Loopback: true, Logger: testLogger()})
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
+		rep := runSmall(t, func(sc *Scenario) {
+			sc.MicCycleEvery, sc.MicHold = Duration(500*time.Millisecond), Duration(500*time.Millisecond)
+		})
 		m := rep.Mic
 		if m.Unsupported || len(m.Failures) > 0 || m.Granted < 1 || m.Released < 1 {
 			t.Fatalf("mic cycling: %+v", m)

@@ -27,7 +27,8 @@ type frameLog struct {
 	first  atomic.Int64   // send ns of frame 0, 0 before
 	stop   atomic.Int64   // ns at which the publisher stopped, 0 while it runs
 
-	hostHeard atomic.Int64 // ns at which a host of the room first read a packet of it, 0 before
+	hostHeard   atomic.Int64 // ns at which a host of the room first read a packet of it, 0 before
+	remoteHeard atomic.Int64 // ns at which a host of another room (a linked one, scenario pk) first read a packet of it, 0 before
 
 	// upLost is a bitset by frame index: the first transmission was lost on
 	// the uplink (loss_at "network"), so a copy that arrives was repaired.

@@ -21,6 +21,7 @@ type participant struct {
 	role   string
 	listen string // join's listen field: ListenMix or ListenTracks for the audience, "" (omitted) for publishers
 	decode bool   // decode and conceal (the stutter sample)
+	sink   bool   // its sockets drop media: counted by the relay, not in the receive figures
 
 	c        *client.Client // nil before dial and after close (so that a long run does not keep the closed connections)
 	id       string         // the participant id the relay gave; set by dial
@@ -60,6 +61,12 @@ func (p *participant) dial(ctx context.Context) error {
 	}
 	if p.role == roleAudience {
 		applyTransport(&cfg, p.r.sc.Transport)
+		if p.sink {
+			cfg.OnUDPSocket = dropMedia
+		}
+		if !p.decode && p.r.sc.BareReceivers {
+			cfg.DisableNACK, cfg.NoRTCPReports = true, true
+		}
 	}
 	cfg.TLSConfig = p.r.cfg.TLSConfig
 	p.up = &uplink{}
@@ -139,8 +146,11 @@ func (p *participant) read(rt *client.RemoteTrack) {
 		}
 	}
 	st := newStreamStats(log, p.r.win, p.own, p.dialNs, play, &p.r.live)
-	if p.role == roleHost {
+	switch {
+	case p.role == roleHost && log.room == p.room:
 		st.heard = &log.hostHeard // for mic cycling: when a host first hears a guest
+	case p.role == roleHost:
+		st.heard = &log.remoteHeard // for pk: when a linked room's host first hears it
 	}
 	p.mu.Lock()
 	p.streams = append(p.streams, st)

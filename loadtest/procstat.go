@@ -54,6 +54,33 @@ func readProcStat(pid int) (procStat, error) {
 	return ps, nil
 }
 
+// readWakeups sums voluntary_ctxt_switches over the threads of process
+// pid (/proc/<pid>/task/*/status): how many times one of its threads
+// went to sleep (futex, epoll, nanosleep) and was woken again. Threads
+// that ended are not counted: a rate over a window is right while the
+// threads live through it (Go keeps its Ms).
+func readWakeups(pid int) (int64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, fmt.Errorf("relay process %d: %w", pid, err)
+	}
+	var n int64
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for line := range strings.Lines(string(data)) {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				if c, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					n += c
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
 // selfCPU returns this process's user + system CPU time from getrusage,
 // at microsecond resolution.
 func selfCPU() time.Duration {

@@ -8,7 +8,13 @@ pin_relay=() pin_lg=()
 
 # pin_cpus [NOTE]: the relay on CPU 0, the load generator on CPU 1, or a
 # warning (with NOTE appended) where taskset or a second CPU is missing.
+# BENCH_PIN=0 pins neither: the relay then runs on every core (GOMAXPROCS
+# = the CPU count), as the fanout2000 scenario needs.
 pin_cpus() {
+  if [ "${BENCH_PIN:-1}" = 0 ]; then
+    echo "$me: BENCH_PIN=0: the relay and the load generator are not pinned and share every CPU" >&2
+    return
+  fi
   if command -v taskset >/dev/null && [ "$(nproc --all)" -ge 2 ]; then
     pin_relay=(taskset -c 0) pin_lg=(taskset -c 1)
   else

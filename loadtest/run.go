@@ -67,6 +67,9 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	if err := r.ramp(ctx, audience, r.sc.JoinBurst); err != nil {
 		return nil, fmt.Errorf("joining audience: %w", err)
 	}
+	if r.sc.PK {
+		r.linkRooms(ctx)
+	}
 
 	r.phase.Store(phaseSettle)
 	if err := sleepCtx(ctx, r.sc.Settle.D()); err != nil {
@@ -207,7 +210,10 @@ func (r *runner) snap(ctx context.Context) (report.Snapshot, error) {
 		Goroutines: runtime.NumGoroutine(), Host: readHostCPU()}
 	if r.cfg.RelayPID > 0 {
 		if ps, err := readProcStat(r.cfg.RelayPID); err == nil {
-			s.Relay = &report.Process{CPU: ps.cpu, RSS: ps.rss}
+			s.Relay = &report.Process{CPU: ps.cpu, RSS: ps.rss, Wakeups: -1}
+			if w, err := readWakeups(r.cfg.RelayPID); err == nil {
+				s.Relay.Wakeups = w
+			}
 		}
 	}
 	var err error

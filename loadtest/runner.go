@@ -67,6 +67,8 @@ type runner struct {
 	micRel     []float64
 	micPublish []float64 // role_changed guest to the guest's first frame sent, ms
 	micHeard   []float64 // role_changed guest to a host's first packet of the guest, ms
+	pk         report.PK
+	pkSetup    []float64 // pk_accept to the other room's first packet at each host, ms
 	warnings   []string
 	series     []report.Sample
 }
@@ -109,6 +111,7 @@ func newRunner(sc Scenario, cfg Config) (*runner, error) {
 	}
 	r.maxFrames = int(r.deadline/time.Duration(frameInterval)) + 100
 	r.mic.Enabled = sc.MicCycleEvery > 0
+	r.pk.Enabled = sc.PK
 	return r, nil
 }
 
@@ -164,6 +167,7 @@ type joinSpec struct {
 	name   string
 	listen string // audience only: ListenTracks or ListenMix
 	decode bool
+	sink   bool // audience only: its sockets drop media (Scenario.SinkAudience)
 	seed   int64
 }
 
@@ -173,7 +177,7 @@ type joinSpec struct {
 func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer cancel()
-	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, own: newWindow(0, never)}
+	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, sink: s.sink, own: newWindow(0, never)}
 	r.mu.Lock()
 	r.joins.attempted++
 	r.mu.Unlock()
@@ -256,6 +260,12 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
 				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom})
+		}
+	}
+	for i := 0; i < sc.SinkAudience; i++ {
+		for room := 0; room < sc.Rooms; room++ {
+			audience = append(audience, joinSpec{room: room, role: roleAudience,
+				name: fmt.Sprintf("s%d", i+1), listen: ListenTracks, sink: true})
 		}
 	}
 	return pubs, audience

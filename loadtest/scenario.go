@@ -47,6 +47,11 @@ type Scenario struct {
 
 	ChurnPerMin float64 `json:"churn_per_min"` // audience leave-and-rejoin events per room per minute
 
+	// PK links the rooms in pairs (0 with 1, 2 with 3, ...) after the
+	// ramp: the first host of the even room invites the odd one, whose
+	// first host accepts (cross-room co-streaming, docs/protocol.md).
+	PK bool `json:"pk"`
+
 	MicCycleEvery Duration `json:"mic_cycle_every"` // per room: an audience member asks for the mic this often; 0 off
 	MicHold       Duration `json:"mic_hold"`        // how long a mic guest publishes before releasing
 
@@ -59,7 +64,19 @@ type Scenario struct {
 	AudioLoop     Duration `json:"audio_loop"`      // length of each publisher's pre-encoded voice loop
 	NACK          *bool    `json:"nack"`            // publishers and decoding receivers negotiate NACK; default true
 	LeanNACK      bool     `json:"lean_nack"`       // lean receivers (audience not decoding) negotiate NACK too; default false
-	Seed          int64    `json:"seed"`            // voices, loss and jitter; 0 means 1
+	// BareReceivers: lean receivers run no pion interceptor at all (no
+	// NACK, no RTCP reports), as the receivers of the comparisons with
+	// other SFUs in docs/performance.md.
+	BareReceivers bool `json:"bare_receivers"`
+	// SinkAudience is how many more audience members each room has whose
+	// sockets drop the relay's media in the kernel (a socket filter): they
+	// join, connect and stay connected, so the relay fans out to them as
+	// to anyone, but the load generator spends nothing per packet on them
+	// and they are left out of every receive figure. What lets one
+	// machine hold a room of 2,000 listeners (the fanout2000 scenario).
+	// Linux only.
+	SinkAudience int   `json:"sink_audience"`
+	Seed         int64 `json:"seed"` // voices, loss and jitter; 0 means 1
 }
 
 // Where injected loss happens (Scenario.LossAt).
@@ -219,6 +236,18 @@ func (s Scenario) Validate() error {
 	if s.Hosts+s.Guests > maxSeats {
 		bad("%d publishers per room: more than any relay's seats; the relay's default is 9 (-seats)", s.Hosts+s.Guests)
 	}
+	if s.SinkAudience < 0 {
+		bad("sink_audience = %d: must not be negative", s.SinkAudience)
+	}
+	if s.SinkAudience > 0 && !sinkSupported {
+		bad("sink_audience = %d: sink listeners filter their sockets with Linux's SO_ATTACH_FILTER; run on Linux or set 0", s.SinkAudience)
+	}
+	if s.SinkAudience > 0 && (s.ChurnPerMin > 0 || s.MicCycleEvery.D() > 0) {
+		bad("sink_audience with churn or mic cycling: a sink hears nothing, so it can neither be churned nor take the mic; set churn_per_min and mic_cycle_every to 0")
+	}
+	if s.SinkAudience > 0 && s.Transport != TransportUDP {
+		bad("sink_audience with transport %q: sinks filter UDP media only; use transport %q", s.Transport, TransportUDP)
+	}
 	if s.Hosts+s.Guests+s.Audience < 2 {
 		bad("one participant per room: nobody would receive anything; add audience or a second publisher")
 	}
@@ -268,6 +297,12 @@ func (s Scenario) Validate() error {
 	if s.MicCycleEvery.D() > 0 && s.Hosts < 1 {
 		bad("mic cycling needs a host per room to accept the requests; set hosts >= 1 or mic_cycle_every = 0")
 	}
+	if s.PK && (s.Rooms < 2 || s.Rooms%2 != 0) {
+		bad("pk with rooms = %d: rooms are linked in pairs; use an even number, at least 2", s.Rooms)
+	}
+	if s.PK && s.Hosts < 1 {
+		bad("pk needs a host per room to invite and accept; set hosts >= 1")
+	}
 	if s.MicHold.D() <= 0 {
 		bad("mic_hold must be positive")
 	}
@@ -300,7 +335,9 @@ func (s Scenario) Validate() error {
 
 // Participants returns how many participants the scenario keeps joined at
 // once (mic cycling adds one more per room at times).
-func (s Scenario) Participants() int { return s.Rooms * (s.Hosts + s.Guests + s.Audience) }
+func (s Scenario) Participants() int {
+	return s.Rooms * (s.Hosts + s.Guests + s.Audience + s.SinkAudience)
+}
 
 // MixListeners returns how many of each room's audience ask for the mix.
 func (s Scenario) MixListeners() int {

@@ -43,6 +43,15 @@ func TestValidate(t *testing.T) {
 		{"ICE-TCP", func(s *Scenario) { s.Transport = TransportTCP }, ""},
 		{"TURN over TLS", func(s *Scenario) { s.Transport = TransportTURNTLS }, ""},
 		{"unknown transport", func(s *Scenario) { s.Transport = "quic" }, `transport = "quic"`},
+		{"pk in pairs", func(s *Scenario) { s.PK, s.Rooms = true, 2 }, ""},
+		{"pk with one room", func(s *Scenario) { s.PK = true }, "rooms are linked in pairs"},
+		{"pk with an odd number of rooms", func(s *Scenario) { s.PK, s.Rooms = true, 3 }, "rooms are linked in pairs"},
+		{"pk without hosts", func(s *Scenario) { s.PK, s.Rooms, s.Hosts, s.Guests = true, 2, 0, 2 }, "pk needs a host"},
+		{"sinks", func(s *Scenario) { s.SinkAudience = 100 }, ""},
+		{"negative sinks", func(s *Scenario) { s.SinkAudience = -1 }, "sink_audience = -1"},
+		{"sinks with churn", func(s *Scenario) { s.SinkAudience, s.ChurnPerMin = 10, 5 }, "sink hears nothing"},
+		{"sinks over ICE-TCP", func(s *Scenario) { s.SinkAudience, s.Transport = 10, TransportTCP }, "sinks filter UDP media only"},
+		{"sinks count as participants", func(s *Scenario) { s.Rooms, s.SinkAudience = 2, maxParticipants/2 }, "load generators"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

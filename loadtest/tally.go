@@ -37,6 +37,8 @@ func (r *runner) finish(before, start, end report.Snapshot) *report.Report {
 		MicReleaseMs:   r.micRel,
 		MicPublishMs:   r.micPublish,
 		MicHostHeardMs: r.micHeard,
+		PK:             r.pk,
+		PKSetupMs:      r.pkSetup,
 		LoadgenRSS:     selfRSS(),
 		GOMAXPROCS:     runtime.GOMAXPROCS(0),
 		ForeignTracks:  r.foreignTracks.Load(),
@@ -76,6 +78,9 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 		}
 	}
 	for _, p := range r.parts {
+		if p.sink {
+			continue // hears nothing by design: the relay's figures count it
+		}
 		got := make(map[string]bool)
 		decoded := false
 		streams, mixes := p.snapshotStreams()
@@ -99,6 +104,13 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 			a.UnknownPackets += st.unknown
 			m.Received += st.received
 			m.OneWay.Merge(&st.lat)
+			if p.role == roleHost && r.sc.PK {
+				if st.log.room == p.room {
+					m.PKLocalHost.Merge(&st.lat)
+				} else {
+					m.PKRemoteHost.Merge(&st.lat)
+				}
+			}
 			a.RepairedFrames += st.repaired
 			if st.repair != nil {
 				m.Repair.Merge(st.repair)

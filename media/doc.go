@@ -12,9 +12,11 @@
 //	publisher ─► UpTrack.ReadLoop ─► parse the header once ─► for each subscriber: DownTrack.writeLive ─► pion (SRTP) ─► batched UDP (sendmmsg)
 //
 // One reader goroutine per published track writes the packet to every
-// subscriber inline, inside one UDP write batch (udpbatch.go). The reader
+// subscriber inline, inside one UDP write batch (udpbatch.go); past
+// FanoutThreshold subscribers it shares them with the relay's fan-out
+// workers, one per core (fanout.go, fanout_workers.go). The reader
 // never waits for a peer: a UDP send does not block on its receiver. The
-// batch's flush holds its socket's flushMu across sendmmsg, so that
+// batch's flush holds its lane's flushMu across sendmmsg, so that
 // batches leave in order; only flushers take that lock.
 //
 // A published track may have a Tap, loaded once per packet, which gets
@@ -23,6 +25,8 @@
 // UpTrack.Forward, the same fan-out as a publisher's packets.
 //
 // Ownership: the reader owns the packet it reads (bufpool) and hands one
-// reference to the history; each DownTrack's header and munger state is
-// owned by the reader, its retransmission header by its RTCP reader.
+// reference to the history, and one to each fan-out worker it queues a
+// shard on; each DownTrack's header and munger state is owned by the
+// goroutine that writes it (the reader, or its shard's worker, for its
+// whole life on the track), its retransmission header by its RTCP reader.
 package media

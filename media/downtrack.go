@@ -26,7 +26,9 @@ type DownTrack struct {
 	mung  munger
 	gate  *Gate // nil, or the switch that stops this copy (set once)
 
-	// Owned by the track's reader (writeLive).
+	// Owned by the goroutine that writes this subscriber's live packets
+	// (writeLive): the track's reader, or past FanoutThreshold a fan-out
+	// worker, one of them for the subscriber's life on the track.
 	hdr     rtp.Header
 	sampled uint32
 	onFirst func() // called at the first packet written, then nil

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -473,9 +474,18 @@ func forwardAllocs(tb testing.TB, subs int, taps ...Tap) float64 {
 	for _, tap := range taps {
 		f.up.AddTap(tap)
 	}
+	return fixtureAllocs(tb, f, subs)
+}
+
+// fixtureAllocs is forwardAllocs on a fixture of subs subscribers, which
+// may shard (fanout_test.go): the workers' allocations during the runs
+// count too, and every packet's fan-out is waited for before the count
+// of packets written is checked.
+func fixtureAllocs(tb testing.TB, f *forwardFixture, subs int) float64 {
 	const runs = 1000
 	allocs := stepAllocs(tb, f.up, runs)
 	// AllocsPerRun runs step once more to warm up.
+	f.waitIdle(tb)
 	if got, want := counterValue(tb, f.m.PacketsOut), float64((2*historySize+runs+1)*subs); got != want {
 		tb.Fatalf("PacketsOut = %v, want %v: not every packet was written", got, want)
 	}
@@ -496,6 +506,12 @@ func stepAllocs(tb testing.TB, up *UpTrack, runs int) float64 {
 		binary.BigEndian.PutUint32(b[4:], ts)
 		seq, ts = seq+1, ts+testFrameTS
 		up.forward(pkt, n)
+		// Sharded: let the workers write before the next packet, so that
+		// none is dropped for a full queue (Gosched: a timed wait would
+		// allocate).
+		for up.batch != nil && up.batch.fan.queued.Load() != 0 {
+			runtime.Gosched()
+		}
 	}
 	for range 2 * historySize {
 		step()

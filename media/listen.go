@@ -65,6 +65,14 @@ type udpMux struct {
 	batch *Batch
 }
 
+// Close closes the port, then stops the fan-out workers (what they hold
+// queued is dropped: no peer can be written to any more).
+func (m *udpMux) Close() error {
+	err := m.UDPMux.Close()
+	m.batch.fan.close()
+	return err
+}
+
 // BatchOf is mux's batch state, or nil if mux is not the relay's own (a
 // test's) and writes cannot be batched.
 func BatchOf(mux ice.UDPMux) *Batch {

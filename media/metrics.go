@@ -24,6 +24,9 @@ type Metrics struct {
 	NACKsMissed   prometheus.Counter // of those, no longer in history
 
 	ForwardLatency prometheus.Histogram
+	// FanoutDelay is per packet, from its read to the end of its last
+	// subscriber's write (the fan-out's last sendmmsg).
+	FanoutDelay prometheus.Histogram
 }
 
 // DropReason says why a packet was not forwarded to a subscriber.
@@ -36,6 +39,9 @@ const (
 	DropNotNegotiated DropReason = iota // the subscriber's track was not yet negotiated
 	DropWriteFailed                     // the write to the subscriber failed (closing connection)
 	DropMalformed                       // not an RTP packet the relay can forward
+	// DropFanoutBusy: the subscriber's fan-out worker had a full queue (it
+	// is over two seconds behind), or the relay was shutting down.
+	DropFanoutBusy
 	numDropReasons
 )
 
@@ -43,6 +49,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropNotNegotiated: "not_negotiated",
 	DropWriteFailed:   "write_failed",
 	DropMalformed:     "malformed",
+	DropFanoutBusy:    "fanout_busy",
 }
 
 // String is the reason's label value.
@@ -64,6 +71,18 @@ func DropReasons() []DropReason {
 
 // drop counts one packet not forwarded for reason r.
 func (m *Metrics) drop(r DropReason) { m.drops[r].Inc() }
+
+// dropN counts n packets not forwarded for reason r.
+func (m *Metrics) dropN(r DropReason, n int) { m.drops[r].Add(float64(n)) }
+
+// countOut counts out packets of bytes payload bytes written to
+// subscribers.
+func (m *Metrics) countOut(out, bytes int) {
+	if out > 0 {
+		m.PacketsOut.Add(float64(out))
+		m.BytesOut.Add(float64(bytes))
+	}
+}
 
 // Dropped is the counter of packets dropped for reason r (tests and the
 // relay's own checks read it).
@@ -105,6 +124,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "From packet read to written to a subscriber, sampled 1 in 16 packets.",
 			Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 200e-6, 300e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 50e-3},
 		}),
+		FanoutDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relay_fanout_seconds",
+			Help: "Per forwarded packet with a subscriber: from its read to the end of its last subscriber's write " +
+				"(every copy handed to the kernel), across the fan-out workers' shards.",
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2e-3, 3e-3, 5e-3, 7.5e-3, 10e-3, 20e-3, 50e-3, 100e-3},
+		}),
 	}
 	seen := make(map[string]DropReason, numDropReasons)
 	for _, r := range DropReasons() {
@@ -124,7 +149,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}, func() float64 { return float64(bufpool.DoubleReleases()) })
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.PacketsIn, m.BytesIn, m.PacketsOut, m.BytesOut, drops,
-			m.NACKsReceived, m.NACKsServed, m.NACKsMissed, m.ForwardLatency, doubleReleases} {
+			m.NACKsReceived, m.NACKsServed, m.NACKsMissed, m.ForwardLatency, m.FanoutDelay, doubleReleases} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("media: register metrics: %w", err)
 			}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +51,7 @@ func TestDropReasonsHaveCounters(t *testing.T) {
 	if !doubleReleases {
 		t.Error("relay_bufpool_double_releases_total is not exported")
 	}
-	if s := DropReason(len(DropReasons())).String(); s != "DropReason(3)" {
-		t.Errorf("an unknown reason prints as %q", s)
+	if s, want := DropReason(len(DropReasons())).String(), fmt.Sprintf("DropReason(%d)", len(DropReasons())); s != want {
+		t.Errorf("an unknown reason prints as %q, want %q", s, want)
 	}
 }

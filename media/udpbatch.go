@@ -3,6 +3,7 @@ package media
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Batch struct {
 	open  atomic.Int32                 // batches begun and not yet ended
 	mu    sync.Mutex                   // serializes add
 	conns atomic.Pointer[[]*batchConn] // copy-on-write: read per batch without a lock
+	fan   fanPool                      // the relay's fan-out workers (fanout_workers.go)
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.
@@ -66,13 +68,25 @@ func (g *Batch) add(c *batchConn) {
 
 // batchConn is a UDP socket whose writes can be batched. It implements
 // what pion's UDP mux uses: net.PacketConn and ice.AddrPortReaderWriter.
+//
+// Its batches are kept in lanes, one per P, chosen by the datagram's
+// destination (so one subscriber's datagrams always take the same lane,
+// and leave in order). Each lane sends through a descriptor of its own
+// (a dup of the socket's), because Go serializes the writes made through
+// one descriptor: with one lane the fan-out workers (fanout_workers.go)
+// would send one after the other, and the kernel's send is most of a
+// forwarded packet's cost.
 type batchConn struct {
 	*net.UDPConn
 	g *Batch
 	// batchable: the socket is IPv4 and sendmmsg is available; otherwise
 	// every write goes straight out.
 	batchable bool
+	lanes     []*batchLane // set at creation, never changed
+}
 
+// batchLane is one lane's pending batch and its sender.
+type batchLane struct {
 	mu   sync.Mutex // guards pend
 	pend *batchBuf  // filled by writers while a batch is open
 
@@ -89,13 +103,49 @@ type batchBuf struct {
 	data  [maxBatch][bufpool.Size]byte
 }
 
+// newBatchConn wraps c with one lane per P (GOMAXPROCS when it is made).
 func newBatchConn(c *net.UDPConn, g *Batch) *batchConn {
-	bc := &batchConn{UDPConn: c, g: g, pend: new(batchBuf), spare: new(batchBuf)}
-	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
-		bc.batchable = bc.sender.init(c)
+	return newBatchConnLanes(c, g, runtime.GOMAXPROCS(0))
+}
+
+// newBatchConnLanes wraps c with n lanes (fewer if the socket cannot be
+// duplicated: then writes share the lanes there are).
+func newBatchConnLanes(c *net.UDPConn, g *Batch, n int) *batchConn {
+	bc := &batchConn{UDPConn: c, g: g}
+	la, ok := c.LocalAddr().(*net.UDPAddr)
+	if ok && la.IP.To4() != nil {
+		bc.batchable = true
+		for i := range max(n, 1) {
+			l := &batchLane{pend: new(batchBuf), spare: new(batchBuf)}
+			if !l.sender.init(c, i > 0) {
+				if i == 0 {
+					bc.batchable = false
+				}
+				break
+			}
+			bc.lanes = append(bc.lanes, l)
+		}
 	}
 	g.add(bc)
 	return bc
+}
+
+// Close closes the lanes' descriptors and the socket.
+func (c *batchConn) Close() error {
+	for _, l := range c.lanes {
+		l.sender.close()
+	}
+	return c.UDPConn.Close()
+}
+
+// laneOf is the lane datagrams to addr take when it is free.
+func (c *batchConn) laneOf(addr netip.AddrPort) int {
+	if len(c.lanes) == 1 {
+		return 0
+	}
+	a := addr.Addr().As4()
+	h := uint32(addr.Port()) ^ uint32(a[3])<<8 ^ uint32(a[2])<<16
+	return int(h % uint32(len(c.lanes)))
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
@@ -111,49 +161,85 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	if !c.batchable || c.g.open.Load() == 0 || !addr.Addr().Is4() || len(b) > bufpool.Size {
 		return c.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
+	first := c.laneOf(addr)
 	for {
-		c.mu.Lock()
-		// Checked again under mu: end decrements open before it flushes,
-		// so a packet set aside here is always sent by some end's flush.
-		if c.g.open.Load() == 0 {
-			c.mu.Unlock()
-			return c.UDPConn.WriteToUDPAddrPort(b, addr)
+		// The destination's own lane, or the next with room whose lock is
+		// free: a lane being filled by another writer, or full and being
+		// sent, is passed over rather than waited for. Any lane will do:
+		// a batch's end sends every lane (waiting for flushes under way),
+		// so each datagram has left before its writer writes the next one
+		// to the same subscriber.
+		for i := range c.lanes {
+			l := c.lanes[(first+i)%len(c.lanes)]
+			if !l.mu.TryLock() {
+				continue
+			}
+			if n, done, err := c.setAsideLocked(l, b, addr); done {
+				return n, err
+			}
 		}
-		p := c.pend
-		if p.n == maxBatch { // another writer filled it and is flushing
-			c.mu.Unlock()
-			c.flush()
-			continue
+		// Every lane busy: wait for the destination's.
+		l := c.lanes[first]
+		l.mu.Lock()
+		if n, done, err := c.setAsideLocked(l, b, addr); done {
+			return n, err
 		}
-		i := p.n
-		p.lens[i] = copy(p.data[i][:], b)
-		p.addrs[i] = addr
-		p.n++
-		full := p.n == maxBatch
-		c.mu.Unlock()
-		if full {
-			c.flush()
-		}
-		break
+		l.flush() // another writer filled it and is sending it
 	}
-	return len(b), nil
 }
 
-// flush sends what is set aside.
+// setAsideLocked copies b for addr into l's batch, or writes it straight
+// out if no batch is open any more; done is false if l's batch is full.
+// It is called with l.mu held and releases it.
+func (c *batchConn) setAsideLocked(l *batchLane, b []byte, addr netip.AddrPort) (n int, done bool, err error) {
+	// Checked again under mu: end decrements open before it flushes, so a
+	// packet set aside here is always sent by some end's flush.
+	if c.g.open.Load() == 0 {
+		l.mu.Unlock()
+		n, err := c.UDPConn.WriteToUDPAddrPort(b, addr)
+		return n, true, err
+	}
+	p := l.pend
+	if p.n == maxBatch { // another writer filled it and is flushing
+		l.mu.Unlock()
+		return 0, false, nil
+	}
+	i := p.n
+	p.lens[i] = copy(p.data[i][:], b)
+	p.addrs[i] = addr
+	p.n++
+	full := p.n == maxBatch
+	l.mu.Unlock()
+	if full {
+		l.flush()
+	}
+	return len(b), true, nil
+}
+
+// flush sends what every lane has set aside.
 func (c *batchConn) flush() {
-	c.flushMu.Lock()
-	defer c.flushMu.Unlock()
-	c.mu.Lock()
-	p := c.pend
+	for _, l := range c.lanes {
+		l.flush()
+	}
+}
+
+// flush sends what the lane has set aside, after any flush of it under
+// way: when it returns, every datagram set aside in the lane before the
+// call has been handed to the kernel.
+func (l *batchLane) flush() {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	p := l.pend
 	if p.n == 0 {
-		c.mu.Unlock()
+		l.mu.Unlock()
 		return
 	}
-	c.pend, c.spare = c.spare, nil
-	c.mu.Unlock()
-	c.sender.send(c, p)
+	l.pend, l.spare = l.spare, nil
+	l.mu.Unlock()
+	l.sender.send(p)
 	p.n = 0
-	c.spare = p
+	l.spare = p
 }
 
 // batchNet is pion's standard network with its UDP sockets made

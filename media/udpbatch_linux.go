@@ -4,6 +4,7 @@ package media
 
 import (
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -21,6 +22,7 @@ type mmsghdr struct {
 // flush (under flushMu).
 type batchSender struct {
 	rc    syscall.RawConn
+	dup   *os.File // the lane's own descriptor, nil for the socket's
 	hdrs  [maxBatch]mmsghdr
 	iovs  [maxBatch]unix.Iovec
 	names [maxBatch]unix.RawSockaddrInet4
@@ -31,9 +33,25 @@ type batchSender struct {
 	errs    uint64 // datagrams the kernel refused (dropped), for tests
 }
 
-func (s *batchSender) init(c *net.UDPConn) bool {
-	rc, err := c.SyscallConn()
+// init makes the sender write to c, through a duplicate of its
+// descriptor if dup (so that its writes are not serialized with other
+// lanes': Go lets one write at a time through a descriptor). false if
+// that fails: the socket is then written through the lanes there are.
+func (s *batchSender) init(c *net.UDPConn, dup bool) bool {
+	var rc syscall.RawConn
+	var err error
+	if dup {
+		// File duplicates the descriptor, which shares the socket and its
+		// non-blocking mode; os makes the copy pollable.
+		if s.dup, err = c.File(); err != nil {
+			return false
+		}
+		rc, err = s.dup.SyscallConn()
+	} else {
+		rc, err = c.SyscallConn()
+	}
 	if err != nil {
+		s.close()
 		return false
 	}
 	s.rc = rc
@@ -48,10 +66,18 @@ func (s *batchSender) init(c *net.UDPConn) bool {
 	return true
 }
 
+// close closes the lane's own descriptor, if it has one.
+func (s *batchSender) close() {
+	if s.dup != nil {
+		s.dup.Close()
+		s.dup = nil
+	}
+}
+
 // send sends p's datagrams, in order. A datagram the kernel refuses is
 // dropped (UDP is lossy; the next packet tries again); a socket that
 // fails as a whole (closed) drops the rest.
-func (s *batchSender) send(c *batchConn, p *batchBuf) {
+func (s *batchSender) send(p *batchBuf) {
 	for i := range p.n {
 		s.iovs[i].Base = &p.data[i][0]
 		s.iovs[i].SetLen(p.lens[i])

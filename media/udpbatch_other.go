@@ -7,6 +7,8 @@ import "net"
 // batchSender without sendmmsg: batchConn writes every datagram at once.
 type batchSender struct{}
 
-func (*batchSender) init(*net.UDPConn) bool { return false }
+func (*batchSender) init(*net.UDPConn, bool) bool { return false }
 
-func (*batchSender) send(*batchConn, *batchBuf) {}
+func (*batchSender) close() {}
+
+func (*batchSender) send(*batchBuf) {}

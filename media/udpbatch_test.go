@@ -3,6 +3,8 @@ package media
 import (
 	"fmt"
 	"net"
+	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,8 +72,10 @@ func TestBatchConn(t *testing.T) {
 					readPacket(t, rx, buf, i)
 				}
 			}
-			if bc.pend.n != 0 {
-				t.Errorf("%d datagrams still pending", bc.pend.n)
+			for i, l := range bc.lanes {
+				if l.pend.n != 0 {
+					t.Errorf("lane %d: %d datagrams still pending", i, l.pend.n)
+				}
 			}
 		})
 	}
@@ -88,5 +92,63 @@ func readPacket(t *testing.T, rx *net.UDPConn, buf []byte, i int) {
 	}
 	if want := fmt.Sprintf("packet %d", i); string(buf[:n]) != want {
 		t.Fatalf("got %q, want %q", buf[:n], want)
+	}
+}
+
+// TestBatchLanes: with a lane per P, writers in batches of their own on
+// several goroutines (the fan-out workers) get every datagram out, each
+// destination's in the order written, whichever lanes they took.
+func TestBatchLanes(t *testing.T) {
+	const writers, dests, rounds = 3, 4, 200
+	g := &Batch{}
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := newBatchConnLanes(c, g, 2)
+	defer bc.Close()
+	if bc.batchable && len(bc.lanes) != 2 {
+		t.Fatalf("%d lanes, want 2", len(bc.lanes))
+	}
+	type rx struct {
+		conn *net.UDPConn
+		to   netip.AddrPort
+	}
+	var rxs [writers][dests]rx
+	for w := range writers {
+		for d := range dests {
+			conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := conn.SetReadBuffer(1 << 20); err != nil {
+				t.Fatal(err)
+			}
+			rxs[w][d] = rx{conn, conn.LocalAddr().(*net.UDPAddr).AddrPort()}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range rounds {
+				g.begin()
+				for d := range dests {
+					if _, err := bc.WriteToAddrPort(fmt.Appendf(nil, "packet %d", i), rxs[w][d].to); err != nil {
+						t.Errorf("writer %d: %v", w, err)
+					}
+				}
+				g.end()
+			}
+		})
+	}
+	wg.Wait()
+	buf := make([]byte, 1500)
+	for w := range writers {
+		for d := range dests {
+			for i := range rounds {
+				readPacket(t, rxs[w][d].conn, buf, i)
+			}
+		}
 	}
 }

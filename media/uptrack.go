@@ -31,7 +31,8 @@ type UpTrack struct {
 	// that the reader takes it with one atomic load per packet.
 	subs   atomic.Pointer[[]*DownTrack]
 	mu     sync.Mutex
-	closed bool // guarded by mu; no subscriber is added after close
+	closed bool     // guarded by mu; no subscriber is added after close
+	fan    fanState // who writes which subscriber past FanoutThreshold (fanout.go)
 }
 
 // UpTrackParams are what a published track needs from the room layer.
@@ -128,6 +129,7 @@ func (t *UpTrack) addSubscriber(d *DownTrack) bool {
 	}
 	subs := append(slices.Clone(*t.subs.Load()), d)
 	t.subs.Store(&subs)
+	t.placeLocked(d, subs)
 	return true
 }
 
@@ -142,6 +144,7 @@ func (t *UpTrack) removeSubscriber(d *DownTrack) {
 	}
 	subs := slices.Delete(slices.Clone(old), i, i+1)
 	t.subs.Store(&subs)
+	t.forgetLocked(d, subs)
 }
 
 // Close stops the fan-out; a packet being written still goes out.
@@ -149,6 +152,10 @@ func (t *UpTrack) Close() {
 	t.mu.Lock()
 	t.closed = true
 	t.subs.Store(&[]*DownTrack{})
+	if t.fan.groups.Load() != nil {
+		t.fan.shardOf = nil
+		t.regroupLocked(nil)
+	}
 	t.mu.Unlock()
 }
 
@@ -228,11 +235,7 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 		}
 	}
 	t.hist.put(f.seq, pkt)
-	out, bytes := t.writeAll(*t.subs.Load(), pkt, &f, now)
-	if out > 0 {
-		m.PacketsOut.Add(float64(out))
-		m.BytesOut.Add(float64(bytes))
-	}
+	t.fanOut(pkt, &f, now)
 	pkt.Release()
 }
 

@@ -34,7 +34,8 @@ func (e *DecodeError) Error() string { return e.Reason }
 // Decode parses one client message and checks its fields. It returns one of
 // *Join, *SessionDescription (offer or answer), *Candidate, *Targeted
 // (mic_invite, mic_accept, mic_reject, mic_release, kick), *MicRequest,
-// *Mute, *Leave or *Ping. Any error is a *DecodeError whose Reason is fit
+// *Mute, *Leave, *Ping or *PKRequest (pk_invite, pk_accept, pk_reject,
+// pk_end). Any error is a *DecodeError whose Reason is fit
 // to show the client.
 func Decode(data []byte) (any, error) {
 	data = bytes.TrimSpace(data)
@@ -96,6 +97,8 @@ func newClientMessage(typ string) (any, bool) {
 		return &Leave{}, true
 	case TypePing:
 		return &Ping{}, true
+	case TypePKInvite, TypePKAccept, TypePKReject, TypePKEnd:
+		return &PKRequest{}, true
 	}
 	return nil, false
 }

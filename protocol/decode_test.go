@@ -20,6 +20,8 @@ func TestDecode(t *testing.T) {
 		{"join listening to tracks", `{"type":"join","room":"r","name":"Ann","listen":"tracks"}`, &Join{}, "", ""},
 		{"unknown fields ignored", `{"type":"ping","extra":{"x":[1,2]}}`, &Ping{}, "", ""},
 		{"offer", `{"type":"offer","pc":"pub","sdp":"v=0"}`, &SessionDescription{}, "", ""},
+		{"pk_invite", `{"type":"pk_invite","room":"other_1"}`, &PKRequest{}, "", ""},
+		{"pk_end", `{"type":"pk_end","room":"other"}`, &PKRequest{}, "", ""},
 		{"answer", `{"type":"answer","pc":"sub","sdp":"v=0"}`, &SessionDescription{}, "", ""},
 		{"candidate", `{"type":"candidate","pc":"sub","candidate":{"candidate":"c","sdpMid":"0","sdpMLineIndex":null}}`, &Candidate{}, "", ""},
 		{"end of candidates", `{"type":"candidate","pc":"pub","candidate":null}`, &Candidate{}, "", ""},
@@ -58,6 +60,9 @@ func TestDecode(t *testing.T) {
 		{"mute without participant", `{"type":"mute","muted":true}`, nil, `"participant"`, ""},
 		{"kick without participant", `{"type":"kick"}`, nil, `"participant"`, ""},
 		{"invite without participant", `{"type":"mic_invite"}`, nil, `"participant"`, ""},
+		{"pk_invite without room", `{"type":"pk_invite","id":"k"}`, nil, `"room"`, "k"},
+		{"pk_accept with a bad room", `{"type":"pk_accept","room":"a b"}`, nil, `"room"`, ""},
+		{"pk_end with a room of the wrong type", `{"type":"pk_end","room":7}`, nil, `field "room" must be a string`, ""},
 		{"kick reason too long", `{"type":"kick","participant":"p","reason":"` + strings.Repeat("r", 201) + `"}`, nil, `"reason"`, ""},
 	}
 	for _, tt := range tests {
@@ -104,6 +109,8 @@ func typeName(v any) string {
 		return "Leave"
 	case *Ping:
 		return "Ping"
+	case *PKRequest:
+		return "PKRequest"
 	}
 	return "?"
 }
@@ -111,7 +118,8 @@ func typeName(v any) string {
 func TestNewServerMessageKnowsEveryServerType(t *testing.T) {
 	for _, typ := range []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeParticipantJoined, TypeParticipantLeft,
 		TypeTrackPublished, TypeTrackUnpublished, TypeRoleChanged, TypeMicRequested, TypeMicInvited, TypeMicRejected,
-		TypeMuted, TypeKicked, TypeSpeakers, TypeAudience, TypePong, TypeError} {
+		TypeMuted, TypeKicked, TypeSpeakers, TypeAudience, TypePong, TypeError, TypeDraining,
+		TypePKInvited, TypePKStarted, TypePKRejected, TypePKEnded} {
 		if _, ok := NewServerMessage(typ); !ok {
 			t.Errorf("NewServerMessage(%q) unknown", typ)
 		}

@@ -28,6 +28,10 @@ var decodeSeeds = []string{
 	`{"type":"mute","participant":"p_1","muted":true}`,
 	`{"type":"kick","participant":"p_1","reason":"spam"}`,
 	`{"type":"leave"}`,
+	`{"type":"pk_invite","id":"k1","room":"other-room"}`,
+	`{"type":"pk_accept","room":"r"}`,
+	`{"type":"pk_reject","room":"r"}`,
+	`{"type":"pk_end","room":"r_2"}`,
 	`  {"type":"ping","id":null,"extra":[1,{"x":2}]}` + "\n",
 
 	``,
@@ -146,6 +150,7 @@ func checkClientMessage(t *testing.T, msg any) {
 		"Mute":               {TypeMute},
 		"Leave":              {TypeLeave},
 		"Ping":               {TypePing},
+		"PKRequest":          {TypePKInvite, TypePKAccept, TypePKReject, TypePKEnd},
 	}[typeName(msg)]
 	found := false
 	for _, w := range want {
@@ -180,6 +185,10 @@ func checkClientMessage(t *testing.T, msg any) {
 	case *Mute:
 		if m.Participant == "" || m.Muted == nil {
 			t.Fatalf("mute without participant or muted decoded: %#v", m)
+		}
+	case *PKRequest:
+		if !ValidRoom(m.Room) {
+			t.Fatalf("%s with an invalid room decoded: %q", m.Type, m.Room)
 		}
 	}
 }

@@ -21,6 +21,11 @@ const (
 	TypeKick       = "kick"
 	TypeLeave      = "leave"
 	TypePing       = "ping"
+	// Cross-room co-streaming (an extension: docs/protocol.md, "PK").
+	TypePKInvite = "pk_invite"
+	TypePKAccept = "pk_accept"
+	TypePKReject = "pk_reject"
+	TypePKEnd    = "pk_end"
 )
 
 // Message types, server to client (offer, answer and candidate go both ways).
@@ -42,6 +47,10 @@ const (
 	TypeError             = "error"
 	TypeDraining          = "draining" // an extension: the relay is shutting down
 	TypeRedirect          = "redirect" // an extension: the room moved to another relay of the cluster
+	TypePKInvited         = "pk_invited"
+	TypePKStarted         = "pk_started"
+	TypePKRejected        = "pk_rejected"
+	TypePKEnded           = "pk_ended"
 )
 
 // Peer connection names.
@@ -67,6 +76,7 @@ const (
 	ReasonKicked   = "kicked"
 	ReasonTimeout  = "timeout"
 	ReasonReplaced = "replaced"
+	ReasonPKEnded  = "pk_ended" // an extension: a remote participant left as its room's link ended
 )
 
 // What an audience member's sub connection carries (join.listen and

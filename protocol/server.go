@@ -96,6 +96,14 @@ func NewServerMessage(typ string) (any, bool) {
 		return &Draining{}, true
 	case TypeRedirect:
 		return &Redirect{}, true
+	case TypePKInvited:
+		return &PKInvited{}, true
+	case TypePKStarted:
+		return &PKStarted{}, true
+	case TypePKRejected:
+		return &PKRejected{}, true
+	case TypePKEnded:
+		return &PKEnded{}, true
 	}
 	return nil, false
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Loopback gathers loopback candidates only, mDNS off: tests and demos
 	// on one machine.
 	Loopback bool
+	// FanoutThreshold is how many subscribers a track's reader writes
+	// itself before the rest go to the fan-out workers (media.Batch
+	// SetFanoutThreshold): 0 media.FanoutThreshold, -1 never.
+	FanoutThreshold int
 	// TURN, if set, runs the embedded TURN server (turn.go) and hands its
 	// URLs with per-participant credentials to clients in joined.
 	TURN *TURNConfig
@@ -103,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the media port; choose another with -udp: %w", err)
 	}
+	media.BatchOf(udp).SetFanoutThreshold(cfg.FanoutThreshold)
 	sc := cfg.SFU
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
 	var closers []io.Closer

@@ -20,8 +20,9 @@ type Config struct {
 	MaxParticipants int
 	// MaxRooms is how many rooms the relay holds.
 	MaxRooms int
-	// MicTimeout is how long a mic request or invitation waits for an
-	// answer before it is rejected with reason timeout.
+	// MicTimeout is how long a mic request or invitation, or a cross-room
+	// invitation (pk.go), waits for an answer before it is rejected with
+	// reason timeout.
 	MicTimeout time.Duration
 	// SpeakerThreshold is the smoothed audio level (0 to 1, from RFC 6464
 	// -dBov as 1 - dBov/127) at which a publisher counts as speaking.

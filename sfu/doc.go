@@ -16,4 +16,9 @@
 // Config.NewMixer, while it has a mix listener and a published track;
 // every published track feeds it through a media.Tap, and a mix listener
 // receives its one track instead of the publishers'.
+//
+// Remote publishers (remote.go): a room can show and hear publishers that
+// are not its participants, whose tracks are UpTracks fed elsewhere; a
+// cross-room link (pk.go, pkmirror.go) uses them to show each linked
+// room's publishers in the other, with the source room's own tracks.
 package sfu

@@ -42,6 +42,9 @@ const (
 	ReasonKicked   Reason = "kicked"
 	ReasonTimeout  Reason = "timeout"
 	ReasonReplaced Reason = "replaced"
+	// ReasonPKEnded: a remote publisher (role remote) left because the
+	// link between the rooms ended (pk.go).
+	ReasonPKEnded Reason = "pk_ended"
 	// ReasonShutdown is not sent as participant_left (the whole room goes);
 	// it tells Sink.Close why the connection ends.
 	ReasonShutdown Reason = "shutdown"
@@ -184,6 +187,33 @@ type Speaker struct {
 // SpeakersEvent lists who speaks, loudest first.
 type SpeakersEvent struct{ Speakers []Speaker }
 
+// PKInvitedEvent tells a host that another room's host invites its room
+// to link (pk.go).
+type PKInvitedEvent struct {
+	Room string // the inviting room
+	By   Info   // the inviting host
+}
+
+// PKStartedEvent tells everyone in a room that it is linked with Room.
+type PKStartedEvent struct{ Room string }
+
+// PKRejectedEvent tells the hosts of both rooms that an invitation ended
+// without a link. Room is the other room.
+type PKRejectedEvent struct {
+	Room   string
+	Reason PKReason
+}
+
+// PKEndedEvent tells everyone in a room that its link with Room ended.
+type PKEndedEvent struct {
+	Room   string
+	Reason PKReason
+}
+
+func (PKInvitedEvent) isEvent()         {}
+func (PKStartedEvent) isEvent()         {}
+func (PKRejectedEvent) isEvent()        {}
+func (PKEndedEvent) isEvent()           {}
 func (RoleChangedEvent) isEvent()       {}
 func (MicRequestedEvent) isEvent()      {}
 func (MicInvitedEvent) isEvent()        {}

@@ -246,6 +246,11 @@ func (r *Room) setRoleLocked(q *Participant, role Role) {
 	q.role = role
 	r.countLocked(role, +1)
 	r.countListenLocked(q, +1)
+	if role == RoleAudience {
+		r.mirrorLocked(mirrorOp{kind: opLeave, id: q.id, reason: ReasonLeft})
+	} else {
+		r.mirrorLocked(mirrorOp{kind: opJoin, id: q.id, name: q.name, muted: q.mutedLocked()})
+	}
 	for _, o := range r.participants {
 		switch {
 		case o == q || o.role == RoleHost || role == RoleAudience:

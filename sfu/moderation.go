@@ -45,6 +45,7 @@ func (p *Participant) Mute(target string, muted bool) error {
 		t.SetMuted(now)
 		r.muteMixInputLocked(t, now)
 	}
+	r.mirrorLocked(mirrorOp{kind: opMute, id: q.id, muted: now})
 	ev := MutedEvent{Participant: q.id, Muted: now, By: p.id}
 	for _, o := range r.participants {
 		if o == q || visible(q, o) {

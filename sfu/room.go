@@ -38,6 +38,10 @@ type Room struct {
 	speakersTimer *time.Timer // nil when the ticker is stopped
 
 	mix *roomMix // the audience mix, nil when it does not run (mix.go)
+
+	link   *pkLink   // the room's cross-room link or invitation, nil if none (pk.go)
+	mirror *pkMirror // while linked: where changes of its publishers go (pkmirror.go)
+	pkPrev *pkMirror // guarded by SFU.pkMu, not mu: the last link's mirror, finished before a new one starts
 }
 
 // audienceInterval is the least time between two audience events.
@@ -71,6 +75,9 @@ func (r *Room) join(p *Participant) (bool, error) {
 		r.countLocked(p.role, +1)
 	}
 	r.countListenLocked(p, +1)
+	if p.role.publishes() {
+		r.mirrorLocked(mirrorOp{kind: opJoin, id: p.id, name: p.name})
+	}
 
 	// Resumable before joined carries its token: a client may use it at
 	// once. (Lock order: room, then sfu.)
@@ -151,6 +158,10 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 		p.micTimer.Stop()
 	}
 	r.endTracksLocked(p, tell)
+	r.pkHostLeftLocked() // the last host out ends the room's link (and its mirror: p leaves the other room with it)
+	if p.role.publishes() {
+		r.mirrorLocked(mirrorOp{kind: opLeave, id: p.id, reason: reason})
+	}
 	r.updateMixLocked() // p may have been its last listener
 	for _, q := range r.participants {
 		if tell && visible(p, q) {
@@ -189,6 +200,7 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	}
 	p.tracks = append(p.tracks, t)
 	t.SetMuted(p.mutedLocked())
+	r.mirrorLocked(mirrorOp{kind: opPublish, id: p.id, track: t})
 	r.sfu.cfg.Metrics.Tracks.Inc()
 	r.sendAllLocked(TrackPublishedEvent{Participant: p.id, Track: trackInfo(t)})
 	if r.mix != nil {
@@ -230,6 +242,7 @@ func (r *Room) endTracksLocked(p *Participant, tell bool) {
 }
 
 func (r *Room) endTrackLocked(p *Participant, t *media.UpTrack, tell bool) {
+	r.mirrorLocked(mirrorOp{kind: opUnpublish, id: p.id, track: t})
 	r.removeMixInputLocked(t)
 	t.Close()
 	r.sfu.cfg.Metrics.Tracks.Dec()

@@ -19,6 +19,11 @@ type SFU struct {
 	rooms     map[string]*Room
 	resumable map[string]*Participant // by resume token; every participant not yet removed
 	closing   bool                    // draining or closed: no new joins or resumes
+
+	// pkMu serializes the control of cross-room links (pk.go); taken
+	// before any Room.mu, and never on a packet path.
+	pkMu sync.Mutex
+	pkWG sync.WaitGroup // links' goroutines (mirrors, ends handed off by rooms); Close waits for them
 }
 
 // New creates the SFU. It owns cfg.ICE.UDPMux from now on.
@@ -230,6 +235,7 @@ func (s *SFU) Close() error {
 		}
 	}
 	wg.Wait()
+	s.pkWG.Wait() // the emptied rooms' links end
 	if s.cfg.ICE.UDPMux != nil {
 		return s.cfg.ICE.UDPMux.Close()
 	}

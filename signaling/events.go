@@ -55,6 +55,14 @@ func message(ev sfu.Event) any {
 			m.Speakers[i] = protocol.Speaker{Participant: s.Participant, Level: s.Level}
 		}
 		return m
+	case sfu.PKInvitedEvent:
+		return protocol.PKInvited{Header: header(protocol.TypePKInvited), Room: e.Room, By: participant(e.By)}
+	case sfu.PKStartedEvent:
+		return protocol.PKStarted{Header: header(protocol.TypePKStarted), Room: e.Room}
+	case sfu.PKRejectedEvent:
+		return protocol.PKRejected{Header: header(protocol.TypePKRejected), Room: e.Room, Reason: string(e.Reason)}
+	case sfu.PKEndedEvent:
+		return protocol.PKEnded{Header: header(protocol.TypePKEnded), Room: e.Room, Reason: string(e.Reason)}
 	case sfu.AudienceEvent:
 		return protocol.Audience{Header: header(protocol.TypeAudience), Count: e.Count}
 	case sfu.DescriptionEvent:

@@ -20,6 +20,14 @@ type sentStream struct {
 	last     uint16
 }
 
+// record keeps a copy of the payload sent as seq.
+func (s *sentStream) record(seq uint16, payload []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.payloads[seq] = append([]byte(nil), payload...)
+	s.last = seq
+}
+
 // publish sends n 10 ms Opus frames of a voice-like source from pub,
 // paced in real time, until ctx ends or a write fails.
 func publish(ctx context.Context, pub *client.Publisher, seed int64, n int) (*sentStream, error) {
@@ -46,10 +54,7 @@ func publishTo(ctx context.Context, pub *client.Publisher, s *sentStream, seed i
 			return err
 		}
 		pkt := pk.Packet(frame)
-		s.mu.Lock()
-		s.payloads[pkt.SequenceNumber] = append([]byte(nil), frame...)
-		s.last = pkt.SequenceNumber
-		s.mu.Unlock()
+		s.record(pkt.SequenceNumber, frame)
 		if err := pub.WriteRTP(pkt); err != nil {
 			return err
 		}

@@ -87,6 +87,8 @@ func sessionSeeds() [][]string {
 		{join("host"), `{"type":"mic_invite","participant":"$peer"}`, `{"type":"mute","participant":"$peer","muted":true}`, `{"type":"kick","participant":"$peer","reason":"fuzz"}`},
 		{join("host"), `{"type":"mic_accept","participant":"$peer"}`, `{"type":"mic_release","participant":"$peer"}`, `{"type":"kick","participant":"$self"}`},
 		{join("guest"), `{"type":"mic_release"}`, offer("o", fuzzOffer)},
+		{join("host"), `{"type":"pk_invite","room":"fuzz"}`, `{"type":"pk_invite","room":"elsewhere"}`, `{"type":"pk_accept","room":"elsewhere"}`, `{"type":"pk_end","room":"elsewhere"}`, `{"type":"mute","participant":"$peer","muted":true}`},
+		{join("audience"), `{"type":"pk_invite","room":"fuzz2"}`, `{"type":"pk_reject","room":"x y"}`},
 		{`hello`},
 		{`{"type":"offer","pc":"pub","sdp":"v=0"}`},
 		{join("audience"), `{"type":"candidate","pc":"sub","candidate":null}`, `{"type":"candidate","pc":"pub","candidate":{"candidate":"candidate:x","sdpMid":"0"}}`, `[1]`, `{"type":"dance"}`},

@@ -58,6 +58,8 @@ func (s *session) handle(data []byte) {
 		s.reply(m.ID, s.targeted(m))
 	case *protocol.Mute:
 		s.reply(m.ID, s.p.Mute(m.Participant, *m.Muted))
+	case *protocol.PKRequest:
+		s.reply(m.ID, s.pk(m))
 	}
 }
 
@@ -74,6 +76,21 @@ func (s *session) targeted(m *protocol.Targeted) error {
 		return s.p.MicRelease(m.Participant)
 	case protocol.TypeKick:
 		return s.p.Kick(m.Participant, m.Reason)
+	}
+	return fmt.Errorf("unhandled message type %q", m.Type)
+}
+
+// pk handles the cross-room link messages.
+func (s *session) pk(m *protocol.PKRequest) error {
+	switch m.Type {
+	case protocol.TypePKInvite:
+		return s.p.PKInvite(m.Room)
+	case protocol.TypePKAccept:
+		return s.p.PKAccept(m.Room)
+	case protocol.TypePKReject:
+		return s.p.PKReject(m.Room)
+	case protocol.TypePKEnd:
+		return s.p.PKEnd(m.Room)
 	}
 	return fmt.Errorf("unhandled message type %q", m.Type)
 }

@@ -52,8 +52,8 @@ const (
 )
 
 // publishTone sends a steady tone from c, paced at 10 ms, until the test
-// ends.
-func publishTone(ctx context.Context, t *testing.T, c *client.Client, freq, amp float64) {
+// ends; what was sent is recorded as it goes.
+func publishTone(ctx context.Context, t *testing.T, c *client.Client, freq, amp float64) *sentStream {
 	t.Helper()
 	pub, err := c.Publish(ctx)
 	if err != nil {
@@ -66,6 +66,7 @@ func publishTone(ctx context.Context, t *testing.T, c *client.Client, freq, amp 
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := &sentStream{payloads: make(map[uint16][]byte)}
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -79,7 +80,9 @@ func publishTone(ctx context.Context, t *testing.T, c *client.Client, freq, amp 
 				t.Errorf("%s: %v", c.ID(), err)
 				return
 			}
-			if err := pub.WriteRTP(pk.Packet(frame)); err != nil {
+			pkt := pk.Packet(frame)
+			s.record(pkt.SequenceNumber, frame)
+			if err := pub.WriteRTP(pkt); err != nil {
 				return // the connection went
 			}
 			select {
@@ -90,6 +93,7 @@ func publishTone(ctx context.Context, t *testing.T, c *client.Client, freq, amp 
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	return s
 }
 
 // mixEar is a mix listener that decodes the mix as it arrives, frame by

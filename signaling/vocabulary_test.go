@@ -42,6 +42,10 @@ var sampleEvents = []sfu.Event{
 	sfu.MutedEvent{Participant: "p_2", Muted: true, By: "p_1"},
 	sfu.KickedEvent{Reason: "spam"},
 	sfu.SpeakersEvent{Speakers: []sfu.Speaker{{Participant: "p_2", Level: 0.8}}},
+	sfu.PKInvitedEvent{Room: "other", By: sfu.Info{ID: "p_7", Name: "h", Role: sfu.RoleHost}},
+	sfu.PKStartedEvent{Room: "other"},
+	sfu.PKRejectedEvent{Room: "other", Reason: sfu.PKTimeout},
+	sfu.PKEndedEvent{Room: "other", Reason: sfu.PKEndedBy},
 }
 
 // sfuSource parses the sfu package's non-test files.
@@ -125,7 +129,7 @@ func TestEveryEventHasAMessage(t *testing.T) {
 }
 
 // TestEnumsMatchProtocol: every constant of sfu's Role, Reason, PC,
-// MicReason and Listen types (and the mix's participant id) equals the
+// MicReason, Listen and PKReason types (and the mix's participant id) equals the
 // protocol constant of the same meaning, and each type's constants are
 // listed here (so a new one must be paired).
 func TestEnumsMatchProtocol(t *testing.T) {
@@ -140,6 +144,12 @@ func TestEnumsMatchProtocol(t *testing.T) {
 		{string(sfu.ReasonKicked), protocol.ReasonKicked},
 		{string(sfu.ReasonTimeout), protocol.ReasonTimeout},
 		{string(sfu.ReasonReplaced), protocol.ReasonReplaced},
+		{string(sfu.ReasonPKEnded), protocol.ReasonPKEnded},
+		{string(sfu.PKRejected), protocol.PKReasonRejected},
+		{string(sfu.PKTimeout), protocol.PKReasonTimeout},
+		{string(sfu.PKCancelled), protocol.PKReasonCancelled},
+		{string(sfu.PKNoHost), protocol.PKReasonNoHost},
+		{string(sfu.PKEndedBy), protocol.PKReasonEnded},
 		{string(sfu.Sub), protocol.PCSub},
 		{string(sfu.Pub), protocol.PCPub},
 		{string(sfu.MicRejected), protocol.MicReasonRejected},
@@ -160,7 +170,7 @@ func TestEnumsMatchProtocol(t *testing.T) {
 		paired[p.sfu] = true
 	}
 
-	enums := []string{"Role", "Reason", "PC", "MicReason", "Listen"}
+	enums := []string{"Role", "Reason", "PC", "MicReason", "Listen", "PKReason"}
 	found := 0
 	for _, f := range sfuSource(t) {
 		for _, d := range f.Decls {

@@ -28,6 +28,7 @@ func TestHandler(t *testing.T) {
 		{name: "index.html by name", path: "/index.html", status: 200, typ: "text/html"},
 		{name: "app.js", path: "/app.js", status: 200, typ: "text/javascript", contains: "RelayClient"},
 		{name: "client.js", path: "/client.js", status: 200, typ: "text/javascript", contains: "export class RelayClient"},
+		{name: "pk.js", path: "/pk.js", status: 200, typ: "text/javascript", contains: "export function createPK"},
 		{name: "style.css", path: "/style.css", status: 200, typ: "text/css"},
 		{name: "favicon.svg", path: "/favicon.svg", status: 200, typ: "image/svg+xml"},
 		{name: "HEAD", method: http.MethodHead, path: "/app.js", status: 200, typ: "text/javascript"},

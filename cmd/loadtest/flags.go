@@ -87,6 +87,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	fs.DurationVar(&audioLoop, "audio-loop", 2*time.Second, "length of each publisher's pre-encoded voice loop")
 	fs.BoolVar(&nack, "nack", true, "publishers and decoding receivers negotiate NACK")
 	fs.BoolVar(&sc.LeanNACK, "lean-nack", false, "lean receivers (audience not decoding) negotiate NACK too")
+	fs.BoolVar(&sc.BareReceivers, "bare-receivers", false, "lean receivers run no pion interceptor (no NACK, no RTCP reports)")
+	fs.IntVar(&sc.SinkAudience, "sink-audience", 0, "more audience members per room whose sockets drop media in the kernel (Linux): fanned out to, not measured")
 	fs.Int64Var(&sc.Seed, "seed", 1, "seed for voices, loss and jitter")
 	fs.StringVar(&sc.Transport, "transport", loadtest.TransportUDP, "how the audience reaches the relay: udp, tcp (ICE-TCP only), turn-udp, turn-tcp or turn-tls (relay candidates only, through the relay's TURN server: run it with -turn)")
 	fs.StringVar(&tlsCA, "tls-ca", "", "PEM file of the CA (or self-signed certificate) to trust for a wss:// -url and -transport turn-tls; default: the system's")
@@ -167,6 +169,8 @@ func overlay(base, flags loadtest.Scenario, set map[string]bool) loadtest.Scenar
 	pick("audio-loop", func() { base.AudioLoop = flags.AudioLoop })
 	pick("nack", func() { base.NACK = flags.NACK })
 	pick("lean-nack", func() { base.LeanNACK = flags.LeanNACK })
+	pick("bare-receivers", func() { base.BareReceivers = flags.BareReceivers })
+	pick("sink-audience", func() { base.SinkAudience = flags.SinkAudience })
 	pick("seed", func() { base.Seed = flags.Seed })
 	pick("transport", func() { base.Transport = flags.Transport })
 	return base

@@ -37,6 +37,9 @@ var headline = []figure{
 	{"relay packets out/s", func(r *report.Report) float64 { return r.Relay.PacketsOutPerSec }},
 	{"relay CPU (% of a core)", func(r *report.Report) float64 { return r.Relay.CPUPct }},
 	{"relay CPU µs per forwarded packet", func(r *report.Report) float64 { return r.Relay.CPUMicrosPerPacket }},
+	{"relay wake-ups per forwarded packet", func(r *report.Report) float64 { return r.Relay.WakeupsPerPacket }},
+	{"relay fan-out p50 (ms, bucket)", func(r *report.Report) float64 { return r.Relay.FanoutP50Ms }},
+	{"relay fan-out p99 (ms, bucket)", func(r *report.Report) float64 { return r.Relay.FanoutP99Ms }},
 	{"relay GC pauses in window", func(r *report.Report) float64 { return r.Relay.GCPauses }},
 	{"relay GC pause p99 (ms, bucket)", func(r *report.Report) float64 { return r.Relay.GCPauseP99Ms }},
 	{"relay GC pause max (ms, bucket)", func(r *report.Report) float64 { return r.Relay.GCPauseMaxMs }},
@@ -66,6 +69,13 @@ var optional = []figure{
 	{"mic guest to host's first packet p50 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P50 }},
 	{"mic guest to host's first packet p99 (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.P99 }},
 	{"mic guest to host's first packet max (ms)", func(r *report.Report) float64 { return r.Mic.HostHeardMs.Max }},
+	{"pk links", func(r *report.Report) float64 { return float64(r.PK.Links) }},
+	{"pk_accept to the other room's first packet p50 (ms)", func(r *report.Report) float64 { return r.PK.SetupMs.P50 }},
+	{"pk_accept to the other room's first packet max (ms)", func(r *report.Report) float64 { return r.PK.SetupMs.Max }},
+	{"host to remote host p50 (ms)", func(r *report.Report) float64 { return r.PK.RemoteHostMs.P50 }},
+	{"host to remote host p99 (ms)", func(r *report.Report) float64 { return r.PK.RemoteHostMs.P99 }},
+	{"host to own room's publisher p50 (ms)", func(r *report.Report) float64 { return r.PK.LocalHostMs.P50 }},
+	{"host to own room's publisher p99 (ms)", func(r *report.Report) float64 { return r.PK.LocalHostMs.P99 }},
 }
 
 // mixFigures are the audience mix's figures (a stream class of its own),

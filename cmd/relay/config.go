@@ -15,6 +15,7 @@ import (
 
 	"github.com/lianmai/relay/cluster"
 	"github.com/lianmai/relay/gctune"
+	"github.com/lianmai/relay/media"
 	"github.com/lianmai/relay/mix"
 	"github.com/lianmai/relay/server"
 	"github.com/lianmai/relay/sfu"
@@ -54,6 +55,10 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	LogLevel        slog.Level
 	LogFormat       string
+	// FanoutThreshold: subscribers a track's reader writes itself before
+	// the rest go to the fan-out workers; 0 media.FanoutThreshold, -1
+	// never.
+	FanoutThreshold int
 	DebugAddr       string
 	AudienceListen  string // tracks or mix
 	MixBitrate      int    // 0: the mixer's default
@@ -81,7 +86,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.IntVar(&c.Seats, "seats", sfu.DefaultSeats, "publishers (hosts plus guests) per room")
 	fs.IntVar(&c.MaxParticipants, "max-participants", sfu.DefaultMaxParticipants, "participants per room (all roles)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", sfu.DefaultMaxRooms, "rooms per relay")
-	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation waits for an answer")
+	fs.DurationVar(&c.MicTimeout, "mic-timeout", sfu.DefaultMicTimeout, "how long a mic request or invitation, or a cross-room invitation (pk_invite), waits for an answer")
 	fs.StringVar(&c.AuthSecret, "auth-secret", "", "HS256 secret for join tokens; empty: no tokens, anyone may join as anyone (development only). Prefer the RELAY_AUTH_SECRET environment variable: flags show in ps")
 	fs.DurationVar(&c.Grace, "grace", sfu.DefaultGracePeriod, "how long a participant whose connection failed is kept before it is removed (reason timeout)")
 	fs.IntVar(&c.GOGC, "gogc", 0, fmt.Sprintf("GC target percentage; 0 means the GOGC environment variable or %d; -1 turns the GC off (needs a memory limit)", gctune.DefaultGOGC))
@@ -103,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&proxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (e.g. 10.0.0.0/8); from other peers the header is ignored")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.FanoutThreshold, "fanout-threshold", 0, fmt.Sprintf("subscribers a track's reader writes itself; past them a big room's copies are written on every core (with GOMAXPROCS 2 or more); 0: %d (docs/performance.md), -1: never", media.FanoutThreshold))
 	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
 	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
 	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
@@ -210,6 +216,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	if c.MixComplexity < -1 || c.MixComplexity > 10 {
 		return c, fmt.Errorf("-mix-complexity: %d: want 0 to 10, or -1 for the mixer's default", c.MixComplexity)
 	}
+	if c.FanoutThreshold < -1 {
+		return c, fmt.Errorf("-fanout-threshold: %d: want -1 (never), 0 (the default, %d) or a number of subscribers", c.FanoutThreshold, media.FanoutThreshold)
+	}
 	if c.GOGC < -1 {
 		return c, fmt.Errorf("-gogc: %d: want -1 (off), 0 (default) or a positive percentage", c.GOGC)
 	}
@@ -255,12 +264,13 @@ func (c Config) clusterConfig() *cluster.Config {
 // relayConfig is what server.New needs.
 func (c Config) relayConfig(log *slog.Logger) server.Config {
 	return server.Config{
-		UDPAddr:       c.UDPAddr,
-		TCPAddr:       c.TCPAddr,
-		MaxTCPPerAddr: c.MaxTCPPerIP,
-		TURN:          c.turnConfig(),
-		AnnounceIPs:   c.AnnounceIPs,
-		Loopback:      c.Loopback,
+		UDPAddr:         c.UDPAddr,
+		TCPAddr:         c.TCPAddr,
+		MaxTCPPerAddr:   c.MaxTCPPerIP,
+		TURN:            c.turnConfig(),
+		AnnounceIPs:     c.AnnounceIPs,
+		Loopback:        c.Loopback,
+		FanoutThreshold: c.FanoutThreshold,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
 			AudienceListen: sfu.Listen(c.AudienceListen)},

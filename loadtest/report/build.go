@@ -53,6 +53,12 @@ type Measurements struct {
 	Mic                                                    Mic
 	MicGrantMs, MicReleaseMs, MicPublishMs, MicHostHeardMs []float64
 
+	// PK holds the links' counts and failures; Build fills its
+	// distributions from PKSetupMs and the hosts' latency histograms.
+	PK                        PK
+	PKSetupMs                 []float64
+	PKRemoteHost, PKLocalHost Hist
+
 	LoadgenRSS    int64    // the load generator's resident set at the end, bytes
 	GOMAXPROCS    int      // the load generator's
 	ForeignTracks uint64   // tracks from publishers this run did not start
@@ -90,6 +96,10 @@ func Build(m *Measurements) *Report {
 	if rep.Mic.Failures == nil {
 		rep.Mic.Failures = []string{}
 	}
+	rep.PK = m.PK
+	rep.PK.Failures = append([]string{}, m.PK.Failures...)
+	rep.PK.SetupMs = DistOf(m.PKSetupMs)
+	rep.PK.RemoteHostMs, rep.PK.LocalHostMs = m.PKRemoteHost.Dist(), m.PKLocalHost.Dist()
 	rep.Audio = m.audio()
 	rep.Joins = m.Joins
 	rep.Joins.Failures = append([]string{}, m.Joins.Failures...)
@@ -213,6 +223,13 @@ func relayFigures(before, start, end Snapshot, window float64) Relay {
 	f50, _ := bucketQuantile(fwd, 0.50)
 	f99, _ := bucketQuantile(fwd, 0.99)
 	rr.ForwardP50Ms, rr.ForwardP99Ms = round3(f50*1000), round3(f99*1000)
+	fan := bucketDelta(start.Metrics, end.Metrics, "relay_fanout_seconds")
+	fa50, _ := bucketQuantile(fan, 0.50)
+	fa99, _ := bucketQuantile(fan, 0.99)
+	rr.FanoutP50Ms, rr.FanoutP99Ms = round3(fa50*1000), round3(fa99*1000)
+	if start.Relay != nil && end.Relay != nil && start.Relay.Wakeups >= 0 && end.Relay.Wakeups >= 0 && rr.PacketsOut > 0 {
+		rr.WakeupsPerPacket = round3(float64(end.Relay.Wakeups-start.Relay.Wakeups) / rr.PacketsOut)
+	}
 	return rr
 }
 

@@ -29,6 +29,7 @@ type Report struct {
 	Host     Host     `json:"host"`
 	Churn    Churn    `json:"churn"`
 	Mic      Mic      `json:"mic"`
+	PK       PK       `json:"pk"`
 	Series   []Sample `json:"series"`
 	Charts   Charts   `json:"charts"`
 	Warnings []string `json:"warnings"`
@@ -184,6 +185,13 @@ type Relay struct {
 	JoinP99Ms          float64 `json:"join_p99_ms"`
 	ForwardP50Ms       float64 `json:"forward_p50_ms"` // relay_forward_latency_seconds in the window (read to written), bucket bound
 	ForwardP99Ms       float64 `json:"forward_p99_ms"`
+	// FanoutP50Ms and FanoutP99Ms: relay_fanout_seconds in the window (a
+	// packet's read to its last copy handed to the kernel), bucket bounds.
+	FanoutP50Ms float64 `json:"fanout_p50_ms"`
+	FanoutP99Ms float64 `json:"fanout_p99_ms"`
+	// WakeupsPerPacket is the relay's threads' voluntary context switches
+	// in the window per packet out (with -relay-pid); 0 if unknown.
+	WakeupsPerPacket float64 `json:"wakeups_per_packet_out"`
 }
 
 // Loadgen is the load generator's own cost during the window.
@@ -227,6 +235,24 @@ type Mic struct {
 	// packet of the guest: what "the host hears the guest" takes.
 	PublishMs   Dist `json:"publish_ms"`
 	HostHeardMs Dist `json:"host_heard_ms"`
+}
+
+// PK counts cross-room links (scenario pk): rooms paired and linked
+// (pk_invite, pk_accept) after the ramp, before the window.
+type PK struct {
+	Enabled  bool     `json:"enabled"`
+	Links    int      `json:"links"` // pairs of rooms linked
+	Failures []string `json:"failures"`
+	// SetupMs is from a host's pk_accept to the first packet of a
+	// publisher of the other room at each host (both directions of each
+	// link).
+	SetupMs Dist `json:"setup_ms"`
+	// RemoteHostMs is the one-way latency of every in-window packet a
+	// host received from a publisher of the linked room; LocalHostMs of
+	// those from its own room's publishers: what the link adds is the
+	// difference.
+	RemoteHostMs Dist `json:"remote_host_ms"`
+	LocalHostMs  Dist `json:"local_host_ms"`
 }
 
 // Sample is one point of the time series, taken every second.

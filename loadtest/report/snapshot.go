@@ -19,8 +19,9 @@ type Snapshot struct {
 
 // Process is what /proc says about the relay's process.
 type Process struct {
-	CPU time.Duration // user + system
-	RSS int64         // resident set, bytes
+	CPU     time.Duration // user + system
+	RSS     int64         // resident set, bytes
+	Wakeups int64         // voluntary context switches summed over its threads; -1 if unreadable
 }
 
 // HostCPU is the machine's CPU time, summed over every CPU.

@@ -63,6 +63,7 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 		row("relay gc", "%.0f pauses, p99 <= %.3f ms, max <= %.3f ms, %.2f%% of CPU; GOGC %.0f",
 			rl.GCPauses, rl.GCPauseP99Ms, rl.GCPauseMaxMs, rl.GCCPUPct, rl.GOGC)
 		row("relay forwarding", "read to written p50 <= %.3f ms, p99 <= %.3f ms (sampled 1 in 16)", rl.ForwardP50Ms, rl.ForwardP99Ms)
+		row("relay fan-out", "read to last copy sent p50 <= %.3f ms, p99 <= %.3f ms; %.3f wake-ups per packet out", rl.FanoutP50Ms, rl.FanoutP99Ms, rl.WakeupsPerPacket)
 		row("relay memory", "RSS %.1f MiB (max %.1f MiB), %.0f goroutines, %.0f packets dropped",
 			rl.RSSBytes/(1<<20), rl.RSSMaxBytes/(1<<20), rl.Goroutines, rl.PacketsDropped)
 	}
@@ -83,6 +84,16 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 			row("  mic_request to guest", "%s", distMs(m.GrantMs))
 			row("  guest to first frame sent", "%s", distMs(m.PublishMs))
 			row("  guest to host's first packet", "%s", distMs(m.HostHeardMs))
+		}
+	}
+	if rep.PK.Enabled {
+		k := rep.PK
+		row("pk links", "%d pairs of rooms linked", k.Links)
+		row("  pk_accept to the other room's first packet", "%s", distMs(k.SetupMs))
+		row("  host to remote host (one way)", "%s", distMs(k.RemoteHostMs))
+		row("  host to own room's host/guest", "%s", distMs(k.LocalHostMs))
+		for _, f := range k.Failures {
+			row("  pk failure", "%s", f)
 		}
 	}
 	for _, f := range j.Failures {

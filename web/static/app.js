@@ -3,6 +3,7 @@
 // client.js; this file only turns its events into DOM.
 
 import { RelayClient, RelayError, canPublish, defaultRelayURL } from "./client.js";
+import { createPK } from "./pk.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -67,6 +68,8 @@ const room = {
 // Remote tracks as they arrive on sub, by publisher (= stream id).
 const remote = new Map(); // participant id -> [{track, audio, meter}]
 let local = null; // {track, meter} while the microphone is published
+
+const pk = createPK({ client: () => client, isHost: () => room.self?.role === "host", log: (text) => logLine(text) });
 
 // ---- join form ----
 
@@ -198,7 +201,9 @@ function wire(c) {
   on("error", (e) => {
     const { code, message } = e.detail;
     showError(code, explain(code, message));
+    pk.failed();
   });
+  for (const type of ["pk_invited", "pk_started", "pk_rejected", "pk_ended"]) on(type, (e) => pk.on(type, e.detail));
   on("close", (e) => {
     // Before joined, the submit handler reports the failure and cleans up.
     if (!room.self) return;
@@ -372,6 +377,7 @@ function onJoined(msg) {
   room.participants.clear();
   for (const p of msg.participants || []) upsert(p);
   if (!room.participants.has(room.self.id)) upsert(room.self);
+  pk.joined(msg.participants || []);
   ui.roomName.textContent = msg.room;
   if (!msg.resumed) logLine(`Joined ${msg.room} as ${msg.participant.name} (${msg.participant.role}).`);
   showView("room");
@@ -386,6 +392,7 @@ function upsert(p) {
     id: p.id,
     name: p.name,
     role: p.role,
+    room: p.room ?? prev?.room ?? "", // a remote participant's room (a linked room's publisher)
     muted: p.muted ?? prev?.muted ?? false,
     tracks: p.tracks ? tracks : prev?.tracks ?? tracks,
   });
@@ -408,6 +415,7 @@ function resetRoom() {
   room.selfMuted = false;
   room.micState = "none";
   room.queue = [];
+  pk.reset();
   ui.tiles.replaceChildren();
   ui.queue.replaceChildren();
   ui.audienceList.replaceChildren();
@@ -637,7 +645,7 @@ function renderAudience() {
   ui.audience.textContent = `${n} listening`;
 }
 
-const ROLE_ORDER = { host: 0, guest: 1, audience: 2 };
+const ROLE_ORDER = { host: 0, guest: 1, remote: 2, audience: 3 };
 const isHost = () => room.self?.role === "host";
 
 function renderRoom() {
@@ -655,7 +663,9 @@ function renderRoom() {
   // Tiles are rebuilt on every change; meters re-collect their elements.
   for (const m of meters) m.els = [];
   if (local?.meter) local.meter.els.push(ui.micMeter);
-  ui.tiles.replaceChildren(...people.filter((p) => canPublish(p.role)).map(tile));
+  // Remote participants (a linked room's hosts and guests) are on the mic too.
+  ui.tiles.replaceChildren(...people.filter((p) => canPublish(p.role) || p.role === "remote").map(tile));
+  pk.render();
 
   const host = isHost();
   ui.queueCard.hidden = !host;
@@ -688,7 +698,9 @@ function tile(p) {
     if (p.role === "guest") {
       controls.push(button("Take off the mic", "release", () => client?.releaseMic(p.id)));
     }
-    controls.push(button("Kick", "kick", () => confirmKick(p), "danger"));
+    // A remote participant belongs to the linked room: muted here only,
+    // never kicked from here.
+    if (p.role !== "remote") controls.push(button("Kick", "kick", () => confirmKick(p), "danger"));
   }
   const hasAudio = isSelf ? !!local : received.length > 0 || p.tracks.size > 0;
   return h(
@@ -703,7 +715,7 @@ function tile(p) {
         { className: "who" },
         h("span", { className: "name" }, p.name),
         isSelf ? h("span", { className: "tag you" }, "you") : null,
-        h("span", { className: `tag role role-${p.role}` }, p.role),
+        h("span", { className: `tag role role-${p.role}` }, p.role === "remote" ? `room ${p.room}` : p.role),
         p.muted ? h("span", { className: "tag muted" }, "muted") : null,
       ),
       hasAudio ? el : h("p", { className: "no-tracks" }, "connecting audio…"),

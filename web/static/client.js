@@ -374,6 +374,14 @@ export class RelayClient extends EventTarget {
   kick(participant, reason) {
     return this.send(reason ? { type: "kick", participant, reason } : { type: "kick", participant });
   }
+  /** Cross-room co-streaming (hosts): invites room to link with this one. */
+  pkInvite(room) { return this.send({ type: "pk_invite", room }); }
+  /** Accepts room's invitation to link. */
+  pkAccept(room) { return this.send({ type: "pk_accept", room }); }
+  /** Declines room's invitation. */
+  pkReject(room) { return this.send({ type: "pk_reject", room }); }
+  /** Ends the link with room, or withdraws an invitation not yet answered. */
+  pkEnd(room) { return this.send({ type: "pk_end", room }); }
 
   /** Changes the getUserMedia audio constraints for the next publish. */
   setAudioConstraints(audio) {
