@@ -99,6 +99,10 @@ func Start(cfg Config) (*Node, error) {
 		nc.Close()
 		return nil, fmt.Errorf("subscribe the link subject: %w", err)
 	}
+	if err := n.servePK(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe the PK subject: %w", err)
+	}
 	n.wg.Add(1)
 	go n.keep()
 	n.log.Info("cluster node started", "nats", cfg.NATSURL, "url", cfg.NodeURL, "ttl", cfg.TTL, "heartbeat", cfg.TTL/3)

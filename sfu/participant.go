@@ -30,8 +30,9 @@ type Participant struct {
 	joinReqID  string    // the join message's id
 	firstMedia atomic.Bool
 
-	listen Listen // what p receives while in the audience; set once
-	hidden bool   // set once: a cluster edge's link (JoinParams.Hidden)
+	listen  Listen // what p receives while in the audience; set once
+	hidden  bool   // set once: a cluster edge's link (JoinParams.Hidden)
+	ownOnly bool   // set once: hears no remote publishers (JoinParams.OwnOnly)
 
 	// Guarded by room.mu.
 	role   Role

@@ -305,6 +305,9 @@ func (r *Room) tracksInOrderFor(p *Participant) ([]wantTrack, bool) {
 		}
 	}
 	for _, x := range r.remotes {
+		if p.ownOnly {
+			break
+		}
 		for _, rt := range x.tracks {
 			want = append(want, wantTrack{up: rt.up, gate: rt.gate})
 		}
