@@ -51,7 +51,7 @@ const (
 // pkLink is a link between two rooms, from its invitation to its end.
 // Both rooms point to it (Room.link) while it is not done.
 type pkLink struct {
-	from, to *Room // from invited to; across nodes, the remote one is nil
+	from, to *Room  // from invited to; across nodes, the remote one is nil
 	remote   string // across nodes: the other room's name (on another relay), "" on one node
 	by       Info   // the inviting host
 

@@ -1,0 +1,257 @@
+package cluster_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/opusgen"
+	"github.com/lianmai/relay/internal/relaytest"
+	"github.com/lianmai/relay/protocol"
+	"github.com/pion/rtp"
+)
+
+// PK across two nodes: room pka owned by relay 0, room pkb by relay 1,
+// linked over the cluster (cluster/pk.go).
+
+// publishSeed publishes real Opus from c with a source of its own seed (two
+// hosts' payloads differ), keeping what it sends.
+func publishSeed(ctx context.Context, t *testing.T, c *client.Client, seed int64) *sentPayloads {
+	t.Helper()
+	sent := &sentPayloads{seen: make(map[string]struct{})}
+	pub, err := c.Publish(ctx)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	src, err := opusgen.NewSource(seed, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = relaytest.SendOpus(sctx, pub, src, func(payload []byte, _ *rtp.Packet) error {
+			sent.mu.Lock()
+			sent.seen[string(payload)] = struct{}{}
+			sent.mu.Unlock()
+			return nil
+		})
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	return sent
+}
+
+// streamLog counts, per publisher (track stream id), the packets a client
+// gets whose payload that publisher sent, and those it never sent.
+type streamLog struct {
+	mu      sync.Mutex
+	ok, bad map[string]int
+	wg      sync.WaitGroup
+}
+
+func (l *streamLog) count(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok[id]
+}
+
+func logStreams(ctx context.Context, t *testing.T, c *client.Client, sent map[string]*sentPayloads) *streamLog {
+	l := &streamLog{ok: map[string]int{}, bad: map[string]int{}}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case rt := <-c.Tracks():
+				id := rt.Track.StreamID()
+				l.wg.Add(1)
+				go func() {
+					defer l.wg.Done()
+					for {
+						pkt, _, err := rt.Track.ReadRTP()
+						if err != nil {
+							return
+						}
+						if len(pkt.Payload) == 0 {
+							continue
+						}
+						s := sent[id]
+						l.mu.Lock()
+						if s != nil && s.has(pkt.Payload) {
+							l.ok[id]++
+						} else {
+							l.bad[id]++
+						}
+						l.mu.Unlock()
+					}
+				}()
+			case <-c.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = c.Close()
+		l.wg.Wait()
+		for id, n := range l.bad {
+			t.Errorf("%s got %d packets of %s with payloads it never sent", c.ID(), n, id)
+		}
+	})
+	return l
+}
+
+// pkEvent waits for c's next event of type T that match accepts (nil: any).
+func pkEvent[T any](ctx context.Context, t *testing.T, c *client.Client, match func(T) bool) T {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.Events():
+			if e, ok := ev.(T); ok && (match == nil || match(e)) {
+				return e
+			}
+		case <-c.Done():
+			t.Fatalf("%s: connection ended while waiting for an event", c.ID())
+		case <-ctx.Done():
+			var zero T
+			t.Fatalf("%s: timed out waiting for %T", c.ID(), zero)
+		}
+	}
+}
+
+// hearsMore waits until l has n more exact packets of id.
+func hearsMore(ctx context.Context, t *testing.T, l *streamLog, id string, n int, what string) {
+	t.Helper()
+	start := l.count(id)
+	eventually(ctx, t, what, func() bool { return l.count(id) >= start+n })
+}
+
+// silentWhile checks that quiet gets no packet of id while clock gets 30
+// of clockID, after settle there for what was on the way.
+func silentWhileClock(ctx context.Context, t *testing.T, quiet *streamLog, id string, clock *streamLog, clockID string, settle int, what string) {
+	t.Helper()
+	hearsMore(ctx, t, clock, clockID, settle, what+": settle")
+	before := quiet.count(id)
+	hearsMore(ctx, t, clock, clockID, 30, what+": clock")
+	if got := quiet.count(id) - before; got != 0 {
+		t.Errorf("%s: %d packets of %s while the clock listener got 30, want none", what, got, id)
+	}
+}
+
+// pkRooms: room pka on relay 0 (host + audience), room pkb on relay 1
+// (host + audience), each host publishing its own Opus; everyone's
+// packets logged per publisher.
+type pkRooms struct {
+	cl                       *cluster
+	hostA, audA, hostB, audB *client.Client
+	logs                     map[*client.Client]*streamLog
+}
+
+func startPKRooms(t *testing.T) (*pkRooms, context.Context) {
+	cl, ctx := startCluster(t, nil)
+	p := &pkRooms{cl: cl, logs: map[*client.Client]*streamLog{}}
+	p.hostA = dial(ctx, t, cl.relays[0].URL, "pka", "HostA", protocol.RoleHost)
+	p.audA = dial(ctx, t, cl.relays[0].URL, "pka", "AudA", protocol.RoleAudience)
+	p.hostB = dial(ctx, t, cl.relays[1].URL, "pkb", "HostB", protocol.RoleHost)
+	p.audB = dial(ctx, t, cl.relays[1].URL, "pkb", "AudB", protocol.RoleAudience)
+	sent := map[string]*sentPayloads{
+		p.hostA.ID(): publishSeed(ctx, t, p.hostA, 1),
+		p.hostB.ID(): publishSeed(ctx, t, p.hostB, 2),
+	}
+	for _, c := range []*client.Client{p.hostA, p.audA, p.hostB, p.audB} {
+		p.logs[c] = logStreams(ctx, t, c, sent)
+	}
+	return p, ctx
+}
+
+// link: hostA invites pkb, hostB accepts; both hosts get pk_started.
+func (p *pkRooms) link(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := p.hostA.PKInvite(ctx, "pkb"); err != nil {
+		t.Fatalf("pk_invite across nodes: %v", err)
+	}
+	inv := pkEvent(ctx, t, p.hostB, func(e *protocol.PKInvited) bool { return e.Room == "pka" })
+	if inv.By.ID != p.hostA.ID() {
+		t.Errorf("pk_invited %+v, want by %s", inv, p.hostA.ID())
+	}
+	if err := p.hostB.PKAccept(ctx, "pka"); err != nil {
+		t.Fatalf("pk_accept across nodes: %v", err)
+	}
+	pkEvent(ctx, t, p.hostA, func(e *protocol.PKStarted) bool { return e.Room == "pkb" })
+	pkEvent(ctx, t, p.hostB, func(e *protocol.PKStarted) bool { return e.Room == "pka" })
+}
+
+// Two rooms on two nodes link: each host hears the other, each audience
+// both rooms, byte for byte; the other room's host shows as remote with
+// its room; a remote mute silences one side only; pk_end stops the
+// cross-forwarding (by packets). Linked again, relay 1 closing ends the
+// link on relay 0 with pk_ended link_lost.
+func TestPKAcrossNodes(t *testing.T) {
+	p, ctx := startPKRooms(t)
+	a, b := p.hostA.ID(), p.hostB.ID()
+	hearsMore(ctx, t, p.logs[p.audA], a, 20, "pka's audience hears its host")
+	p.link(ctx, t)
+	pj := pkEvent(ctx, t, p.audA, func(e *protocol.ParticipantJoined) bool { return e.Participant.ID == b })
+	if want := (protocol.Participant{ID: b, Name: "HostB", Role: protocol.RoleRemote, Room: "pkb"}); pj.Participant != want {
+		t.Errorf("participant_joined in pka %+v, want %+v", pj.Participant, want)
+	}
+	for _, row := range []struct {
+		c    *client.Client
+		from string
+		what string
+	}{
+		{p.hostA, b, "pka's host hears pkb's host"}, {p.hostB, a, "pkb's host hears pka's host"},
+		{p.audA, a, "pka's audience hears pka's host"}, {p.audA, b, "pka's audience hears pkb's host"},
+		{p.audB, a, "pkb's audience hears pka's host"}, {p.audB, b, "pkb's audience hears pkb's host"},
+	} {
+		hearsMore(ctx, t, p.logs[row.c], row.from, 50, row.what)
+	}
+	if n := p.logs[p.hostA].count(a) + p.logs[p.hostB].count(b); n != 0 {
+		t.Errorf("a host got %d packets of its own track", n)
+	}
+
+	// pkb's host mutes pka's host in pkb: silent there, heard in pka.
+	if err := p.hostB.Command(ctx, map[string]any{"type": "mute", "participant": a, "muted": true}); err != nil {
+		t.Fatalf("mute the remote host: %v", err)
+	}
+	silentWhileClock(ctx, t, p.logs[p.audB], a, p.logs[p.audA], a, 10, "pka's host muted in pkb")
+	hearsMore(ctx, t, p.logs[p.audA], a, 20, "pka still hears its host")
+	hearsMore(ctx, t, p.logs[p.audA], b, 20, "pka still hears pkb's host")
+	if err := p.hostB.Command(ctx, map[string]any{"type": "mute", "participant": a, "muted": false}); err != nil {
+		t.Fatal(err)
+	}
+	hearsMore(ctx, t, p.logs[p.audB], a, 20, "pkb hears pka's host again")
+
+	// pk_end from pka: no more cross-forwarding either way.
+	if err := p.hostA.PKEnd(ctx, "pkb"); err != nil {
+		t.Fatalf("pk_end: %v", err)
+	}
+	for c, room := range map[*client.Client]string{p.audA: "pkb", p.audB: "pka", p.hostB: "pka"} {
+		e := pkEvent(ctx, t, c, func(e *protocol.PKEnded) bool { return e.Room == room })
+		if e.Reason != protocol.PKReasonEnded {
+			t.Errorf("pk_ended %+v, want reason ended", e)
+		}
+	}
+	pl := pkEvent(ctx, t, p.audB, func(e *protocol.ParticipantLeft) bool { return e.Participant == a })
+	if pl.Reason != protocol.ReasonPKEnded {
+		t.Errorf("participant_left %+v, want reason pk_ended", pl)
+	}
+	silentWhileClock(ctx, t, p.logs[p.audB], a, p.logs[p.audA], a, 3, "after pk_end, pka's host in pkb")
+	silentWhileClock(ctx, t, p.logs[p.audA], b, p.logs[p.audB], b, 0, "after pk_end, pkb's host in pka")
+
+	// Linked again (the previous link's remote publishers are gone);
+	// then relay 1 closes.
+	p.link(ctx, t)
+	hearsMore(ctx, t, p.logs[p.audA], b, 20, "pka hears pkb's host once linked again")
+	hearsMore(ctx, t, p.logs[p.audB], a, 20, "pkb hears pka's host once linked again")
+	p.cl.relays[1].Stop()
+	e := pkEvent(ctx, t, p.audA, func(e *protocol.PKEnded) bool { return e.Room == "pkb" })
+	if e.Reason != "link_lost" {
+		t.Errorf("pk_ended %+v after relay 1 closed, want reason link_lost", e)
+	}
+	pkEvent(ctx, t, p.audA, func(e *protocol.ParticipantLeft) bool { return e.Participant == b })
+	hearsMore(ctx, t, p.logs[p.audA], a, 20, "pka still hears its own host")
+}
