@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -249,9 +250,53 @@ func TestPKAcrossNodes(t *testing.T) {
 	hearsMore(ctx, t, p.logs[p.audB], a, 20, "pkb hears pka's host once linked again")
 	p.cl.relays[1].Stop()
 	e := pkEvent(ctx, t, p.audA, func(e *protocol.PKEnded) bool { return e.Room == "pkb" })
-	if e.Reason != "link_lost" {
+	if e.Reason != protocol.PKReasonLinkLost {
 		t.Errorf("pk_ended %+v after relay 1 closed, want reason link_lost", e)
 	}
 	pkEvent(ctx, t, p.audA, func(e *protocol.ParticipantLeft) bool { return e.Participant == b })
 	hearsMore(ctx, t, p.logs[p.audA], a, 20, "pka still hears its own host")
+}
+
+// Refusals across nodes keep their one-node codes: an unknown room
+// anywhere in the cluster is not_found, a guest's accept forbidden, a
+// second invitation of a room with one pending conflict; a reject reaches
+// the inviting host as pk_rejected rejected.
+func TestPKAcrossNodesErrors(t *testing.T) {
+	p, ctx := startPKRooms(t)
+	guestB := dial(ctx, t, p.cl.relays[1].URL, "pkb", "GuestB", protocol.RoleGuest)
+	hostC := dial(ctx, t, p.cl.relays[2].URL, "pkc", "HostC", protocol.RoleHost)
+	code := func(err error) string {
+		if se := serverError(err); se != nil {
+			return se.Code
+		}
+		return fmt.Sprint(err)
+	}
+	if got := code(p.hostA.PKInvite(ctx, "nowhere")); got != protocol.CodeNotFound {
+		t.Errorf("invite of a room no relay has: %q, want not_found", got)
+	}
+	if err := p.hostA.PKInvite(ctx, "pkb"); err != nil {
+		t.Fatal(err)
+	}
+	pkEvent(ctx, t, p.hostB, func(e *protocol.PKInvited) bool { return e.Room == "pka" })
+	if got := code(guestB.PKAccept(ctx, "pka")); got != protocol.CodeForbidden {
+		t.Errorf("a guest accepts: %q, want forbidden", got)
+	}
+	if got := code(hostC.PKInvite(ctx, "pkb")); got != protocol.CodeConflict {
+		t.Errorf("a second invitation of pkb (from relay 2): %q, want conflict", got)
+	}
+	if got := code(hostC.PKInvite(ctx, "pka")); got != protocol.CodeConflict {
+		t.Errorf("an invitation of pka, which has one out: %q, want conflict", got)
+	}
+	if err := p.hostB.PKReject(ctx, "pka"); err != nil {
+		t.Fatal(err)
+	}
+	e := pkEvent(ctx, t, p.hostA, func(e *protocol.PKRejected) bool { return e.Room == "pkb" })
+	if e.Reason != protocol.PKReasonRejected {
+		t.Errorf("pk_rejected %+v, want reason rejected", e)
+	}
+	// Both rooms are free again: pkc may invite pkb.
+	if err := hostC.PKInvite(ctx, "pkb"); err != nil {
+		t.Errorf("invite after the reject: %v", err)
+	}
+	pkEvent(ctx, t, p.hostB, func(e *protocol.PKInvited) bool { return e.Room == "pkc" })
 }
