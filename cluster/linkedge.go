@@ -264,8 +264,13 @@ func (l *edgeLink) close(moveListeners bool) {
 		}
 	}
 	n.mu.Lock()
-	delete(n.edgeLinks, l)
-	n.m.links.WithLabelValues("edge").Set(float64(len(n.edgeLinks)))
+	if l.pk {
+		delete(n.pkLinks, l)
+		n.m.links.WithLabelValues("pk").Set(float64(len(n.pkLinks)))
+	} else {
+		delete(n.edgeLinks, l)
+		n.m.links.WithLabelValues("edge").Set(float64(len(n.edgeLinks)))
+	}
 	onLost := n.onLost
 	n.mu.Unlock()
 	if moveListeners {

@@ -190,7 +190,8 @@ func (n *Node) PKLink(r *sfu.Room, remote string) (stop func()) {
 		n.mu.Unlock()
 		close(done)
 	} else {
-		n.edgeLinks[l] = struct{}{}
+		n.pkLinks[l] = struct{}{}
+		n.m.links.WithLabelValues("pk").Set(float64(len(n.pkLinks)))
 		n.wg.Add(1)
 		n.mu.Unlock()
 		go func() {
@@ -198,7 +199,8 @@ func (n *Node) PKLink(r *sfu.Room, remote string) (stop func()) {
 			owner, err := n.pkOwner(remote)
 			if err != nil {
 				n.mu.Lock()
-				delete(n.edgeLinks, l)
+				delete(n.pkLinks, l)
+				n.m.links.WithLabelValues("pk").Set(float64(len(n.pkLinks)))
 				n.mu.Unlock()
 				n.wg.Done()
 				n.log.Warn("cannot open a PK link", "room", r.Name(), "other", remote, "err", err)

@@ -168,6 +168,22 @@ func startPKRooms(t *testing.T) (*pkRooms, context.Context) {
 	return p, ctx
 }
 
+// links waits until relays 0 and 1 each have n PK links and n owner
+// links (the other's PK link to its room), and relay 2 none: one link
+// per room and direction.
+func (p *pkRooms) links(ctx context.Context, t *testing.T, n float64) {
+	t.Helper()
+	for i, r := range p.cl.relays {
+		want := n
+		if i == 2 {
+			want = 0
+		}
+		eventually(ctx, t, fmt.Sprintf("relay %d to have %v PK and owner links", i, want), func() bool {
+			return r.Value(t, "relay_cluster_links", "side", "pk") == want && r.Value(t, "relay_cluster_links", "side", "owner") == want
+		})
+	}
+}
+
 // link: hostA invites pkb, hostB accepts; both hosts get pk_started.
 func (p *pkRooms) link(ctx context.Context, t *testing.T) {
 	t.Helper()
@@ -213,6 +229,7 @@ func TestPKAcrossNodes(t *testing.T) {
 	if n := p.logs[p.hostA].count(a) + p.logs[p.hostB].count(b); n != 0 {
 		t.Errorf("a host got %d packets of its own track", n)
 	}
+	p.links(ctx, t, 1)
 
 	// pkb's host mutes pka's host in pkb: silent there, heard in pka.
 	if err := p.hostB.Command(ctx, map[string]any{"type": "mute", "participant": a, "muted": true}); err != nil {
@@ -242,6 +259,7 @@ func TestPKAcrossNodes(t *testing.T) {
 	}
 	silentWhileClock(ctx, t, p.logs[p.audB], a, p.logs[p.audA], a, 3, "after pk_end, pka's host in pkb")
 	silentWhileClock(ctx, t, p.logs[p.audA], b, p.logs[p.audB], b, 0, "after pk_end, pkb's host in pka")
+	p.links(ctx, t, 0)
 
 	// Linked again (the previous link's remote publishers are gone);
 	// then relay 1 closes.
@@ -299,4 +317,43 @@ func TestPKAcrossNodesErrors(t *testing.T) {
 		t.Errorf("invite after the reject: %v", err)
 	}
 	pkEvent(ctx, t, p.hostB, func(e *protocol.PKInvited) bool { return e.Room == "pkc" })
+}
+
+// A linked room's last host leaving ends the link across nodes as on one
+// node: pk_ended no_host in both rooms, the remote publishers leave with
+// reason pk_ended, and both relays close their links. An invitation whose
+// inviting room empties is pk_rejected no_host at the invited host.
+func TestPKAcrossNodesHostLeaves(t *testing.T) {
+	p, ctx := startPKRooms(t)
+	p.link(ctx, t)
+	hearsMore(ctx, t, p.logs[p.audB], p.hostA.ID(), 20, "pkb hears pka's host")
+	p.links(ctx, t, 1)
+	if err := p.hostB.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for c, room := range map[*client.Client]string{p.audA: "pkb", p.hostA: "pkb", p.audB: "pka"} {
+		e := pkEvent(ctx, t, c, func(e *protocol.PKEnded) bool { return e.Room == room })
+		if e.Reason != protocol.PKReasonNoHost {
+			t.Errorf("pk_ended %+v, want reason no_host", e)
+		}
+	}
+	pl := pkEvent(ctx, t, p.audA, func(e *protocol.ParticipantLeft) bool { return e.Participant == p.hostB.ID() })
+	if pl.Reason != protocol.ReasonPKEnded {
+		t.Errorf("participant_left %+v, want reason pk_ended", pl)
+	}
+	p.links(ctx, t, 0)
+
+	hostC := dial(ctx, t, p.cl.relays[2].URL, "pkc", "HostC", protocol.RoleHost)
+	hostB2 := dial(ctx, t, p.cl.relays[1].URL, "pkb", "HostB2", protocol.RoleHost)
+	if err := hostC.PKInvite(ctx, "pkb"); err != nil {
+		t.Fatal(err)
+	}
+	pkEvent(ctx, t, hostB2, func(e *protocol.PKInvited) bool { return e.Room == "pkc" })
+	if err := hostC.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := pkEvent(ctx, t, hostB2, func(e *protocol.PKRejected) bool { return e.Room == "pkc" })
+	if e.Reason != protocol.PKReasonNoHost {
+		t.Errorf("pk_rejected %+v, want reason no_host", e)
+	}
 }

@@ -340,11 +340,11 @@ func (r *Room) startMirrorLocked(l *pkLink) {
 // pkHostLeftLocked ends r's link or invitation, from a goroutine of its
 // own, when r has no host any more (its last host left, or it emptied).
 // Nothing more of r is mirrored from now on: its publishers leave the
-// other room with the link (reason pk_ended).
-func (r *Room) pkHostLeftLocked() {
+// other room with the link (reason pk_ended). true if it ends the link.
+func (r *Room) pkHostLeftLocked() bool {
 	l := r.link
 	if l == nil || r.hasHostLocked() && !r.gone {
-		return
+		return false
 	}
 	r.mirror = nil
 	s := r.sfu
@@ -353,4 +353,5 @@ func (r *Room) pkHostLeftLocked() {
 		defer s.pkMu.Unlock()
 		s.endLinkLocked(l, PKNoHost)
 	})
+	return true
 }
