@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,16 +12,34 @@ import (
 	"github.com/lianmai/relay/protocol"
 )
 
-// BenchmarkPKAcrossNodes: room live on relay a (its host publishes, and a
-// listener of its own hears it there), room pkb on relay b (its host).
-// The rooms link; reported: setup-ms, pk_accept sent → pkb's host's first
-// packet of live's host; and the link's added latency, the arrival of
-// each of live's host's packets at pkb's host (across the nodes) less its
-// arrival at live's own listener (one forward on one node, which is what
-// a link on one node costs: the linked room shares the UpTrack), p50 and
-// p99 over b.N packets (one per 10 ms).
-func BenchmarkPKAcrossNodes(b *testing.B) {
+// BenchmarkPKLink: room live on relay a (its host publishes, and a
+// listener of its own hears it there) links with a room of one host on
+// relay a (nodes=1) or relay b (nodes=2), in the same run. Reported:
+// setup-ms, pk_accept sent → the other host's first packet of live's
+// host; and p50/p99 of the link's latency, the arrival of each of live's
+// host's packets at the other host less its arrival at live's own
+// listener, over b.N packets (one per 10 ms). The link ends (pk_end)
+// before the next.
+func BenchmarkPKLink(b *testing.B) {
 	a, bb, ctx := benchEdge(b)
+	hostA, err := client.Dial(ctx, client.Config{URL: a.URL, Room: "live", Name: "HostA2", Role: protocol.RoleHost, Loopback: true, Logger: relaytest.Logger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = hostA.Close() })
+	rooms := 0
+	for _, bc := range []struct {
+		name string
+		url  string
+	}{{"nodes=1", a.URL}, {"nodes=2", bb.URL}} {
+		b.Run(bc.name, func(b *testing.B) {
+			rooms++
+			benchPKLink(ctx, b, a.URL, bc.url, hostA, fmt.Sprintf("pkb%d", rooms))
+		})
+	}
+}
+
+func benchPKLink(ctx context.Context, b *testing.B, urlA, urlB string, hostA *client.Client, roomB string) {
 	dial := func(url, room, name, role string) *client.Client {
 		c, err := client.Dial(ctx, client.Config{URL: url, Room: room, Name: name, Role: role, Loopback: true, Logger: relaytest.Logger()})
 		if err != nil {
@@ -67,13 +87,13 @@ func BenchmarkPKAcrossNodes(b *testing.B) {
 	}
 	direct := &arrival{first: make(chan time.Time, 1)}
 	remote := &arrival{first: make(chan time.Time, 1)}
-	hostA := dial(a.URL, "live", "HostA2", protocol.RoleHost)
-	listen(dial(a.URL, "live", "L", protocol.RoleAudience), direct)
-	hostB := dial(bb.URL, "pkb", "HostB", protocol.RoleHost)
+	listener := dial(urlA, "live", "L", protocol.RoleAudience)
+	listen(listener, direct)
+	hostB := dial(urlB, roomB, "HostB", protocol.RoleHost)
 	listen(hostB, remote)
 	<-direct.first
 
-	if err := hostA.PKInvite(ctx, "pkb"); err != nil {
+	if err := hostA.PKInvite(ctx, roomB); err != nil {
 		b.Fatal(err)
 	}
 	for ev := range hostB.Events() {
@@ -117,4 +137,14 @@ func BenchmarkPKAcrossNodes(b *testing.B) {
 	}
 	percentiles(b, lat)
 	b.ReportMetric(float64(setup.Microseconds())/1000, "setup-ms")
+	if err := hostA.PKEnd(ctx, roomB); err != nil {
+		b.Fatal(err)
+	}
+	for ev := range hostA.Events() {
+		if e, ok := ev.(*protocol.PKEnded); ok && e.Room == roomB {
+			break
+		}
+	}
+	_ = listener.Leave(ctx)
+	_ = hostB.Leave(ctx)
 }
