@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/natstest"
 	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/pion/rtp"
+	"go.uber.org/goleak"
 )
 
 // PK across two nodes: room pka owned by relay 0, room pkb by relay 1,
@@ -356,4 +359,40 @@ func TestPKAcrossNodesHostLeaves(t *testing.T) {
 	if e.Reason != protocol.PKReasonNoHost {
 		t.Errorf("pk_rejected %+v, want reason no_host", e)
 	}
+}
+
+// An invitation across nodes that nobody answers expires as on one node:
+// pk_rejected timeout to both hosts (each relay runs the mic timeout for
+// its own room), and both rooms are free again.
+func TestPKAcrossNodesTimeout(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	srv := natstest.Start(t)
+	var relays []*relaytest.Relay
+	for i := range 2 {
+		r := relaytest.Start(t, relaytest.Options{NATS: srv.URL(), NodeID: string(rune('a' + i)),
+			ClusterTTL: ttl, ClusterOpTimeout: opTimeout, MicTimeout: 500 * time.Millisecond})
+		waitConnected(ctx, t, r)
+		relays = append(relays, r)
+	}
+	hostA := dial(ctx, t, relays[0].URL, "pka", "HostA", protocol.RoleHost)
+	hostB := dial(ctx, t, relays[1].URL, "pkb", "HostB", protocol.RoleHost)
+	if err := hostA.PKInvite(ctx, "pkb"); err != nil {
+		t.Fatal(err)
+	}
+	pkEvent(ctx, t, hostB, func(e *protocol.PKInvited) bool { return e.Room == "pka" })
+	for c, room := range map[*client.Client]string{hostA: "pkb", hostB: "pka"} {
+		e := pkEvent(ctx, t, c, func(e *protocol.PKRejected) bool { return e.Room == room })
+		if e.Reason != protocol.PKReasonTimeout {
+			t.Errorf("pk_rejected %+v, want reason timeout", e)
+		}
+	}
+	if err := hostB.PKAccept(ctx, "pka"); serverError(err) == nil || serverError(err).Code != protocol.CodeNotFound {
+		t.Errorf("accept after the timeout: %v, want not_found", err)
+	}
+	if err := hostB.PKInvite(ctx, "pka"); err != nil {
+		t.Errorf("the rooms are free again, yet pkb's invitation of pka: %v", err)
+	}
+	pkEvent(ctx, t, hostA, func(e *protocol.PKInvited) bool { return e.Room == "pkb" })
 }
