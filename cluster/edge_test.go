@@ -244,6 +244,10 @@ func TestEdgeNATSOutage(t *testing.T) {
 	}
 	from := k.ok.Load()
 	eventually(ctx, t, "the edge listener to go on hearing without NATS", func() bool { return k.ok.Load() >= from+100 })
+	// A listener joining the same edge needs no directory: it is served
+	// by the open link.
+	late := dial(ctx, t, cl.relays[1].URL, "live", "Late", protocol.RoleAudience)
+	hearExact(ctx, t, late, sent).hears(ctx, t, "a listener joined during the outage to hear through the open link", 20)
 	if v := cl.relays[1].Value(t, "relay_cluster_links", "side", "edge"); v != 1 {
 		t.Errorf("relay 1 has %v edge links during the outage, want its 1", v)
 	}

@@ -286,9 +286,9 @@ func TestOutageAndRebuild(t *testing.T) {
 	if v := testutilValue(a.m.routes.WithLabelValues("unavailable")); v < 1 {
 		t.Errorf("unavailable routes counted: %v", v)
 	}
-	if v := testutilValue(a.m.connected); v != 0 {
-		t.Errorf("relay_cluster_nats_connected = %v while down", v)
-	}
+	// The gauge is set by nats.go's disconnect callback, which runs on its
+	// own goroutine after IsConnected turns false.
+	eventually(ctx, t, "relay_cluster_nats_connected to be 0 while down", func() bool { return testutilValue(a.m.connected) == 0 })
 	srv.Restart()
 	rd := newReader(ctx, t, srv.URL())
 	eventually(ctx, t, "the held room back in the directory", func() bool {

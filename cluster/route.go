@@ -23,6 +23,10 @@ func (n *Node) Route(ctx context.Context, room string, role sfu.Role) (sfu.Route
 		n.m.routes.WithLabelValues("local").Inc()
 		return sfu.Route{Kind: sfu.RouteLocal}, nil
 	}
+	if rt, ok := n.edgeRoute(room, role); ok { // a listener of a room this node already serves as an edge
+		n.m.routes.WithLabelValues("edge").Inc()
+		return rt, nil
+	}
 	ctx, cancel := n.opContext(ctx) // bounds the wait for the room's lock too
 	defer cancel()
 	unlock, err := n.lockRoom(ctx, room)
