@@ -35,6 +35,12 @@ test:
 cluster:
 	scripts/cluster.sh
 
+# The cluster scenario against NATS and three relays (loadtest/cluster-bench.sh):
+# the audience spread over the relays, figures per relay; docs/loadtest.md#clusters.
+.PHONY: cluster-bench
+cluster-bench:
+	loadtest/cluster-bench.sh
+
 # --- Soak (loadtest): see docs/loadtest.md ---------------------------------
 .PHONY: soak
 

@@ -24,6 +24,13 @@ type Publisher struct {
 // and applies it. A refusal comes back as a *ServerError. A client
 // publishes once; a failed Publish (say, forbidden before the client was
 // made a guest) may be retried.
+//
+// An audience member may Publish while its mic request or invitation is
+// pending (an early pub, docs/protocol.md): the connection is set up at
+// once, and what it sends is forwarded only once the participant is a
+// guest (role_changed). If the request ends without a seat, the relay
+// closes the connection and says so in mic_rejected (PubClosed): the
+// client closes its side too, and Publish may be called again.
 func (c *Client) Publish(ctx context.Context) (*Publisher, error) {
 	c.mu.Lock()
 	switch {
@@ -166,12 +173,35 @@ func (c *Client) publish(ctx context.Context) (pub *Publisher, err error) {
 	return &Publisher{c: c, p: p, track: track, sender: sender, answer: answer.SDP}, nil
 }
 
+// pubClosedByRelay closes the pub peer connection after the relay closed
+// its side: an early pub whose mic request or invitation ended without a
+// seat (mic_rejected with pub_closed). Publish may open a new one.
+func (c *Client) pubClosedByRelay() {
+	c.mu.Lock()
+	p := c.pub
+	if c.closed || p == nil || p.pc == nil {
+		c.mu.Unlock()
+		return
+	}
+	c.pub, c.pubBusy = nil, false
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() { // not on the reader: closing takes a while
+		defer c.wg.Done()
+		_ = p.pc.Close()
+	}()
+}
+
 // WriteRTP sends pkt on the published track. pion sets the SSRC and
 // payload type; pkt is not modified. Header extensions are sent as given
 // (see AudioLevelExtensionID).
 func (p *Publisher) WriteRTP(pkt *rtp.Packet) error {
 	return p.track.WriteRTP(pkt)
 }
+
+// State is the pub peer connection's state: closed once the client or,
+// for an early pub whose request ended, the relay closed it.
+func (p *Publisher) State() webrtc.PeerConnectionState { return p.p.state.get() }
 
 // AnswerSDP returns the relay's answer as received.
 func (p *Publisher) AnswerSDP() string { return p.answer }

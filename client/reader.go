@@ -82,6 +82,11 @@ func (c *Client) dispatch(data []byte) {
 	case protocol.TypeCandidate:
 		c.handleRemoteCandidate(msg.(*protocol.Candidate))
 	case protocol.TypePong:
+	case protocol.TypeMicRejected:
+		if m, ok := msg.(*protocol.MicRejected); ok && m.PubClosed {
+			c.pubClosedByRelay()
+		}
+		c.pushEvent(msg)
 	default:
 		c.pushEvent(msg)
 	}

@@ -44,7 +44,7 @@ func (r *runner) churnRoom(ctx context.Context, room int) {
 		if err != nil {
 			return
 		}
-		_, err = r.join(ctx, joinSpec{room: room, role: roleAudience, name: churnName(victim.name, n), listen: victim.listen, decode: victim.decode})
+		_, err = r.join(ctx, joinSpec{room: room, role: roleAudience, name: churnName(victim.name, n), listen: victim.listen, decode: victim.decode, node: victim.node})
 		release()
 		if err == nil {
 			r.mu.Lock()

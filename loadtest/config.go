@@ -25,11 +25,14 @@ type Config struct {
 	Interval    time.Duration // progress and time-series interval; 0 means 1s
 	Logger      *slog.Logger  // nil discards
 	ClientLog   *slog.Logger  // the clients' and pion's logs; nil discards
-	// ListenerURLs spread the audience over several relays of a cluster
-	// (docs/cluster-edges.md): the n-th audience join goes to
-	// ListenerURLs[n % len]. Hosts and guests join URL (the room's owner
-	// should be the relay the run measures). Empty: everyone joins URL.
-	ListenerURLs []string
+
+	// Relays are the other relays of a cluster (their /ws URLs), for a
+	// run over several nodes (cluster.go): the audience is spread
+	// round-robin over URL and these, publishers dial URL, and each
+	// node's /metrics is read for the per-node report. RelayPIDs, if
+	// given, are their PIDs in the same order (their CPU from /proc).
+	Relays    []string
+	RelayPIDs []int
 }
 
 // metricsURL returns the /metrics URL next to the WebSocket.
@@ -59,11 +62,6 @@ func (c Config) validate() error {
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return fmt.Errorf("%w: relay URL %q: want ws://host:port/ws", ErrBadScenario, c.URL)
 	}
-	for _, l := range c.ListenerURLs {
-		if u, err := url.Parse(l); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return fmt.Errorf("%w: listener URL %q: want ws://host:port/ws", ErrBadScenario, l)
-		}
-	}
 	if c.Token != "" && c.TokenSecret != "" {
 		return fmt.Errorf("%w: give -token or -token-secret, not both", ErrBadScenario)
 	}
@@ -73,7 +71,7 @@ func (c Config) validate() error {
 	if c.MetricsURL != "" && c.MetricsURL != "-" && !strings.HasPrefix(c.MetricsURL, "http") {
 		return fmt.Errorf("%w: metrics URL %q: want http://host:port/metrics or - for none", ErrBadScenario, c.MetricsURL)
 	}
-	return nil
+	return c.validateCluster()
 }
 
 // runDeadline is the longest a run may take: wait for the relay, the ramp
@@ -85,13 +83,4 @@ func runDeadline(sc Scenario, cfg Config) time.Duration {
 	}
 	ramp := time.Duration(float64(sc.Participants()) / sc.JoinRate * float64(time.Second))
 	return cfg.WaitReady + 2*ramp + 2*sc.JoinTimeout.D() + sc.Settle.D() + sc.Duration.D() + time.Minute
-}
-
-// joinURL is where a participant with role joins: the n-th audience member
-// (n counted by next) one of ListenerURLs in turn, everyone else URL.
-func (c Config) joinURL(role string, next func() uint64) string {
-	if role != roleAudience || len(c.ListenerURLs) == 0 {
-		return c.URL
-	}
-	return c.ListenerURLs[next()%uint64(len(c.ListenerURLs))]
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/protocol"
 )
 
@@ -72,23 +74,48 @@ func (r *runner) micCycle(ctx context.Context, p *participant, room, n int) erro
 	r.mic.Attempts++
 	r.mu.Unlock()
 	id := fmt.Sprintf("mic-%d-%d", room, n)
+	seed := r.sc.Seed*1000 + int64(500+room*100+n)
+	// The voice is encoded before the request: its encoding (about 28 ms
+	// here) is the load generator's cost, not the path measured.
+	v, err := p.encodeVoice(seed)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
+	var early *earlyPub
+	defer func() {
+		cancel()
+		if early != nil {
+			early.halt()
+		}
+	}()
 	t0 := nanotime()
 	if err := p.c.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicRequest, ID: id}}); err != nil {
 		return fmt.Errorf("%s mic_request: %w", p.name, err)
+	}
+	if r.sc.MicPub == MicPubEarly {
+		if early, err = p.startEarlyPub(pctx, seed); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
 	}
 	if err := r.awaitRole(ctx, p, id, roleGuest); err != nil {
 		return fmt.Errorf("%s mic_request: %w", p.name, err)
 	}
 	granted := nanotime()
-	pctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	// A mic guest's frame log covers its hold and some slack, not the
 	// whole run: a long soak cycles hundreds of guests.
 	maxFrames := int((r.sc.MicHold.D() + micFrameSlack) / time.Duration(frameInterval))
-	err := p.startPublishing(pctx, r.sc.Seed*1000+int64(500+room*100+n), maxFrames)
-	cancel()
+	var pub *client.Publisher
+	var pk *opusgen.Packetizer
+	if early != nil {
+		pub, pk, err = early.live(pctx)
+	} else if pub, err = p.openPub(pctx, seed); err == nil {
+		pk, _, _ = newPacketizer(uint32(seed))
+	}
 	if err != nil {
 		return fmt.Errorf("%s publishing as guest: %w", p.name, err)
 	}
+	p.startPacing(pub, v, pk, seed, maxFrames)
 	r.mu.Lock()
 	r.mic.Granted++
 	r.micGrant = append(r.micGrant, float64(granted-t0)/1e6)
@@ -193,8 +220,20 @@ func (r *runner) acceptMicRequests(ctx context.Context, host *participant) {
 				continue
 			}
 			msg := &protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicAccept, ID: "accept-" + who}, Participant: who}
-			if err := host.c.Send(msg); err != nil {
-				r.micFail(fmt.Errorf("host %s mic_accept: %w", host.name, err))
+			c := host.c // host.c is cleared when the host closes
+			accept := func() {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := c.Send(msg); err != nil {
+					r.micFail(fmt.Errorf("host %s mic_accept: %w", host.name, err))
+				}
+			}
+			if d := r.sc.MicAcceptDelay.D(); d > 0 {
+				// A host takes a moment to decide; the early pub uses it.
+				time.AfterFunc(d, accept)
+			} else {
+				accept()
 			}
 		case <-host.c.Done():
 			return

@@ -22,6 +22,8 @@ type participant struct {
 	listen string // join's listen field: ListenMix or ListenTracks for the audience, "" (omitted) for publishers
 	decode bool   // decode and conceal (the stutter sample)
 	sink   bool   // its sockets drop media: counted by the relay, not in the receive figures
+	node   int    // the relay it dials in a cluster run (runner.dialURL)
+	landed string // the URL its join landed on (client.URL, after redirects); set by dial
 
 	c        *client.Client // nil before dial and after close (so that a long run does not keep the closed connections)
 	id       string         // the participant id the relay gave; set by dial
@@ -49,7 +51,7 @@ func (p *participant) markClosing() bool { return p.closing.CompareAndSwap(false
 // tracks are accepted until close.
 func (p *participant) dial(ctx context.Context) error {
 	cfg := client.Config{
-		URL:         p.r.cfg.joinURL(p.role, func() uint64 { return p.r.listenerJoins.Add(1) - 1 }),
+		URL:         p.r.dialURL(p.node),
 		Room:        p.r.roomName(p.room),
 		Name:        p.name,
 		Role:        p.role,
@@ -84,7 +86,7 @@ func (p *participant) dial(ctx context.Context) error {
 		return err
 	}
 	p.joinedNs = nanotime()
-	p.c, p.id = c, c.ID()
+	p.c, p.id, p.landed = c, c.ID(), c.URL()
 	p.done = make(chan struct{})
 	p.wg.Add(1)
 	go p.acceptTracks()
@@ -199,25 +201,46 @@ func (p *participant) newDecoder() *opusgen.Decoder {
 // startPublishing opens the pub peer connection, waits for it to connect
 // and starts the pacer, which sends at most maxFrames frames.
 func (p *participant) startPublishing(ctx context.Context, seed int64, maxFrames int) error {
-	v, err := encodeVoice(seed, int(p.r.sc.AudioLoop.D()/time.Duration(frameInterval)))
+	v, err := p.encodeVoice(seed)
 	if err != nil {
 		return err
 	}
+	pub, err := p.openPub(ctx, seed)
+	if err != nil {
+		return err
+	}
+	pk, _, _ := newPacketizer(uint32(seed))
+	p.startPacing(pub, v, pk, seed, maxFrames)
+	return nil
+}
+
+// encodeVoice encodes the participant's voice loop.
+func (p *participant) encodeVoice(seed int64) (*voice, error) {
+	return encodeVoice(seed, int(p.r.sc.AudioLoop.D()/time.Duration(frameInterval)))
+}
+
+// openPub opens the pub peer connection and waits for it to connect.
+func (p *participant) openPub(ctx context.Context, seed int64) (*client.Publisher, error) {
 	p.up.setLoss(uplinkImpairment(p.r.sc, uint64(seed)))
 	pub, err := p.c.Publish(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := pub.Connected(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	pk, ts0, seq0 := newPacketizer(uint32(seed))
+	return pub, nil
+}
+
+// startPacing starts the pacer on pub, which sends at most maxFrames
+// frames of v, packetized by pk from its next packet on (frame 0).
+func (p *participant) startPacing(pub *client.Publisher, v *voice, pk *opusgen.Packetizer, seed int64, maxFrames int) {
+	seq0, ts0 := pk.Next()
 	log := newFrameLog(p.c.ID(), p.room, ts0, seq0, maxFrames)
 	p.r.addFrameLog(log)
 	p.up.setLog(log)
 	p.pub = newPublisher(pub, log, v, pk, pacerImpairment(p.r.sc, uint64(seed)))
 	go p.pub.run()
-	return nil
 }
 
 // endWindow closes the participant's measurement window now; packets

@@ -43,7 +43,11 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	if err := r.preflight(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.waitNodes(ctx); err != nil {
+		return nil, err
+	}
 	before, scrapeErr := r.snap(ctx) // baseline for the relay's join latency histogram
+	r.snapNodes(ctx, snapBefore)
 	if scrapeErr != nil {
 		r.warn("relay /metrics at %s did not answer (%v); relay figures will be missing", r.metricsURL, scrapeErr)
 	}
@@ -79,12 +83,14 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	r.phase.Store(phaseMeasure)
 	r.win.start.Store(nanotime())
 	start, _ := r.snap(ctx)
+	r.snapNodes(ctx, snapStart)
 	actorsCtx, stopActors := context.WithCancel(ctx)
 	var actors sync.WaitGroup
 	r.startActors(actorsCtx, &actors)
 	err := sleepCtx(ctx, r.sc.Duration.D())
 	r.win.end.Store(nanotime())
 	end, _ := r.snap(ctx)
+	r.snapNodes(ctx, snapEnd)
 	stopActors()
 	actors.Wait()
 	if err != nil {
@@ -103,31 +109,8 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 // WaitReady) and makes one probe join, so that an unreachable relay or a
 // refused token ends the run at once with a clear message.
 func (r *runner) preflight(ctx context.Context) error {
-	u, err := url.Parse(r.cfg.URL)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadScenario, err)
-	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
-	}
-	wait := max(r.cfg.WaitReady, time.Second)
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	var d net.Dialer
-	for {
-		conn, err := d.DialContext(wctx, "tcp", host)
-		if err == nil {
-			_ = conn.Close()
-			break
-		}
-		if wctx.Err() != nil {
-			return fmt.Errorf("%w: nothing answers at %s after %s (%v): is the relay running there? start it, or pass its address with -url",
-				ErrRelayUnreachable, host, wait, err)
-		}
-		if err := sleepCtx(wctx, 100*time.Millisecond); err != nil {
-			continue
-		}
+	if err := waitTCP(ctx, r.cfg.URL, r.cfg.WaitReady); err != nil {
+		return err
 	}
 	pctx, pcancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer pcancel()
@@ -152,6 +135,37 @@ func (r *runner) preflight(ctx context.Context) error {
 		return fmt.Errorf("%w: the probe listener joined but did not connect over %s: %w.%s", ErrRelayUnreachable, r.sc.Transport, connErr, transportHint(r.sc.Transport))
 	}
 	return nil
+}
+
+// waitTCP waits up to wait (at least a second) for the relay at the
+// WebSocket URL raw to accept TCP connections.
+func waitTCP(ctx context.Context, raw string, wait time.Duration) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadScenario, err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[string]string{"ws": "80", "wss": "443"}[u.Scheme])
+	}
+	wait = max(wait, time.Second)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(wctx, "tcp", host)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		if wctx.Err() != nil {
+			return fmt.Errorf("%w: nothing answers at %s after %s (%v): is the relay running there? start it, or pass its address with -url",
+				ErrRelayUnreachable, host, wait, err)
+		}
+		if err := sleepCtx(wctx, 100*time.Millisecond); err != nil {
+			continue
+		}
+	}
 }
 
 // startActors starts churn and mic cycling for the measurement window.

@@ -189,13 +189,21 @@ func flatten(prefix string, v any, out map[string]bool) {
 // the distribution's fields too (count, mean, p50, p95, p99, max).
 func documentedFields(t *testing.T) []string {
 	t.Helper()
+	return documentedFieldsIn(t, "## Report fields", 100)
+}
+
+// documentedFieldsIn reads the field names of the table in the section of
+// docs/loadtest.md headed heading (up to the next "## "), as
+// documentedFields says, and fails if it finds fewer than least.
+func documentedFieldsIn(t *testing.T, heading string, least int) []string {
+	t.Helper()
 	data, err := os.ReadFile("../docs/loadtest.md")
 	if err != nil {
 		t.Fatalf("docs/loadtest.md: %v", err)
 	}
-	_, section, ok := strings.Cut(string(data), "## Report fields")
+	_, section, ok := strings.Cut(string(data), heading)
 	if !ok {
-		t.Fatal(`docs/loadtest.md has no "## Report fields" section`)
+		t.Fatalf("docs/loadtest.md has no %q section", heading)
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
@@ -210,8 +218,8 @@ func documentedFields(t *testing.T) []string {
 			}
 		}
 	}
-	if len(keys) < 100 {
-		t.Fatalf("only %d fields found in docs/loadtest.md's report table", len(keys))
+	if len(keys) < least {
+		t.Fatalf("only %d fields found in docs/loadtest.md's %q table", len(keys), heading)
 	}
 	return keys
 }

@@ -41,14 +41,14 @@ type runner struct {
 	maxFrames  int
 	metricsURL string
 	hc         *http.Client
+	cluster    *clusterRun // nil for one relay
 	startNs    int64
 	startedAt  time.Time
 
 	win           *window      // the measurement window; read by every reader per packet
 	live          liveCounters // packets read and late frames, for the progress line and the series
 	foreignTracks atomic.Uint64
-	listenerJoins atomic.Uint64 // audience joins so far, to spread them over Config.ListenerURLs
-	up            atomic.Int64  // participants joined and not yet gone
+	up            atomic.Int64 // participants joined and not yet gone
 	phase         atomic.Int32
 
 	slotMu   sync.Mutex
@@ -108,6 +108,9 @@ func newRunner(sc Scenario, cfg Config) (*runner, error) {
 	}
 	if r.clientLog == nil {
 		r.clientLog = slog.New(slog.DiscardHandler)
+	}
+	if r.cluster, err = newClusterRun(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadScenario, err)
 	}
 	r.maxFrames = int(r.deadline/time.Duration(frameInterval)) + 100
 	r.mic.Enabled = sc.MicCycleEvery > 0
@@ -169,6 +172,7 @@ type joinSpec struct {
 	decode bool
 	sink   bool // audience only: its sockets drop media (Scenario.SinkAudience)
 	seed   int64
+	node   int // the relay it dials, in a cluster run (0: Config.URL)
 }
 
 // join joins one participant (the caller holds an admit token): dial,
@@ -177,7 +181,7 @@ type joinSpec struct {
 func (r *runner) join(ctx context.Context, s joinSpec) (*participant, error) {
 	jctx, cancel := context.WithTimeout(ctx, r.sc.JoinTimeout.D())
 	defer cancel()
-	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, sink: s.sink, own: newWindow(0, never)}
+	p := &participant{r: r, room: s.room, name: s.name, role: s.role, listen: s.listen, decode: s.decode, sink: s.sink, node: s.node, own: newWindow(0, never)}
 	r.mu.Lock()
 	r.joins.attempted++
 	r.mu.Unlock()
@@ -259,13 +263,13 @@ func (r *runner) plan() (pubs, audience []joinSpec) {
 		}
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
-				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom})
+				name: fmt.Sprintf("a%d", i+1), listen: listen, decode: nth < sc.DecodePerRoom, node: r.cluster.nodeFor(len(audience))})
 		}
 	}
 	for i := 0; i < sc.SinkAudience; i++ {
 		for room := 0; room < sc.Rooms; room++ {
 			audience = append(audience, joinSpec{room: room, role: roleAudience,
-				name: fmt.Sprintf("s%d", i+1), listen: ListenTracks, sink: true})
+				name: fmt.Sprintf("s%d", i+1), listen: ListenTracks, sink: true, node: r.cluster.nodeFor(len(audience))})
 		}
 	}
 	return pubs, audience

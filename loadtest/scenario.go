@@ -54,6 +54,11 @@ type Scenario struct {
 
 	MicCycleEvery Duration `json:"mic_cycle_every"` // per room: an audience member asks for the mic this often; 0 off
 	MicHold       Duration `json:"mic_hold"`        // how long a mic guest publishes before releasing
+	// MicPub: when a mic guest negotiates its pub connection: MicPubEarly
+	// (the default: with its request) or MicPubAfter (after role_changed,
+	// as a version 1 client).
+	MicPub         string   `json:"mic_pub"`
+	MicAcceptDelay Duration `json:"mic_accept_delay"` // the host's time to decide, from mic_requested to mic_accept
 
 	LossPct   float64  `json:"loss_pct"`   // packets each publisher loses, percent
 	LossBurst float64  `json:"loss_burst"` // mean length of a loss burst, in frames (1: independent losses)
@@ -187,6 +192,9 @@ func (s Scenario) WithDefaults() Scenario {
 	if s.MicHold == 0 {
 		s.MicHold = Duration(3 * time.Second)
 	}
+	if s.MicPub == "" {
+		s.MicPub = MicPubEarly
+	}
 	if s.LossBurst == 0 {
 		s.LossBurst = 1
 	}
@@ -305,6 +313,12 @@ func (s Scenario) Validate() error {
 	}
 	if s.MicHold.D() <= 0 {
 		bad("mic_hold must be positive")
+	}
+	if s.MicPub != MicPubEarly && s.MicPub != MicPubAfter {
+		bad("mic_pub = %q: %q (negotiate pub with the mic request) or %q (after role_changed, as a version 1 client)", s.MicPub, MicPubEarly, MicPubAfter)
+	}
+	if d := s.MicAcceptDelay.D(); d < 0 || d > micWait/2 {
+		bad("mic_accept_delay = %s: between 0 and %s (a mic guest waits %s for role_changed)", d, micWait/2, micWait)
 	}
 	if s.LossPct < 0 || s.LossPct >= 100 {
 		bad("loss_pct = %g: between 0 and 100 (exclusive)", s.LossPct)

@@ -29,6 +29,11 @@ func TestValidate(t *testing.T) {
 		{"impossible burst", func(s *Scenario) { s.LossPct, s.LossBurst = 80, 2 }, "cannot be modelled"},
 		{"churn without audience", func(s *Scenario) { s.Audience, s.ChurnPerMin = 0, 5 }, "churn"},
 		{"mic without host", func(s *Scenario) { s.Hosts, s.Guests, s.MicCycleEvery = 0, 2, Duration(time.Second) }, "host"},
+		{"mic pub after role_changed", func(s *Scenario) { s.MicPub = MicPubAfter }, ""},
+		{"unknown mic pub", func(s *Scenario) { s.MicPub = "never" }, `mic_pub = "never"`},
+		{"host decides", func(s *Scenario) { s.MicAcceptDelay = Duration(300 * time.Millisecond) }, ""},
+		{"host decides too long", func(s *Scenario) { s.MicAcceptDelay = Duration(3 * time.Second) }, "mic_accept_delay"},
+		{"negative decision", func(s *Scenario) { s.MicAcceptDelay = Duration(-time.Second) }, "mic_accept_delay"},
 		{"huge jitter", func(s *Scenario) { s.Jitter = Duration(time.Minute) }, "jitter"},
 		{"loss nowhere", func(s *Scenario) { s.LossPct, s.LossAt = 5, "air" }, "loss_at"},
 		{"loss at the sender", func(s *Scenario) { s.LossPct, s.LossAt = 5, LossSender }, ""},
@@ -135,7 +140,7 @@ func TestShippedScenarios(t *testing.T) {
 			if err := s.WithDefaults().Validate(); err != nil {
 				t.Fatal(err)
 			}
-			bench := map[string]bool{"headline": true, "costreaming": true, "mix": true, "pubs9": true, "mix9": true, "tracks9": true}
+			bench := map[string]bool{"headline": true, "costreaming": true, "mix": true, "pubs9": true, "mix9": true, "tracks9": true, "cluster": true}
 			if bench[s.Name] && (s.MicCycleEvery != 0 || s.LossPct != 0 || s.ChurnPerMin != 0) {
 				t.Fatal("a benchmark scenario uses mic cycling, churn or injected loss: its figures must compare across relays and runs")
 			}

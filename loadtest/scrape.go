@@ -106,6 +106,7 @@ func addSample(m *report.Metrics, name string, typ dto.MetricType, s *dto.Metric
 // untyped) is still a bucket of histogram name.
 func addValue(m *report.Metrics, name string, v float64, s *dto.Metric) {
 	m.Values[name] += v
+	addClusterLabels(m, name, v, s)
 	base, ok := strings.CutSuffix(name, "_bucket")
 	if !ok {
 		return

@@ -52,6 +52,7 @@ func (r *runner) finish(before, start, end report.Snapshot) *report.Report {
 	}
 	m.Scenario = sc
 	r.tallyAudioLocked(m)
+	m.Cluster = r.cluster.measurementsLocked()
 	return report.Build(m)
 }
 
@@ -86,6 +87,7 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 		streams, mixes := p.snapshotStreams()
 		for _, st := range streams {
 			res := st.finish()
+			r.cluster.addStreamLocked(p, st, res)
 			if st.packets > 0 {
 				got[st.log.id] = true
 			}
@@ -126,6 +128,7 @@ func (r *runner) tallyAudioLocked(m *report.Measurements) {
 		if decoded {
 			a.Decoded.Receivers++
 		}
+		r.cluster.addParticipantLocked(p, streams, mixes)
 		r.tallyMixLocked(m, p, mixes, pubs, len(got) > 0)
 		if p.listen != ListenMix {
 			r.missingLocked(a, p, pubs, got)

@@ -47,6 +47,7 @@ func (u *uplink) setLoss(im *impairment) {
 func (u *uplink) setLog(l *frameLog) {
 	u.mu.Lock()
 	u.log = l
+	u.started = false // frame indices count from the log's first frame (an early pub sent silence before)
 	u.mu.Unlock()
 }
 

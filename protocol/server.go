@@ -26,6 +26,9 @@ type MicRejected struct {
 	By          string `json:"by,omitempty"`          // who ended it; absent for timeout and no_host
 	Participant string `json:"participant,omitempty"` // whose request or invitation it was
 	Reason      string `json:"reason"`
+	// PubClosed (an extension: the early pub) says that the relay closed
+	// the participant's early pub connection; only in its own copy.
+	PubClosed bool `json:"pub_closed,omitempty"`
 }
 
 // Muted announces a participant's mute state.

@@ -166,6 +166,9 @@ type MicRejectedEvent struct {
 	By          string
 	Participant string
 	Reason      MicReason
+	// PubClosed: the relay closed the participant's early pub connection
+	// (earlypub.go); only in the participant's own copy.
+	PubClosed bool
 }
 
 // MutedEvent announces that a participant's audio is muted or unmuted.

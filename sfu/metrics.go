@@ -22,6 +22,9 @@ type Metrics struct {
 	MixRooms       prometheus.Gauge     // rooms whose audience mix runs
 	MixStartErrors prometheus.Counter   // mixers that failed to start
 
+	EarlyPubs       *prometheus.CounterVec // early pub connections by outcome (earlypub.go)
+	EarlyPubDropped prometheus.Counter     // packets read on early pubs before acceptance, not forwarded
+
 	Media *media.Metrics
 }
 
@@ -62,7 +65,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_mix_start_errors_total",
 			Help: "Audience mixes that failed to start (their listeners got separate tracks meanwhile).",
 		}),
+		EarlyPubs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_early_pubs_total",
+			Help: "Pub connections negotiated while a mic request or invitation was pending, by outcome: accepted (the participant went on the mic) or closed (the request ended without a seat).",
+		}, []string{"outcome"}),
+		EarlyPubDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_early_pub_packets_dropped_total",
+			Help: "Packets read on early pub connections before the participant was accepted on the mic; none is forwarded.",
+		}),
 		Media: mm,
+	}
+	for _, o := range []string{earlyAccepted, earlyClosed} {
+		m.EarlyPubs.WithLabelValues(o)
 	}
 	for _, l := range []Listen{ListenMix, ListenTracks} {
 		m.Listeners.WithLabelValues(string(l))
@@ -71,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.Participants.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors} {
+		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors, m.EarlyPubs, m.EarlyPubDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("sfu: register metrics: %w", err)
 			}

@@ -86,6 +86,7 @@ func (p *Participant) MicAccept(target string) error {
 	}
 	r.setMicLocked(q, micNone)
 	r.setRoleLocked(q, RoleGuest)
+	r.acceptEarlyLocked(q)
 	return nil
 }
 
@@ -104,7 +105,11 @@ func (p *Participant) MicReject(target string) error {
 		ev.Reason = MicCancelled
 	}
 	r.setMicLocked(q, micNone)
-	if q != p {
+	if r.endEarlyLocked(q) { // told even when it ended the request itself
+		own := ev
+		own.PubClosed = true
+		q.sink.Send(own)
+	} else if q != p {
 		q.sink.Send(ev)
 	}
 	for _, h := range r.participants {
@@ -216,7 +221,7 @@ func (r *Room) setMicLocked(q *Participant, s micState) {
 		}
 		r.setMicLocked(q, micNone)
 		ev := MicRejectedEvent{Participant: q.id, Reason: MicTimeout}
-		q.sink.Send(ev)
+		q.sink.Send(MicRejectedEvent{Participant: q.id, Reason: MicTimeout, PubClosed: r.endEarlyLocked(q)})
 		r.sendHostsLocked(ev)
 	})
 }
@@ -227,7 +232,7 @@ func (r *Room) rejectPendingLocked() {
 	for _, q := range r.participants {
 		if q.mic != micNone {
 			r.setMicLocked(q, micNone)
-			q.sink.Send(MicRejectedEvent{Participant: q.id, Reason: MicNoHost})
+			q.sink.Send(MicRejectedEvent{Participant: q.id, Reason: MicNoHost, PubClosed: r.endEarlyLocked(q)})
 		}
 	}
 }

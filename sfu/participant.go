@@ -30,9 +30,10 @@ type Participant struct {
 	joinReqID  string    // the join message's id
 	firstMedia atomic.Bool
 
-	listen  Listen // what p receives while in the audience; set once
-	hidden  bool   // set once: a cluster edge's link (JoinParams.Hidden)
-	ownOnly bool   // set once: hears no remote publishers (JoinParams.OwnOnly)
+	listen    Listen // what p receives while in the audience; set once
+	offersSub bool   // set once: the relay offers p's sub connection (SubOffered)
+	hidden    bool   // set once: a cluster edge's link (JoinParams.Hidden)
+	ownOnly   bool   // set once: hears no remote publishers (JoinParams.OwnOnly)
 
 	// Guarded by room.mu.
 	role   Role
@@ -58,8 +59,10 @@ type Participant struct {
 	slots            []*slot // guarded by negMu; set once at join when the client offered sub (httpsub.go)
 	fullAnswers      bool    // set once: answers carry every candidate (FullAnswers)
 
-	pubMu sync.Mutex
-	pubPC *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
+	pubMu  sync.Mutex
+	pubPC  *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
+	pubNum uint64                 // guarded by pubMu: numbers the pub connections; pubPC's
+	early  earlyPub               // guarded by room.mu: the early pub (earlypub.go)
 
 	pubGate   *candidateGate // guarded by pubMu; replaced with each new pub connection
 	closeOnce sync.Once
@@ -110,35 +113,33 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.Pee
 // Offer handles the client's offer on pub: the answer goes to the sink as
 // a DescriptionEvent carrying reqID, then the relay's pub candidates.
 func (p *Participant) Offer(from Sink, reqID, sdp string) error {
-	p.room.mu.Lock()
-	role, gone := p.role, p.gone
-	p.room.mu.Unlock()
-	if gone {
-		return ErrClosed
-	}
-	if !role.publishes() {
-		return fmt.Errorf("%w: %s may not publish; only hosts and guests do", ErrForbidden, role)
-	}
-	if n := sendingSections(sdp); n > p.sfu.cfg.MaxTracks {
-		return fmt.Errorf("%w: the offer sends %d tracks; a participant may publish at most %d", ErrBadRequest, n, p.sfu.cfg.MaxTracks)
-	}
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
 	if !p.sink.is(from) {
 		return nil
 	}
-	if p.Role() == RoleAudience { // taken off the mic meanwhile
-		return fmt.Errorf("%w: audience members may not publish", ErrForbidden)
+	// Hosts and guests, and audience members with a request or
+	// invitation pending (an early pub, earlypub.go).
+	reuse, early, err := p.admitPubOffer()
+	if err != nil {
+		return err
 	}
-	if p.pubPC == nil {
-		conn, err := p.newPeerConnection(Pub, p.pubGate)
-		if err != nil {
+	if n := sendingSections(sdp); n > p.sfu.cfg.MaxTracks {
+		return fmt.Errorf("%w: the offer sends %d tracks; a participant may publish at most %d", ErrBadRequest, n, p.sfu.cfg.MaxTracks)
+	}
+	if !reuse {
+		if old := p.detachPubLocked(); old != nil { // an early pub whose request ended
+			go p.closePubConn(old)
+		}
+		if err := p.newPubConnLocked(); err != nil {
 			return err
 		}
-		conn.OnTrack(p.onTrack)
-		p.pubPC = conn
+		if early && !p.room.markEarly(p, p.pubNum) {
+			go p.closePubConn(p.detachPubLocked())
+			return fmt.Errorf("%w: your mic request or invitation has ended; audience members may not publish", ErrForbidden)
+		}
 	}
-	err := p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
+	err = p.pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadDescription, err)
 	}
@@ -223,15 +224,28 @@ func (p *Participant) ResumeToken() string { return p.resumeToken }
 // later offer opens a new one.
 func (p *Participant) closePub() {
 	p.pubMu.Lock()
+	pc := p.detachPubLocked()
+	p.pubMu.Unlock()
+	p.closePubConn(pc)
+}
+
+// detachPubLocked takes the pub connection out of use and returns it (nil
+// if none); its late candidates go nowhere. pubMu must be held.
+func (p *Participant) detachPubLocked() *webrtc.PeerConnection {
 	pc := p.pubPC
 	p.pubPC = nil
 	p.pubGate.retire()
 	p.pubGate = p.pubGate.fresh()
-	p.pubMu.Unlock()
-	if pc != nil {
-		if err := pc.Close(); err != nil {
-			p.log.Debug("close pub", "err", err)
-		}
+	return pc
+}
+
+// closePubConn closes a pub connection detachPubLocked returned.
+func (p *Participant) closePubConn(pc *webrtc.PeerConnection) {
+	if pc == nil {
+		return
+	}
+	if err := pc.Close(); err != nil {
+		p.log.Debug("close pub", "err", err)
 	}
 }
 
@@ -288,20 +302,26 @@ func (p *Participant) firstMediaWritten() {
 	}
 }
 
-// onTrack is the pub connection's OnTrack handler: it publishes the track
-// and forwards it until it ends. pion runs it in a goroutine of its own.
-func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+// onTrack is the OnTrack handler of p's pub connection number conn: it
+// publishes the track (or holds it, on an early pub: earlypub.go) and
+// forwards it until it ends. pion runs it in a goroutine of its own.
+func (p *Participant) onTrack(conn uint64, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	if remote.Kind() != webrtc.RTPCodecTypeAudio {
 		p.log.Info("ignoring a non-audio track", "kind", remote.Kind())
 		_ = receiver.Stop()
 		return
 	}
 	t := p.sfu.newUpTrack(newID("t_"), p.id, receiver)
-	if !p.room.publish(p, t) {
+	fate, held := p.room.publishOrHold(p, t, conn, remote)
+	if fate == trackRefused {
 		_ = receiver.Stop()
 		return
 	}
 	go drainRTCP(receiver)
+	if fate == trackHeld {
+		p.readHeld(held)
+		return
+	}
 	t.ReadLoop(remote)
 	p.room.unpublish(p, t)
 }

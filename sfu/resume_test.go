@@ -37,6 +37,12 @@ func (s *eventSink) Send(ev Event) {
 
 func (s *eventSink) Close(r Reason) { s.closed <- r }
 
+// sendPackets writes a 10 ms packet to track until the returned stop is
+// called (which waits for the sender).
+func sendPackets(ctx context.Context, track *webrtc.TrackLocalStaticRTP) (stop func()) {
+	return sendEvery10ms(ctx, track, func(uint16) []byte { return []byte{0xfc, 1, 2, 3} })
+}
+
 // testPeer is a client's pion peer connections, driven by hand.
 type testPeer struct {
 	t        *testing.T
@@ -81,13 +87,22 @@ func newTestPeer(t *testing.T, api *webrtc.API) *testPeer {
 // serve applies the relay's events from sink to the peer connections until
 // ctx ends: sub offers are answered, candidates added.
 func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
+	tp.serveEvents(ctx, sink.events, sink, nil, tp.others)
+}
+
+// serveEvents is serve for the events of session from arriving on events:
+// a sub offer is answered unless answer (if set) says no, and every other
+// event goes to others (if set; dropped when it is full).
+func (tp *testPeer) serveEvents(ctx context.Context, events <-chan Event, from Sink, answer func(sdp string) bool, others chan<- Event) {
 	for {
 		select {
-		case ev := <-sink.events:
+		case ev := <-events:
 			switch e := ev.(type) {
 			case DescriptionEvent:
 				if e.PC == Sub {
-					tp.answerSub(sink, e.SDP)
+					if answer == nil || answer(e.SDP) {
+						tp.answerSub(from, e.SDP)
+					}
 				} else if err := tp.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.SDP}); err != nil {
 					tp.t.Errorf("set pub answer: %v", err)
 				}
@@ -99,15 +114,17 @@ func (tp *testPeer) serve(ctx context.Context, sink *eventSink) {
 				if e.PC == Pub {
 					pc = tp.pub
 				}
+				if pc.RemoteDescription() == nil && answer != nil {
+					continue // an offer answer declined: nothing to add it to
+				}
 				if err := pc.AddICECandidate(*e.Candidate); err != nil {
 					tp.t.Errorf("add relay candidate: %v", err)
 				}
 			default:
-				if tp.others != nil {
+				if others != nil {
 					select {
-					case tp.others <- ev:
-					case <-ctx.Done():
-						return
+					case others <- ev:
+					default:
 					}
 				}
 			}
@@ -253,7 +270,7 @@ func TestResumeICERestart(t *testing.T) {
 	pubUfrag := iceUfrag(host.pub.RemoteDescription().SDP)
 
 	// Send 10 ms packets until the test ends.
-	defer sendEvery10ms(ctx, track, func(uint16) []byte { return []byte{0xfc, 1, 2, 3} })()
+	defer sendPackets(ctx, track)()
 
 	var remote *webrtc.TrackRemote
 	select {
@@ -312,13 +329,7 @@ func TestResumeICERestart(t *testing.T) {
 	// the same sub connection; the host restarts ICE on pub.
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		for !cond() {
-			select {
-			case <-time.After(10 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
+		waitUntil(ctx, t, what, cond)
 	}
 	waitFor("a sub offer with new ICE credentials", func() bool {
 		rd := host.sub.RemoteDescription()

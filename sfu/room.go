@@ -42,6 +42,8 @@ type Room struct {
 	link   *pkLink   // the room's cross-room link or invitation, nil if none (pk.go)
 	mirror *pkMirror // while linked: where changes of its publishers go (pkmirror.go)
 	pkPrev *pkMirror // guarded by SFU.pkMu, not mu: the last link's mirror, finished before a new one starts
+
+	waves sync.Map // *media.UpTrack → *syncWave: new tracks the audience waits for (publishersfirst.go)
 }
 
 // audienceInterval is the least time between two audience events.
@@ -197,6 +199,10 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.publishLocked(p, t)
+}
+
+func (r *Room) publishLocked(p *Participant, t *media.UpTrack) bool {
 	if p.gone || !p.role.publishes() {
 		return false
 	}
@@ -210,7 +216,7 @@ func (r *Room) publish(p *Participant, t *media.UpTrack) bool {
 	} else {
 		r.updateMixLocked() // the first track of a room with mix listeners starts it
 	}
-	r.syncOthersLocked(p)
+	r.syncNewTrackLocked(p, t)
 	r.startSpeakersLocked()
 	return true
 }

@@ -124,6 +124,7 @@ func (s *SFU) joinHere(jp JoinParams, edge *EdgeHooks) (p *Participant, created 
 		joinReqID:   jp.RequestID,
 		down:        make(map[*media.UpTrack]subTrack),
 		needOffer:   jp.Sub == SubOffered,
+		offersSub:   jp.Sub == SubOffered,
 		fullAnswers: jp.FullAnswers,
 	}
 	p.log = s.log.With("room", jp.Room, "participant", p.id)

@@ -142,6 +142,7 @@ func TestErrorsAfterJoin(t *testing.T) {
 	r, ctx := startRelay(t, relayOpts{Seats: 2})
 	host := r.join(ctx, t, "err", "Host", protocol.RoleHost)
 	aud := r.join(ctx, t, "err", "A", protocol.RoleAudience)
+	idle := r.join(ctx, t, "err", "B", protocol.RoleAudience) // nothing pending: may not offer on pub
 	rc := receive(ctx, aud)
 	pub, err := host.Publish(ctx)
 	if err != nil {
@@ -182,7 +183,8 @@ func TestErrorsAfterJoin(t *testing.T) {
 		{"candidate missing", aud, `{"type":"candidate","id":"x1","pc":"sub"}`, protocol.CodeBadRequest},
 		{"candidate without mid or index", aud, `{"type":"candidate","id":"x1","pc":"sub","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host"}}`, protocol.CodeBadRequest},
 		{"garbage candidate", aud, `{"type":"candidate","id":"x1","pc":"sub","candidate":{"candidate":"nonsense","sdpMid":"0"}}`, protocol.CodeBadRequest},
-		{"audience offers on pub", aud, `{"type":"offer","id":"x1","pc":"pub","sdp":"v=0\r\n"}`, protocol.CodeForbidden},
+		{"audience offers on pub", idle, `{"type":"offer","id":"x1","pc":"pub","sdp":"v=0\r\n"}`, protocol.CodeForbidden},
+		{"requester offers bad SDP on pub (an early pub)", aud, `{"type":"offer","id":"x1","pc":"pub","sdp":"v=0\r\n"}`, protocol.CodeBadRequest},
 		{"join twice", aud, `{"type":"join","id":"x1","room":"err","name":"again"}`, protocol.CodeConflict},
 		{"mute without muted", host, `{"type":"mute","id":"x1","participant":"p"}`, protocol.CodeBadRequest},
 		{"kick without participant", host, `{"type":"kick","id":"x1"}`, protocol.CodeBadRequest},

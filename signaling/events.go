@@ -44,7 +44,7 @@ func message(ev sfu.Event) any {
 	case sfu.MicInvitedEvent:
 		return protocol.MicInvited{Header: header(protocol.TypeMicInvited), By: e.By}
 	case sfu.MicRejectedEvent:
-		return protocol.MicRejected{Header: header(protocol.TypeMicRejected), By: e.By, Participant: e.Participant, Reason: string(e.Reason)}
+		return protocol.MicRejected{Header: header(protocol.TypeMicRejected), By: e.By, Participant: e.Participant, Reason: string(e.Reason), PubClosed: e.PubClosed}
 	case sfu.MutedEvent:
 		return protocol.Muted{Header: header(protocol.TypeMuted), Participant: e.Participant, Muted: e.Muted, By: e.By}
 	case sfu.KickedEvent:

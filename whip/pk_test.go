@@ -72,10 +72,10 @@ func TestWHEPRemote(t *testing.T) {
 		from := heardA.Load()
 		waitFor(ctx, t, "packets at room wa's player", func() bool { return heardA.Load() >= from+n })
 	}
-	ticks(30)
-	if heardB.Load() == 0 {
-		t.Fatal("room wb's player heard nothing before the mute")
-	}
+	// Both players hear the publisher before the mute (waited for, not
+	// compared with wa's count: under load one reader may run late).
+	waitFor(ctx, t, "packets at room wb's player before the mute", func() bool { return heardB.Load() >= 10 })
+	ticks(10)
 	if err := hostB.Command(ctx, map[string]any{"type": "mute", "participant": remote.ID, "muted": true}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,20 +38,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 	var sc loadtest.Scenario
 	var joinTimeout, settle, duration, micEvery, micHold, jitter, audioLoop time.Duration
 	var nack bool
+	var relays, relayPIDs string
 
 	fs.StringVar(&file, "scenario", "", "scenario JSON file (see docs/loadtest.md); flags below override its fields")
 	fs.StringVar(&o.cfg.URL, "url", "ws://127.0.0.1:8080/ws", "the relay's WebSocket URL")
 	fs.StringVar(&o.cfg.MetricsURL, "metrics", "", "the relay's /metrics URL; default: next to -url; - for none")
-	fs.Func("listener-urls", "comma-separated WebSocket URLs of a cluster's relays: audience members join them in turn (hosts and guests join -url); default: -url", func(v string) error {
-		o.cfg.ListenerURLs = nil
-		for _, u := range strings.Split(v, ",") {
-			if u = strings.TrimSpace(u); u != "" {
-				o.cfg.ListenerURLs = append(o.cfg.ListenerURLs, u)
-			}
-		}
-		return nil
-	})
 	fs.IntVar(&o.cfg.RelayPID, "relay-pid", 0, "the relay's PID on this machine: its CPU and RSS come from /proc/<pid> (else from its /metrics)")
+	fs.StringVar(&relays, "relays", "", "other relays of a cluster, comma-separated /ws URLs: the audience is spread round-robin over -url and these (docs/loadtest.md#clusters)")
+	fs.StringVar(&relayPIDs, "relay-pids", "", "the -relays' PIDs, comma-separated, in the same order: their CPU from /proc")
 	fs.StringVar(&o.cfg.Token, "token", "", "token sent in every join (a single-room scenario); env LOADTEST_TOKEN")
 	fs.StringVar(&o.cfg.TokenSecret, "token-secret", "", "HS256 secret to mint a token per participant; env LOADTEST_TOKEN_SECRET")
 	fs.BoolVar(&o.cfg.Loopback, "loopback", true, "ICE on loopback only (the relay runs on this machine with -loopback); false for a remote relay")
@@ -111,6 +106,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (optio
 			return o, err
 		}
 		o.cfg.TLSConfig = &tls.Config{RootCAs: pool}
+	}
+	if err := parseRelays(&o.cfg, relays, relayPIDs); err != nil {
+		return o, err
 	}
 	if o.cfg.Token == "" {
 		o.cfg.Token = getenv("LOADTEST_TOKEN")
@@ -193,3 +191,24 @@ func loadCA(path string) (*x509.CertPool, error) {
 var errHelp = flag.ErrHelp
 
 func isHelp(err error) bool { return errors.Is(err, errHelp) }
+
+// parseRelays fills cfg.Relays and cfg.RelayPIDs from -relays and
+// -relay-pids (Run checks the URLs and that the counts match).
+func parseRelays(cfg *loadtest.Config, relays, pids string) error {
+	for _, u := range strings.Split(relays, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			cfg.Relays = append(cfg.Relays, u)
+		}
+	}
+	for _, p := range strings.Split(pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("-relay-pids %q: want comma-separated PIDs", pids)
+		}
+		cfg.RelayPIDs = append(cfg.RelayPIDs, pid)
+	}
+	return nil
+}

@@ -69,11 +69,12 @@ func TestParseFlags(t *testing.T) {
 				t.Fatalf("TLS config %+v", o.cfg.TLSConfig)
 			}
 		}},
-		{name: "listeners over a cluster", args: []string{"-listener-urls", "ws://a:1/ws, ws://b:2/ws,"}, check: func(t *testing.T, o options) {
-			if len(o.cfg.ListenerURLs) != 2 || o.cfg.ListenerURLs[0] != "ws://a:1/ws" || o.cfg.ListenerURLs[1] != "ws://b:2/ws" {
-				t.Fatalf("listener URLs %q", o.cfg.ListenerURLs)
+		{name: "a cluster's relays", args: []string{"-relays", "ws://a:1/ws, ws://b:2/ws", "-relay-pids", "7,8"}, check: func(t *testing.T, o options) {
+			if strings.Join(o.cfg.Relays, " ") != "ws://a:1/ws ws://b:2/ws" || len(o.cfg.RelayPIDs) != 2 || o.cfg.RelayPIDs[1] != 8 {
+				t.Fatalf("relays %q, PIDs %v", o.cfg.Relays, o.cfg.RelayPIDs)
 			}
 		}},
+		{name: "a PID that is no number", args: []string{"-relays", "ws://a:1/ws", "-relay-pids", "x"}, err: "-relay-pids"},
 		{name: "missing CA file", args: []string{"-tls-ca", filepath.Join(dir, "none.pem")}, err: "-tls-ca"},
 		{name: "CA file without a certificate", args: []string{"-tls-ca", file}, err: "no PEM certificate"},
 		{name: "unknown flag", args: []string{"-romos", "2"}, err: "romos"},

@@ -143,6 +143,9 @@ func summarize(paths []string, out io.Writer) error {
 	for _, f := range optional {
 		row(f, false)
 	}
+	for _, f := range clusterFigures(reps) {
+		row(f, true)
+	}
 	return tw.Flush()
 }
 

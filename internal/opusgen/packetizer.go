@@ -31,6 +31,10 @@ func NewPacketizer(pt uint8, ssrc uint32) *Packetizer {
 	}
 }
 
+// Next returns the sequence number and timestamp the next packet will
+// carry.
+func (p *Packetizer) Next() (seq uint16, ts uint32) { return p.seq, p.ts }
+
 // Packet returns the next packet carrying payload. The packet refers to
 // payload; it does not copy it.
 func (p *Packetizer) Packet(payload []byte) *rtp.Packet {

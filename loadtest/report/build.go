@@ -64,6 +64,9 @@ type Measurements struct {
 	ForeignTracks uint64   // tracks from publishers this run did not start
 	Series        []Sample // the time series; its peak gives the relay's RSS max
 	Warnings      []string // the run's own; Build adds what the figures call for
+	// Cluster is a run over several relays; nil for one relay. Every
+	// figure above is of the whole run (the relay's: the first node's).
+	Cluster *ClusterMeasurements
 }
 
 // Build computes every figure of the report from m.
@@ -148,6 +151,9 @@ func Build(m *Measurements) *Report {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf(
 			"%d listeners asked for the mix and got the publishers' tracks instead: the relay ignored join's listen \"mix\" (has it the audience mix, issue 12?); their tracks count with the tracks", n))
 	}
+	var clusterWarnings []string
+	rep.Cluster, clusterWarnings = m.Cluster.figures()
+	rep.Warnings = append(rep.Warnings, clusterWarnings...)
 	if n := m.ForeignTracks; n > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d tracks came from publishers this run did not start (another load generator in the same rooms?)", n))
 	}

@@ -33,6 +33,8 @@ type Report struct {
 	Series   []Sample `json:"series"`
 	Charts   Charts   `json:"charts"`
 	Warnings []string `json:"warnings"`
+	// Cluster is a run over several relays (cluster.go); absent otherwise.
+	Cluster *Cluster `json:"cluster,omitempty"`
 }
 
 // Version is Report.Version: the layout of the JSON report, which saved

@@ -96,6 +96,7 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 			row("  pk failure", "%s", f)
 		}
 	}
+	rep.Cluster.writeSummary(row)
 	for _, f := range j.Failures {
 		row("  join failure", "%s", f)
 	}

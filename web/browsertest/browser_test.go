@@ -232,6 +232,12 @@ func TestCoStreaming(t *testing.T) {
 	t.Run("request and approve", func(t *testing.T) {
 		aud.click("#request-mic")
 		aud.waitFor("request shown", `!document.querySelector("#cancel-request").hidden`, 5*time.Second)
+		// The early pub: the page negotiates its microphone with the
+		// request, disabled until the host approves.
+		aud.waitFor("early pub connected", `["connected", "completed"].includes(window.relayPage.client.state.pub)`, 15*time.Second)
+		if eval[bool](aud, `window.relayPage.client.micTrack.enabled`) {
+			t.Error("the early pub's microphone is enabled before the host approved")
+		}
 		approve := fmt.Sprintf(`#queue li[data-id=%q] button[data-action=approve]`, audID)
 		host.waitFor("request queued", fmt.Sprintf(`!!document.querySelector('%s')`, approve), 10*time.Second)
 		aud.waitFor("panel figures", `document.querySelector('[data-stat="received-rate"]').textContent !== "–"`, 5*time.Second)
@@ -241,6 +247,10 @@ func TestCoStreaming(t *testing.T) {
 		host.screenshot(shots, "host-queue-desktop.png", 1280, 800)
 		host.click(approve)
 		aud.waitFor("became guest", `window.relayPage.client.self.role === "guest"`, 10*time.Second)
+		aud.waitFor("microphone enabled", `window.relayPage.client.micTrack.enabled === true`, 5*time.Second)
+		if n := relay.Value(t, "relay_early_pubs_total", "outcome", "accepted"); n != 1 {
+			t.Errorf("relay_early_pubs_total{outcome=accepted} = %v, want 1: the page did not use the early pub", n)
+		}
 		host.waitFor("guest tile", fmt.Sprintf(`!!document.querySelector('%s[data-role=guest]')`, tileSel), 10*time.Second)
 	})
 

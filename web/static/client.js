@@ -64,6 +64,8 @@ const ATTEMPT_TIMEOUT_MS = 5_000;
 // A relay cluster redirects a join to the relay that serves its room;
 // more hops than this is a loop.
 const MAX_REDIRECTS = 3;
+// How long an invitee's mic_accept waits for its early pub to connect.
+const EARLY_ACCEPT_WAIT_MS = 3_000;
 
 const PUBLISHING_ROLES = new Set(["host", "guest"]);
 
@@ -112,6 +114,8 @@ export class RelayClient extends EventTarget {
   #pub = null;
   #micStream = null;
   #publishing = null; // the promise of an ongoing publishMicrophone
+  #micPending = false; // this audience member's mic request or invitation is pending
+  #early = false; // #pub is an early pub: negotiated while pending, microphone disabled until on the mic
   #closed = false; // the session is over (left, or closed for good)
   #joinReq = null; // {room, name, role, token, listen} of the last join that succeeded
   #resume = ""; // joined.resume: the secret that resumes this session
@@ -361,14 +365,54 @@ export class RelayClient extends EventTarget {
 
   // ---- room actions (thin wrappers; errors arrive as "error" events) ----
 
-  requestMic() { return this.send({ type: "mic_request" }); }
+  /**
+   * Asks for the mic. With autoPublish the microphone is negotiated on pub
+   * at once (the early pub, docs/protocol.md): disabled, so nothing of it
+   * is heard, until the relay makes this participant a guest, which then
+   * costs no connection set-up.
+   */
+  requestMic() {
+    const sent = this.send({ type: "mic_request" });
+    if (sent) {
+      this.#micPending = true;
+      this.#publishEarly();
+    }
+    return sent;
+  }
   /** Withdraws this audience member's own mic request (or declines an invitation). */
-  cancelMicRequest() { return this.send({ type: "mic_reject" }); }
+  cancelMicRequest() { return this.#endOwnRequest(this.send({ type: "mic_reject" })); }
   /** A guest leaves the mic and goes back to the audience. */
   leaveMic() { return this.send({ type: "mic_release" }); }
   inviteToMic(participant) { return this.send({ type: "mic_invite", participant }); }
-  acceptMic(participant) { return this.send(withParticipant("mic_accept", participant)); }
-  rejectMic(participant) { return this.send(withParticipant("mic_reject", participant)); }
+  /**
+   * A host accepts participant's request; an audience member (no
+   * argument) accepts its invitation. With autoPublish the invitee's
+   * microphone is negotiated on pub first (the early pub), and mic_accept
+   * follows once that connection is up (or failed, or after 3 s).
+   */
+  acceptMic(participant) {
+    if (participant || !this.#micPending || !this.#opts.autoPublish || canPublish(this.self?.role)) {
+      return this.send(withParticipant("mic_accept", participant));
+    }
+    if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
+    const ready = this.#publishEarly().then(() => this.#pubConnected(EARLY_ACCEPT_WAIT_MS));
+    ready.catch(() => {}).finally(() => this.send({ type: "mic_accept" }));
+    return true;
+  }
+  rejectMic(participant) {
+    const sent = this.send(withParticipant("mic_reject", participant));
+    return participant ? sent : this.#endOwnRequest(sent);
+  }
+
+  // #endOwnRequest: this audience member withdrew its request or declined
+  // its invitation; its early pub goes (the relay closes its side too).
+  #endOwnRequest(sent) {
+    if (sent) {
+      this.#micPending = false;
+      if (this.#early) this.#closePub();
+    }
+    return sent;
+  }
   releaseMic(participant) { return this.send(withParticipant("mic_release", participant)); }
   mute(participant, muted) { return this.send({ type: "mute", participant, muted: !!muted }); }
   kick(participant, reason) {
@@ -421,6 +465,48 @@ export class RelayClient extends EventTarget {
     this.#closePub();
   }
 
+  // #publishEarly negotiates pub while this audience member's request or
+  // invitation is pending; a relay without the early pub answers
+  // forbidden, and the microphone is published after role_changed as
+  // before.
+  #publishEarly() {
+    if (!this.#opts.autoPublish || this.#closed || canPublish(this.self?.role)) return Promise.resolve();
+    return this.publishMicrophone().catch(() => {}); // forbidden, or reported as publisherror
+  }
+
+  // #pubConnected resolves when pub is connected, fails or timeout ms pass.
+  #pubConnected(timeout) {
+    const pc = this.#pub?.pc;
+    if (!pc) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (["connected", "failed", "closed"].includes(pc.connectionState)) {
+          pc.removeEventListener("connectionstatechange", done);
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        pc.removeEventListener("connectionstatechange", done);
+        resolve();
+      }, timeout);
+      pc.addEventListener("connectionstatechange", done);
+      done();
+    });
+  }
+
+  // #goLive enables the early pub's microphone once this participant is
+  // on the mic: the relay forwards from the next packet.
+  #goLive() {
+    if (!this.#early || !this.#pub || !canPublish(this.self?.role)) return;
+    this.#early = false;
+    const track = this.micTrack;
+    if (track) {
+      track.enabled = true;
+      this.#dispatch("localtrack", { track, stream: this.#micStream });
+    }
+  }
+
   async #publish() {
     if (!navigator.mediaDevices?.getUserMedia) {
       const err = new Error(
@@ -431,17 +517,24 @@ export class RelayClient extends EventTarget {
     }
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { ...this.#opts.audio } });
     const [track] = stream.getAudioTracks();
-    if (this.#closed || !canPublish(this.self?.role)) {
-      // Left, or lost the role, while the permission prompt was up.
+    const early = !canPublish(this.self?.role);
+    if (this.#closed || (early && !this.#micPending)) {
+      // Left, or lost the role or the pending request, while the
+      // permission prompt was up.
       stream.getTracks().forEach((t) => t.stop());
       return;
     }
     this.#micStream = stream;
     const slot = this.#newSlot("pub");
     this.#pub = slot;
+    // An early pub sends a disabled track (silence) until this
+    // participant is on the mic: the relay drops it anyway, but what is
+    // not sent cannot be heard.
+    this.#early = early;
+    track.enabled = !early;
     slot.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     track.addEventListener("ended", () => this.#dispatch("localtrackended", { track }));
-    this.#dispatch("localtrack", { track, stream });
+    if (!early) this.#dispatch("localtrack", { track, stream });
 
     const offer = await slot.pc.createOffer();
     await slot.pc.setLocalDescription(offer);
@@ -455,6 +548,7 @@ export class RelayClient extends EventTarget {
       if (isConnectionLost(err) && this.#reconnect) return;
       throw err;
     }
+    this.#goLive(); // accepted while the offer was out
   }
 
   // #restartPub restarts ICE on the kept pub connection after a resume: a
@@ -495,6 +589,7 @@ export class RelayClient extends EventTarget {
     if (this.#pub) {
       this.#pub.pc.close();
       this.#pub = null;
+      this.#early = false;
       this.#emitState();
     }
   }
@@ -502,8 +597,9 @@ export class RelayClient extends EventTarget {
   #syncPublishing() {
     if (!this.#opts.autoPublish || this.#closed) return;
     if (canPublish(this.self?.role)) {
+      this.#goLive();
       this.publishMicrophone().catch(() => {}); // reported as publisherror
-    } else {
+    } else if (!this.#early || !this.#micPending) {
       this.#closePub();
     }
   }
@@ -693,6 +789,7 @@ export class RelayClient extends EventTarget {
       case "role_changed":
         if (this.self && msg.participant === this.self.id) {
           this.self.role = msg.role;
+          this.#micPending = false;
           // Hosts and guests always get tracks; back in the audience, the
           // choice made at join (the relay confirms a running mix with
           // track_published for participant "mix").
@@ -701,6 +798,17 @@ export class RelayClient extends EventTarget {
         break;
       case "track_published":
         if (msg.participant === "mix") this.listen = "mix";
+        break;
+      case "mic_invited":
+        this.#micPending = true;
+        break;
+      case "mic_rejected":
+        // This participant's request or invitation ended without a seat:
+        // the relay closed its early pub (pub_closed), close ours too.
+        if (this.self && (msg.participant === this.self.id || msg.pub_closed)) {
+          this.#micPending = false;
+          if (this.#early) this.#closePub();
+        }
         break;
       // After these the relay closes the connection on purpose: do not
       // reconnect then.
