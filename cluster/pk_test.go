@@ -152,6 +152,7 @@ type pkRooms struct {
 	cl                       *cluster
 	hostA, audA, hostB, audB *client.Client
 	logs                     map[*client.Client]*streamLog
+	sent                     map[string]*sentPayloads // by publisher id
 }
 
 func startPKRooms(t *testing.T) (*pkRooms, context.Context) {
@@ -161,12 +162,12 @@ func startPKRooms(t *testing.T) (*pkRooms, context.Context) {
 	p.audA = dial(ctx, t, cl.relays[0].URL, "pka", "AudA", protocol.RoleAudience)
 	p.hostB = dial(ctx, t, cl.relays[1].URL, "pkb", "HostB", protocol.RoleHost)
 	p.audB = dial(ctx, t, cl.relays[1].URL, "pkb", "AudB", protocol.RoleAudience)
-	sent := map[string]*sentPayloads{
+	p.sent = map[string]*sentPayloads{
 		p.hostA.ID(): publishSeed(ctx, t, p.hostA, 1),
 		p.hostB.ID(): publishSeed(ctx, t, p.hostB, 2),
 	}
 	for _, c := range []*client.Client{p.hostA, p.audA, p.hostB, p.audB} {
-		p.logs[c] = logStreams(ctx, t, c, sent)
+		p.logs[c] = logStreams(ctx, t, c, p.sent)
 	}
 	return p, ctx
 }
@@ -395,4 +396,22 @@ func TestPKAcrossNodesTimeout(t *testing.T) {
 		t.Errorf("the rooms are free again, yet pkb's invitation of pka: %v", err)
 	}
 	pkEvent(ctx, t, hostA, func(e *protocol.PKInvited) bool { return e.Room == "pkb" })
+}
+
+// A relay that serves a room as an edge (a listener of pkb on relay 0)
+// still links with the room's owner: pk_invite finds pkb's hosts on
+// relay 1, not the edge room; and the edge listener hears both rooms (the
+// remote publishers reach it over the edge link like pkb's own).
+func TestPKAcrossNodesEdgeRoom(t *testing.T) {
+	p, ctx := startPKRooms(t)
+	edgeL := dial(ctx, t, p.cl.relays[0].URL, "pkb", "EdgeB", protocol.RoleAudience)
+	if edgeL.URL() != p.cl.relays[0].URL {
+		t.Fatalf("pkb's listener through relay 0 was sent to %s; an edge serves it", edgeL.URL())
+	}
+	log := logStreams(ctx, t, edgeL, p.sent)
+	hearsMore(ctx, t, log, p.hostB.ID(), 20, "the edge listener hears pkb's host")
+	p.link(ctx, t)
+	hearsMore(ctx, t, log, p.hostA.ID(), 50, "the edge listener of pkb hears pka's host")
+	hearsMore(ctx, t, p.logs[p.hostB], p.hostA.ID(), 50, "pkb's host hears pka's host")
+	hearsMore(ctx, t, p.logs[p.hostA], p.hostB.ID(), 50, "pka's host hears pkb's host")
 }

@@ -101,7 +101,7 @@ func (p *Participant) PKInvite(room string) error {
 	if room == r.name {
 		return fmt.Errorf("%w: a room cannot link with itself; name another room", ErrBadRequest)
 	}
-	to, ok := s.Room(room)
+	to, ok := s.ownRoom(room)
 	if !ok {
 		if s.cfg.PKPeer != nil {
 			return p.pkInviteRemote(room)

@@ -38,6 +38,17 @@ type PKPeer interface {
 	PKLink(r *Room, remote string) (stop func())
 }
 
+// ownRoom is the named room if this relay serves it as its own: an edge
+// room (edgeroom.go) only shows a room another relay owns, whose hosts are
+// there.
+func (s *SFU) ownRoom(name string) (*Room, bool) {
+	r, ok := s.Room(name)
+	if !ok || r.edge.Load() != nil {
+		return nil, false
+	}
+	return r, true
+}
+
 // pkInviteRemote invites room, which is not on this relay, to link with
 // p's room (through Config.PKPeer).
 func (p *Participant) pkInviteRemote(room string) error {
@@ -83,7 +94,8 @@ func (s *SFU) pkAcceptRemoteLocked(l *pkLink) error {
 		return fmt.Errorf("%w: the invitation from room %s has ended", ErrNotFound, l.remote)
 	}
 	if err != nil {
-		l.byPeer = true // it has no such invitation (any more)
+		// It refused, or did not answer in time: it is told the
+		// invitation is over either way (a no-op if it has none).
 		s.endLinkLocked(l, PKCancelled)
 		return err
 	}
@@ -137,7 +149,7 @@ func (s *SFU) endRemoteLocked(l *pkLink, reason PKReason) {
 // remoteLink is room's link or invitation with room remote on another
 // relay. SFU.pkMu must be held.
 func (s *SFU) remoteLink(room, remote string) (*pkLink, *Room, error) {
-	r, ok := s.Room(room)
+	r, ok := s.ownRoom(room)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: there is no room %s on this relay", ErrNotFound, room)
 	}
@@ -157,7 +169,7 @@ func (s *SFU) PKRemoteInvite(to, from string, by Info) error {
 	if to == from {
 		return fmt.Errorf("%w: a room cannot link with itself; name another room", ErrBadRequest)
 	}
-	r, ok := s.Room(to)
+	r, ok := s.ownRoom(to)
 	if !ok {
 		return fmt.Errorf("%w: there is no room %s", ErrNotFound, to)
 	}
