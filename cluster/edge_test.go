@@ -411,9 +411,8 @@ func TestEdgeConcurrentJoins(t *testing.T) {
 
 // Two rooms with the same owner and the same edge: two links between the
 // same two relays, each carrying its own room's tracks only. (Links that
-// shared the edge's media port mixed rooms up in the load generator's
-// three-relay run, loadtest's TestRunSpreadOverCluster, which catches it;
-// this smaller case did not show it.)
+// shared the edge's media port mixed rooms up; this small case did not
+// show it, TestEdgeRoomsApart does.)
 func TestEdgeTwoRoomsSameRelays(t *testing.T) {
 	cl, ctx := startCluster(t, nil)
 	var ks []*exactCounter
@@ -453,5 +452,67 @@ func TestWHEPOnEdge(t *testing.T) {
 	}
 	if v := cl.relays[2].Value(t, "relay_cluster_links", "side", "edge"); v != 1 || got < 50 {
 		t.Fatalf("relay 2: %v edge links (want 1), %d packets read", v, got)
+	}
+}
+
+// Two rooms, both owned by relay 0, each with a host and a guest, and
+// listeners of both joining all three relays at once: every listener gets
+// exactly its own room's two publishers (a link that delivered another
+// room's tracks, as links sharing the edge's media port did, fails it).
+func TestEdgeRoomsApart(t *testing.T) {
+	cl, ctx := startCluster(t, nil)
+	pubs := map[string]map[string]bool{}
+	for _, room := range []string{"r0", "r1"} {
+		pubs[room] = map[string]bool{}
+		for _, role := range []string{protocol.RoleHost, protocol.RoleGuest} {
+			c := dial(ctx, t, cl.relays[0].URL, room, role, role)
+			publish(ctx, t, c)
+			pubs[room][c.Joined().Participant.ID] = true
+		}
+	}
+	type joined struct {
+		room string
+		c    *client.Client
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ls []joined
+	for i := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			room := []string{"r0", "r1"}[i%2]
+			c, err := tryDial(ctx, cl.relays[(i/2)%3].URL, room, fmt.Sprintf("L%d", i), protocol.RoleAudience)
+			if err != nil {
+				t.Errorf("listener %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			ls = append(ls, joined{room, c})
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, l := range ls {
+		t.Cleanup(func() { _ = l.c.Close() })
+	}
+	for i, l := range ls {
+		for got := 0; got < 2; got++ {
+			select {
+			case rt := <-l.c.Tracks():
+				if !pubs[l.room][rt.Track.StreamID()] {
+					t.Fatalf("listener %d of %s on %s got a track of %s, not of its room", i, l.room, l.c.URL(), rt.Track.StreamID())
+				}
+				go func() {
+					for {
+						if _, _, err := rt.Track.ReadRTP(); err != nil {
+							return
+						}
+					}
+				}()
+			case <-ctx.Done():
+				t.Fatalf("listener %d of %s on %s got %d of its room's 2 tracks", i, l.room, l.c.URL(), got)
+			}
+		}
 	}
 }
