@@ -83,6 +83,7 @@ type edgeLink struct {
 	owner    string
 	ownerURL string
 	r        *sfu.Room // the edge room; set before run
+	pk       bool      // a PK link (pk.go): r is this relay's room linked with room, owner's
 	log      interface {
 		Info(string, ...any)
 		Warn(string, ...any)
@@ -141,6 +142,10 @@ func (l *edgeLink) run() {
 		}
 	}
 	move := err != nil && !l.ended.Load()
+	if l.pk && move {
+		move = false // the linked room stays; its link ends (pk_ended link_lost)
+		n.sfu.PKLinkFailed(l.r.Name(), l.room)
+	}
 	l.close(move)
 	if move {
 		l.log.Warn("edge link lost: its listeners here join again (routed afresh)", "err", err)
@@ -200,7 +205,7 @@ func (l *edgeLink) open() error {
 	l.mu.Lock()
 	l.sub = sub
 	l.mu.Unlock()
-	rep, err := l.request(linkRequest{Op: opOpen, Link: l.id, Room: l.room, Edge: n.cfg.NodeID, Inbox: edgeSubject(n.cfg.NodeID, l.id)})
+	rep, err := l.request(linkRequest{Op: opOpen, Link: l.id, Room: l.room, Edge: n.cfg.NodeID, Inbox: edgeSubject(n.cfg.NodeID, l.id), PK: l.pk})
 	if err != nil {
 		return fmt.Errorf("open a link to %s: %w", l.owner, err)
 	}
@@ -263,8 +268,12 @@ func (l *edgeLink) close(moveListeners bool) {
 	if n.nc.IsConnected() {
 		_, _ = l.request(linkRequest{Op: opClose, Link: l.id})
 	}
+	reason := sfu.ReasonLeft
+	if l.pk {
+		reason = sfu.ReasonPKEnded
+	}
 	for _, x := range remotes {
-		x.Remove(sfu.ReasonLeft)
+		x.Remove(reason)
 	}
 	if pc != nil {
 		if err := pc.Close(); err != nil {
@@ -272,8 +281,13 @@ func (l *edgeLink) close(moveListeners bool) {
 		}
 	}
 	n.mu.Lock()
-	delete(n.edgeLinks, l)
-	n.m.links.WithLabelValues("edge").Set(float64(len(n.edgeLinks)))
+	if l.pk {
+		delete(n.pkLinks, l)
+		n.m.links.WithLabelValues("pk").Set(float64(len(n.pkLinks)))
+	} else {
+		delete(n.edgeLinks, l)
+		n.m.links.WithLabelValues("edge").Set(float64(len(n.edgeLinks)))
+	}
 	onLost := n.onLost
 	n.mu.Unlock()
 	if moveListeners {
@@ -309,7 +323,9 @@ func (l *edgeLink) handle(le linkEvent) error {
 		for _, st := range ev.Others {
 			l.addRemote(st.Info, st.Muted)
 		}
-		l.setAudience(ev.Audience)
+		if !l.pk {
+			l.setAudience(ev.Audience)
+		}
 	case evParticipantJoin:
 		var ev sfu.ParticipantJoinedEvent
 		if err := json.Unmarshal(le.Event, &ev); err != nil {
@@ -357,13 +373,17 @@ func (l *edgeLink) handle(le linkEvent) error {
 		if err := json.Unmarshal(le.Event, &ev); err != nil {
 			return err
 		}
-		l.setAudience(ev.Count)
+		if !l.pk { // a linked room keeps its own audience count
+			l.setAudience(ev.Count)
+		}
 	case evSpeakers:
 		var ev sfu.SpeakersEvent
 		if err := json.Unmarshal(le.Event, &ev); err != nil {
 			return err
 		}
-		l.r.SetSpeakers(ev.Speakers)
+		if !l.pk { // a linked room finds its speakers itself, the remote ones too
+			l.r.SetSpeakers(ev.Speakers)
+		}
 	case evDescription:
 		var ev sfu.DescriptionEvent
 		if err := json.Unmarshal(le.Event, &ev); err != nil {
@@ -425,7 +445,14 @@ func (l *edgeLink) addRemote(info sfu.Info, muted bool) {
 	if l.closed || l.remotes[info.ID] != nil {
 		return
 	}
-	x, err := l.r.AddRemote(sfu.RemoteParams{ID: info.ID, Name: info.Name, Role: info.Role, Room: info.Room, Muted: muted})
+	role, room := info.Role, info.Room
+	if l.pk {
+		if role == sfu.RoleRemote {
+			return // this room's own publishers, shown there: they stay here
+		}
+		role, room = sfu.RoleRemote, l.room
+	}
+	x, err := l.r.AddRemote(sfu.RemoteParams{ID: info.ID, Name: info.Name, Role: role, Room: room, Muted: muted})
 	if err != nil {
 		l.log.Debug("cannot show a publisher in the edge room", "participant", info.ID, "err", err)
 		return

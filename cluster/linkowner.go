@@ -118,7 +118,7 @@ func (n *Node) openOwnerLink(req linkRequest) linkReply {
 	sink := &linkSink{n: n, link: req.Link, inbox: req.Inbox}
 	p, err := s.Join(sfu.JoinParams{
 		Room: req.Room, Name: "edge " + req.Edge, Role: sfu.RoleAudience,
-		Sink: sink, Listen: sfu.ListenTracks, Hidden: true,
+		Sink: sink, Listen: sfu.ListenTracks, Hidden: true, OwnOnly: req.PK,
 	})
 	if err != nil {
 		var re *sfu.RedirectError

@@ -41,6 +41,7 @@ type linkRequest struct {
 	SDP       string                   `json:"sdp,omitempty"`       // answer
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"` // candidate
 	Listeners int                      `json:"listeners,omitempty"` // listeners: the edge's audience in the room
+	PK        bool                     `json:"pk,omitempty"`        // open: a PK link (cluster/pk.go): the room's own publishers only
 }
 
 // linkReply answers an open, answer or close; Error "" is success.

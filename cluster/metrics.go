@@ -70,15 +70,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"route"}),
 		links: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "relay_cluster_links",
-			Help: "Relay-to-relay links open, by side: edge (this node's links to rooms other nodes own, one per room with listeners here), owner (other nodes' links to rooms this node owns).",
+			Help: "Relay-to-relay links open, by side: edge (this node's links to rooms other nodes own, one per room with listeners here), owner (other nodes' links to rooms this node owns, edges' and PK links'), pk (this node's PK links: one per room here linked with a room another node owns).",
 		}, []string{"side"}),
 		linkPackets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_cluster_link_packets_in_total",
-			Help: "RTP packets this node received over its edge links (each crosses once, however many listeners here hear it).",
+			Help: "RTP packets this node received over its edge and PK links (each crosses once, however many listeners here hear it).",
 		}),
 	}
 	m.links.WithLabelValues("edge")
 	m.links.WithLabelValues("owner")
+	m.links.WithLabelValues("pk")
 	for _, op := range allOps {
 		m.latency.WithLabelValues(op)
 		for _, r := range []string{resultOK, resultError} {

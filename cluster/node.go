@@ -38,6 +38,7 @@ type Node struct {
 	sfu        *sfu.SFU               // the room layer (Attach); nil until then
 	ownerLinks map[string]*ownerLink  // edges' links to rooms this node owns, by link id
 	edgeLinks  map[*edgeLink]struct{} // this node's links to other nodes' rooms
+	pkLinks    map[*edgeLink]struct{} // this node's PK links (pk.go): other nodes' rooms linked with rooms here
 }
 
 // claim is this node's hold on a room.
@@ -80,6 +81,7 @@ func Start(cfg Config) (*Node, error) {
 
 		ownerLinks: make(map[string]*ownerLink),
 		edgeLinks:  make(map[*edgeLink]struct{}),
+		pkLinks:    make(map[*edgeLink]struct{}),
 	}
 	nc, err := n.connect()
 	if err != nil {
@@ -98,6 +100,10 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.serveLinks(); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("subscribe the link subject: %w", err)
+	}
+	if err := n.servePK(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("subscribe the PK subject: %w", err)
 	}
 	n.wg.Add(1)
 	go n.keep()

@@ -29,6 +29,7 @@ const (
 	PKReasonCancelled = "cancelled" // pk_rejected: a host sent pk_end before the answer
 	PKReasonNoHost    = "no_host"   // either: one of the rooms has no host any more
 	PKReasonEnded     = "ended"     // pk_ended: a host sent pk_end
+	PKReasonLinkLost  = "link_lost" // pk_ended: across nodes, the other room's relay died or the link between the relays failed
 )
 
 // PKInvited tells every host of a room that another room's host invites

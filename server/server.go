@@ -173,6 +173,8 @@ func New(cfg Config) (*Server, error) {
 		closers = append(closers, node)
 		sc.Router = node
 		sc.Edge = node // listeners of rooms owned elsewhere are served here, over a link (docs/cluster.md, edges)
+		// cross-room links with rooms on other relays (docs/cluster.md, PK across nodes)
+		sc.PKPeer = node
 	}
 	rooms, err := sfu.New(sc)
 	if err != nil {

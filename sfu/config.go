@@ -46,6 +46,10 @@ type Config struct {
 	// Edge serves listeners of rooms other relays own (route.go); nil:
 	// they are redirected to the owner.
 	Edge EdgeJoiner
+	// PKPeer carries cross-room links whose other room is on another
+	// relay of the cluster (pkpeer.go); nil: a link's rooms must both be
+	// on this relay.
+	PKPeer PKPeer
 	// Metrics, nil for a private set nobody scrapes (tests).
 	Metrics *Metrics
 	// Logger, nil for slog.Default().

@@ -33,6 +33,7 @@ type Participant struct {
 	listen    Listen // what p receives while in the audience; set once
 	offersSub bool   // set once: the relay offers p's sub connection (SubOffered)
 	hidden    bool   // set once: a cluster edge's link (JoinParams.Hidden)
+	ownOnly   bool   // set once: hears no remote publishers (JoinParams.OwnOnly)
 
 	// Guarded by room.mu.
 	role   Role

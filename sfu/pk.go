@@ -19,9 +19,11 @@ import (
 // ends a link (its last host left, it emptied) happens under its lock,
 // where pkMu may not be taken: it hands the end to a goroutine.
 //
-// Single node: both rooms are on this relay. Across a cluster the same
-// mirroring would be fed by a relay-to-relay link and the control carried
-// between nodes; that part is not built yet.
+// Both rooms on this relay: the link mirrors each room's publishers into
+// the other (pkmirror.go). A room on another relay of the cluster: the
+// link has one local room, the other is a name (pkLink.remote), and
+// Config.PKPeer carries the control to that relay and shows its
+// publishers here (pkpeer.go).
 
 // PKReason says why an invitation ended without a link, or why a link
 // ended.
@@ -34,6 +36,7 @@ const (
 	PKCancelled PKReason = "cancelled" // a host ended the invitation before an answer (pk_end)
 	PKNoHost    PKReason = "no_host"   // one of the rooms has no host any more
 	PKEndedBy   PKReason = "ended"     // a host ended the link (pk_end)
+	PKLinkLost  PKReason = "link_lost" // across nodes: the other relay died, or the link between the relays failed
 )
 
 // pkState is where a link stands.
@@ -48,21 +51,43 @@ const (
 // pkLink is a link between two rooms, from its invitation to its end.
 // Both rooms point to it (Room.link) while it is not done.
 type pkLink struct {
-	from, to *Room // from invited to
-	by       Info  // the inviting host
+	from, to *Room  // from invited to; across nodes, the remote one is nil
+	remote   string // across nodes: the other room's name (on another relay), "" on one node
+	by       Info   // the inviting host
 
 	// Guarded by SFU.pkMu.
 	state  pkState
 	timer  *time.Timer // the invitation's expiry
-	mirror *pkMirror   // while linked
+	mirror *pkMirror   // while linked, on one node
+	stop   func()      // while linked, across nodes: closes the relay-to-relay link (PKPeer.PKLink)
+	byPeer bool        // across nodes: the other relay ended it (it need not be told)
 }
 
-// other is the room of l that is not r.
+// other is the room of l that is not r (nil across nodes).
 func (l *pkLink) other(r *Room) *Room {
 	if r == l.from {
 		return l.to
 	}
 	return l.from
+}
+
+// otherName is the name of the room of l that is not r.
+func (l *pkLink) otherName(r *Room) string {
+	if l.remote != "" {
+		return l.remote
+	}
+	return l.other(r).name
+}
+
+// rooms are l's rooms on this relay: two, or one across nodes.
+func (l *pkLink) rooms() []*Room {
+	switch {
+	case l.from == nil:
+		return []*Room{l.to}
+	case l.to == nil:
+		return []*Room{l.from}
+	}
+	return []*Room{l.from, l.to}
 }
 
 // PKInvite: a host invites room to link with its own; every host of that
@@ -76,8 +101,11 @@ func (p *Participant) PKInvite(room string) error {
 	if room == r.name {
 		return fmt.Errorf("%w: a room cannot link with itself; name another room", ErrBadRequest)
 	}
-	to, ok := s.Room(room)
+	to, ok := s.ownRoom(room)
 	if !ok {
+		if s.cfg.PKPeer != nil {
+			return p.pkInviteRemote(room)
+		}
 		return fmt.Errorf("%w: there is no room %s on this relay", ErrNotFound, room)
 	}
 	s.pkMu.Lock()
@@ -148,6 +176,9 @@ func (p *Participant) pkAnswer(room string, accept bool) error {
 		s.endLinkLocked(l, PKRejected)
 		return nil
 	}
+	if l.remote != "" {
+		return s.pkAcceptRemoteLocked(l)
+	}
 	l.timer.Stop()
 	// A link that just ended may still be taking its remote publishers
 	// out of these rooms (same ids as the new link's): let it finish.
@@ -183,7 +214,7 @@ func (p *Participant) PKEnd(room string) error {
 	r.mu.Lock()
 	l := r.link
 	r.mu.Unlock()
-	if l == nil || l.other(r).name != room {
+	if l == nil || l.otherName(r) != room {
 		return fmt.Errorf("%w: room %s is not linked with %s, nor invited", ErrNotFound, r.name, room)
 	}
 	if l.state == pkInvited {
@@ -217,7 +248,7 @@ func (p *Participant) pkInvitation(room string) (*pkLink, error) {
 	r.mu.Lock()
 	l := r.link
 	r.mu.Unlock()
-	if l == nil || l.state != pkInvited || l.to != r || l.from.name != room {
+	if l == nil || l.state != pkInvited || l.to != r || l.otherName(r) != room {
 		return nil, fmt.Errorf("%w: room %s has no invitation from room %s", ErrNotFound, r.name, room)
 	}
 	return l, nil
@@ -245,16 +276,16 @@ func (s *SFU) endLinkLocked(l *pkLink, reason PKReason) {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	for _, r := range []*Room{l.from, l.to} {
+	for _, r := range l.rooms() {
 		r.mu.Lock()
 		if r.link == l {
 			r.link, r.mirror = nil, nil
 		}
 		if was == pkLinked {
-			r.silenceRemotesLocked(l.other(r).name)
+			r.silenceRemotesLocked(l.otherName(r))
 		}
 		if !r.gone {
-			other := l.other(r).name
+			other := l.otherName(r)
 			if was == pkInvited {
 				r.sendHostsLocked(PKRejectedEvent{Room: other, Reason: reason})
 			} else {
@@ -266,6 +297,9 @@ func (s *SFU) endLinkLocked(l *pkLink, reason PKReason) {
 	if l.mirror != nil {
 		l.mirror.stop()
 		l.from.pkPrev, l.to.pkPrev = l.mirror, l.mirror
+	}
+	if l.remote != "" {
+		s.endRemoteLocked(l, reason)
 	}
 }
 
@@ -306,11 +340,11 @@ func (r *Room) startMirrorLocked(l *pkLink) {
 // pkHostLeftLocked ends r's link or invitation, from a goroutine of its
 // own, when r has no host any more (its last host left, or it emptied).
 // Nothing more of r is mirrored from now on: its publishers leave the
-// other room with the link (reason pk_ended).
-func (r *Room) pkHostLeftLocked() {
+// other room with the link (reason pk_ended). true if it ends the link.
+func (r *Room) pkHostLeftLocked() bool {
 	l := r.link
 	if l == nil || r.hasHostLocked() && !r.gone {
-		return
+		return false
 	}
 	r.mirror = nil
 	s := r.sfu
@@ -319,4 +353,5 @@ func (r *Room) pkHostLeftLocked() {
 		defer s.pkMu.Unlock()
 		s.endLinkLocked(l, PKNoHost)
 	})
+	return true
 }

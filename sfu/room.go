@@ -160,13 +160,15 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 		p.micTimer.Stop()
 	}
 	r.endTracksLocked(p, tell)
-	r.pkHostLeftLocked() // the last host out ends the room's link (and its mirror: p leaves the other room with it)
+	ending := r.pkHostLeftLocked() // the last host out ends the room's link (and its mirror: p leaves the other room with it)
 	if p.role.publishes() {
 		r.mirrorLocked(mirrorOp{kind: opLeave, id: p.id, reason: reason})
 	}
 	r.updateMixLocked() // p may have been its last listener
 	for _, q := range r.participants {
-		if tell && visible(p, q) {
+		// Across nodes, the link's end takes p out of the other room
+		// (reason pk_ended, as on one node), not the link's participant.
+		if tell && visible(p, q) && !(ending && q.ownOnly) {
 			q.sink.Send(ParticipantLeftEvent{ID: p.id, Reason: reason})
 		}
 	}
@@ -311,6 +313,9 @@ func (r *Room) tracksInOrderFor(p *Participant) ([]wantTrack, bool) {
 		}
 	}
 	for _, x := range r.remotes {
+		if p.ownOnly {
+			break
+		}
 		for _, rt := range x.tracks {
 			want = append(want, wantTrack{up: rt.up, gate: rt.gate})
 		}

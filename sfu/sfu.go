@@ -75,6 +75,11 @@ type JoinParams struct {
 	// listeners. It is in no joined list and no participant event, and
 	// not in the audience count (SetListeners adds its edge's).
 	Hidden bool
+	// OwnOnly (with Hidden): the participant hears the room's own
+	// publishers only, not the remote publishers shown in it: the owner's
+	// end of a cross-node PK link, which must not send a linked room's
+	// tracks back to where they came from.
+	OwnOnly bool
 }
 
 // Join adds a participant to a room (creating the room if needed). The
@@ -109,6 +114,7 @@ func (s *SFU) joinHere(jp JoinParams, edge *EdgeHooks) (p *Participant, created 
 	p = &Participant{
 		id:          newID("p_"),
 		hidden:      jp.Hidden,
+		ownOnly:     jp.Hidden && jp.OwnOnly,
 		name:        jp.Name,
 		role:        jp.Role,
 		listen:      listen,

@@ -150,6 +150,7 @@ func TestEnumsMatchProtocol(t *testing.T) {
 		{string(sfu.PKCancelled), protocol.PKReasonCancelled},
 		{string(sfu.PKNoHost), protocol.PKReasonNoHost},
 		{string(sfu.PKEndedBy), protocol.PKReasonEnded},
+		{string(sfu.PKLinkLost), protocol.PKReasonLinkLost},
 		{string(sfu.Sub), protocol.PCSub},
 		{string(sfu.Pub), protocol.PCPub},
 		{string(sfu.MicRejected), protocol.MicReasonRejected},
