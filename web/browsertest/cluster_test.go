@@ -116,8 +116,10 @@ func TestClusterMicFromEdge(t *testing.T) {
 	host.click(approve)
 	aud.waitFor("the listener on the mic", `window.relayPage.client.self.role === "guest"`, 20*time.Second)
 	host.waitFor("the host hears the new guest", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 100)`, 20*time.Second)
-	if v := a.Value(t, "relay_early_pubs_total", "outcome", "accepted"); v != 1 {
-		t.Errorf("relay a accepted %v early pubs, want 1 (the page asked again at the owner)", v)
+	// (Whether the page's pub was negotiated early depends on how fast the
+	// host approves: not checked here; TestCoStreaming checks the early pub.)
+	if v := b.Value(t, "relay_cluster_routes_total", "route", "edge"); v != 1 {
+		t.Errorf("relay b routed %v listeners as edge, want 1", v)
 	}
 	for _, e := range aud.events() {
 		if e.Type != "rejoined" {
