@@ -3,8 +3,10 @@
 # a NATS server with JetStream (internal/cmd/natsdev: the real nats-server,
 # embedded, so nothing to install) and three relays on it, each with its
 # page: http://localhost:8081, :8082, :8083. Join a room as host on one
-# and as audience on another: the second is redirected to the room's relay
-# without noticing. Ctrl-C stops everything.
+# and as audience on another: the listener is served by its own relay over
+# one link to the room's relay (an edge), and a host or guest who opens
+# another relay is redirected to the room's without noticing. Ctrl-C stops
+# everything.
 #
 # Settings (environment): CLUSTER_NATS (127.0.0.1:4222), CLUSTER_HTTP_BASE
 # (8080: relays on BASE+1..BASE+3), CLUSTER_UDP_BASE (50000), CLUSTER_BIN
