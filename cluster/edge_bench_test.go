@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -174,69 +173,19 @@ func BenchmarkEdgeDeath(b *testing.B) {
 // packet (10 ms of audio), so a run of N ops lasts N × 10 ms.
 func BenchmarkEdgeHop(b *testing.B) {
 	owner, edge, ctx := benchEdge(b)
-	type arrival struct {
-		mu  sync.Mutex
-		at  map[string]time.Time
-		dup map[string]bool // payloads seen twice (silence frames can repeat): not matched
-	}
-	listen := func(url string, a *arrival) *client.Client {
+	listen := func(url string) (*client.Client, *arrivals) {
 		c, err := client.Dial(ctx, client.Config{URL: url, Room: "live", Name: "L", Role: protocol.RoleAudience, Loopback: true, Logger: relaytest.Logger()})
 		if err != nil {
 			b.Fatal(err)
 		}
-		go func() {
-			rt := <-c.Tracks()
-			if rt == nil {
-				return
-			}
-			for {
-				pkt, _, err := rt.Track.ReadRTP()
-				if err != nil {
-					return
-				}
-				now := time.Now()
-				a.mu.Lock()
-				if a.at != nil {
-					k := string(pkt.Payload)
-					if _, seen := a.at[k]; seen {
-						a.dup[k] = true
-					}
-					a.at[k] = now
-				}
-				a.mu.Unlock()
-			}
-		}()
-		return c
+		return c, record(c)
 	}
-	var direct, viaEdge arrival
-	cd, ce := listen(owner.URL, &direct), listen(edge.URL, &viaEdge)
+	cd, direct := listen(owner.URL)
+	ce, viaEdge := listen(edge.URL)
 	defer func() { _ = cd.Close(); _ = ce.Close() }()
 	firstPacket(ctx, b, edge.URL) // the link carries
 	time.Sleep(200 * time.Millisecond)
-	direct.mu.Lock()
-	direct.at, direct.dup = make(map[string]time.Time, b.N), make(map[string]bool)
-	direct.mu.Unlock()
-	viaEdge.mu.Lock()
-	viaEdge.at, viaEdge.dup = make(map[string]time.Time, b.N), make(map[string]bool)
-	viaEdge.mu.Unlock()
-	b.ResetTimer()
-	time.Sleep(time.Duration(b.N) * 10 * time.Millisecond)
-	b.StopTimer()
-	time.Sleep(100 * time.Millisecond) // the last packets reach the edge listener
-	direct.mu.Lock()
-	viaEdge.mu.Lock()
-	var lat []time.Duration
-	for k, t0 := range direct.at {
-		if t1, ok := viaEdge.at[k]; ok && !direct.dup[k] && !viaEdge.dup[k] {
-			lat = append(lat, t1.Sub(t0))
-		}
-	}
-	viaEdge.mu.Unlock()
-	direct.mu.Unlock()
-	if len(lat) < b.N/2 {
-		b.Fatalf("only %d of ~%d packets reached both listeners", len(lat), b.N)
-	}
-	percentiles(b, lat)
+	hop(b, direct, viaEdge, "both listeners")
 }
 
 // percentiles reports the median and 99th percentile of lat.

@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,49 +47,10 @@ func benchPKLink(ctx context.Context, b *testing.B, urlA, urlB string, hostA *cl
 		b.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	type arrival struct {
-		mu    sync.Mutex
-		at    map[string]time.Time
-		dup   map[string]bool
-		first chan time.Time // the first packet's time; buffered 1
-	}
-	listen := func(c *client.Client, ar *arrival) {
-		go func() {
-			rt := <-c.Tracks()
-			if rt == nil {
-				return
-			}
-			for {
-				pkt, _, err := rt.Track.ReadRTP()
-				if err != nil {
-					return
-				}
-				now := time.Now()
-				if len(pkt.Payload) == 0 {
-					continue
-				}
-				select {
-				case ar.first <- now:
-				default:
-				}
-				k := string(pkt.Payload)
-				ar.mu.Lock()
-				if ar.at != nil {
-					if _, seen := ar.at[k]; seen {
-						ar.dup[k] = true
-					}
-					ar.at[k] = now
-				}
-				ar.mu.Unlock()
-			}
-		}()
-	}
-	direct := &arrival{first: make(chan time.Time, 1)}
-	remote := &arrival{first: make(chan time.Time, 1)}
 	listener := dial(urlA, "live", "L", protocol.RoleAudience)
-	listen(listener, direct)
+	direct := record(listener)
 	hostB := dial(urlB, roomB, "HostB", protocol.RoleHost)
-	listen(hostB, remote)
+	remote := record(hostB)
 	<-direct.first
 
 	if err := hostA.PKInvite(ctx, roomB); err != nil {
@@ -113,29 +73,7 @@ func benchPKLink(ctx context.Context, b *testing.B, urlA, urlB string, hostA *cl
 		b.Fatal("pkb's host never heard live's host")
 	}
 	time.Sleep(200 * time.Millisecond)
-	for _, ar := range []*arrival{direct, remote} {
-		ar.mu.Lock()
-		ar.at, ar.dup = make(map[string]time.Time, b.N), make(map[string]bool)
-		ar.mu.Unlock()
-	}
-	b.ResetTimer()
-	time.Sleep(time.Duration(b.N) * 10 * time.Millisecond)
-	b.StopTimer()
-	time.Sleep(100 * time.Millisecond)
-	direct.mu.Lock()
-	remote.mu.Lock()
-	var lat []time.Duration
-	for k, t0 := range direct.at {
-		if t1, ok := remote.at[k]; ok && !direct.dup[k] && !remote.dup[k] {
-			lat = append(lat, t1.Sub(t0))
-		}
-	}
-	remote.mu.Unlock()
-	direct.mu.Unlock()
-	if len(lat) < b.N/2 {
-		b.Fatalf("only %d of ~%d packets reached both hosts", len(lat), b.N)
-	}
-	percentiles(b, lat)
+	hop(b, direct, remote, "both hosts")
 	b.ReportMetric(float64(setup.Microseconds())/1000, "setup-ms")
 	if err := hostA.PKEnd(ctx, roomB); err != nil {
 		b.Fatal(err)

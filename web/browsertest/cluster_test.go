@@ -24,16 +24,7 @@ func TestClusterRedirect(t *testing.T) {
 	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	nats := natstest.Start(t)
-	var relays []*relaytest.Relay
-	for _, id := range []string{"a", "b"} {
-		r := relaytest.Start(t, relaytest.Options{NATS: nats.URL(), NodeID: id, ClusterTTL: time.Second, ClusterOpTimeout: 500 * time.Millisecond})
-		natstest.Eventually(ctx, t, "relay "+id+" to reach the directory", func() bool {
-			return r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") >= 1
-		})
-		relays = append(relays, r)
-	}
-	a, b := relays[0], relays[1]
+	a, b := twoRelays(ctx, t, relaytest.Options{ClusterTTL: time.Second, ClusterOpTimeout: 500 * time.Millisecond})
 	browser, _ := startBrowser(t, ctx)
 	host := newPage(t, browser, "host")
 	aud := newPage(t, browser, "audience")
@@ -89,16 +80,7 @@ func TestClusterMicFromEdge(t *testing.T) {
 	chromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
-	nats := natstest.Start(t)
-	var relays []*relaytest.Relay
-	for _, id := range []string{"a", "b"} {
-		r := relaytest.Start(t, relaytest.Options{NATS: nats.URL(), NodeID: id})
-		natstest.Eventually(ctx, t, "relay "+id+" to reach the directory", func() bool {
-			return r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") >= 1
-		})
-		relays = append(relays, r)
-	}
-	a, b := relays[0], relays[1]
+	a, b := twoRelays(ctx, t, relaytest.Options{})
 	browser, _ := startBrowser(t, ctx)
 	host := newPage(t, browser, "host")
 	aud := newPage(t, browser, "audience")
@@ -131,4 +113,22 @@ func TestClusterMicFromEdge(t *testing.T) {
 			t.Errorf("%s page shows errors %q: the move should be invisible", p.name, errs)
 		}
 	}
+}
+
+// twoRelays starts an embedded NATS server and relays a and b on it (opts
+// with their NATS URL and node ids), each once it has reached the
+// directory.
+func twoRelays(ctx context.Context, t *testing.T, opts relaytest.Options) (a, b *relaytest.Relay) {
+	nats := natstest.Start(t)
+	var relays []*relaytest.Relay
+	for _, id := range []string{"a", "b"} {
+		o := opts
+		o.NATS, o.NodeID = nats.URL(), id
+		r := relaytest.Start(t, o)
+		natstest.Eventually(ctx, t, "relay "+id+" to reach the directory", func() bool {
+			return r.Value(t, "relay_cluster_directory_ops_total", "op", "heartbeat", "result", "ok") >= 1
+		})
+		relays = append(relays, r)
+	}
+	return relays[0], relays[1]
 }
