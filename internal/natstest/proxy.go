@@ -38,6 +38,10 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 // URL is nats://127.0.0.1:port of the proxy.
 func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
 
+// Addr is the proxy's 127.0.0.1:port, for proxying other TCP protocols
+// (a relay's WebSocket: web/browsertest).
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
 func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
