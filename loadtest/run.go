@@ -68,9 +68,13 @@ func (r *runner) run(ctx context.Context) (*report.Report, error) {
 	if n := r.countPublishers(); n == 0 {
 		return nil, fmt.Errorf("%w: no publisher could join; see the failures above", ErrRefused)
 	}
+	r.audRamp.Start, _ = r.snap(ctx)
+	joinedBefore := r.succeeded()
 	if err := r.ramp(ctx, audience, r.sc.JoinBurst); err != nil {
 		return nil, fmt.Errorf("joining audience: %w", err)
 	}
+	r.audRamp.End, _ = r.snap(ctx)
+	r.audRamp.Joined = r.succeeded() - joinedBefore
 	if r.sc.PK {
 		r.linkRooms(ctx)
 	}
@@ -215,6 +219,13 @@ func (r *runner) countPublishers() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.logs)
+}
+
+// succeeded is the number of joins that have succeeded so far.
+func (r *runner) succeeded() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.joins.succeeded
 }
 
 // snap reads every counter a report is computed from. The error is the

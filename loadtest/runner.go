@@ -44,6 +44,7 @@ type runner struct {
 	cluster    *clusterRun // nil for one relay
 	startNs    int64
 	startedAt  time.Time
+	audRamp    report.Ramp // around the audience's joins; set by run only
 
 	win           *window      // the measurement window; read by every reader per packet
 	live          liveCounters // packets read and late frames, for the progress line and the series

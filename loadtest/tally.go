@@ -15,13 +15,14 @@ func (r *runner) finish(before, start, end report.Snapshot) *report.Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := &report.Measurements{
-		StartedAt:  r.startedAt,
-		FinishedAt: time.Now(),
-		Machine:    machine(),
-		Target:     report.Target{URL: r.cfg.URL, MetricsURL: r.metricsURL, PID: r.cfg.RelayPID},
-		Before:     before,
-		Start:      start,
-		End:        end,
+		StartedAt:    r.startedAt,
+		FinishedAt:   time.Now(),
+		Machine:      machine(),
+		Target:       report.Target{URL: r.cfg.URL, MetricsURL: r.metricsURL, PID: r.cfg.RelayPID},
+		Before:       before,
+		AudienceRamp: r.audRamp,
+		Start:        start,
+		End:          end,
 		Joins: report.Joins{
 			Planned:   r.sc.Participants(),
 			Attempted: r.joins.attempted,

@@ -23,6 +23,9 @@ type Measurements struct {
 	// Before is taken before the ramp (the baseline of the relay's join
 	// latency histogram); Start and End open and close the window.
 	Before, Start, End Snapshot
+	// AudienceRamp is taken around the audience's joins (after the
+	// publishers'), for the relay's CPU per join.
+	AudienceRamp Ramp
 
 	// Joins holds the counts and failures; Build fills its distributions
 	// from JoinedMs and ConnectedMs (one value per join) and FirstPacketMs
@@ -112,6 +115,7 @@ func Build(m *Measurements) *Report {
 	rep.Charts.JoinCDF = CDFOf(m.FirstPacketMs, cdfPoints)
 	rep.Charts.OneWayCDF = m.OneWay.CDF(cdfPoints)
 	rep.Relay = relayFigures(m.Before, start, end, window)
+	rep.Relay.CPUMsPerJoin = cpuPerJoin(m.AudienceRamp, rep.Relay.CPUMicrosPerPacket)
 	for _, s := range m.Series {
 		rep.Relay.RSSMaxBytes = max(rep.Relay.RSSMaxBytes, s.RelayRSSBytes)
 	}
@@ -237,6 +241,25 @@ func relayFigures(before, start, end Snapshot, window float64) Relay {
 		rr.WakeupsPerPacket = round3(float64(end.Relay.Wakeups-start.Relay.Wakeups) / rr.PacketsOut)
 	}
 	return rr
+}
+
+// Ramp is what the run saw around the audience's joins.
+type Ramp struct {
+	Start, End Snapshot
+	Joined     int // joins that succeeded between Start and End
+}
+
+// cpuPerJoin is the relay's CPU over the ramp less what its forwarding
+// cost there (the ramp's packets out at the window's cost per packet), in
+// ms per join; 0 when a figure is missing. The subtraction matters: in a
+// burst of 100 listeners the room forwards while they connect.
+func cpuPerJoin(r Ramp, usPerPacket float64) float64 {
+	cpu, _, ok := relayCPU(r.Start, r.End)
+	if !ok || r.Joined <= 0 {
+		return 0
+	}
+	out, _ := metricDelta(r.Start.Metrics, r.End.Metrics, "relay_packets_out_total")
+	return round3(max(cpu-out*usPerPacket/1e6, 0) * 1000 / float64(r.Joined))
 }
 
 func pct(part, whole float64) float64 {

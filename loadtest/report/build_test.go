@@ -131,3 +131,33 @@ func TestBuildMix(t *testing.T) {
 		t.Errorf("a run without mix listeners prints mix lines:\n%s", sum.String())
 	}
 }
+
+// The relay's CPU per join: the ramp's CPU less its forwarding at the
+// window's cost per packet, per join.
+func TestCPUPerJoin(t *testing.T) {
+	// The ramp: 0.3 s of relay CPU, 2,000 packets out.
+	r := Ramp{Start: snapAt(1, 1, true), End: snapAt(2, 2, true), Joined: 10}
+	if got := cpuPerJoin(r, 100); got != 10 { // (0.3 - 2000 × 100 µs) / 10 = 10 ms
+		t.Errorf("cpuPerJoin = %v ms, want 10", got)
+	}
+	if got := cpuPerJoin(r, 0); got != 30 {
+		t.Errorf("without a cost per packet: %v ms, want 30", got)
+	}
+	if got := cpuPerJoin(r, 1000); got != 0 {
+		t.Errorf("forwarding estimated above the CPU: %v ms, want 0 (not negative)", got)
+	}
+	r.Joined = 0
+	if got := cpuPerJoin(r, 100); got != 0 {
+		t.Errorf("no joins: %v, want 0", got)
+	}
+	end := snapAt(2, 2, true)
+	end.Relay.CPU = 1300 * time.Millisecond // 1 s of CPU over the ramp
+	m := &Measurements{Scenario: json.RawMessage(`{"name":"t"}`),
+		Before: snapAt(0, 1, true), Start: snapAt(10, 2, true), End: snapAt(20, 4, true),
+		AudienceRamp: Ramp{Start: snapAt(1, 1, true), End: end, Joined: 10}}
+	// The window: 0.6 s of CPU for 4,000 packets, 150 µs each; the ramp's
+	// 2,000 packets cost 0.3 s of its 1 s.
+	if rl := Build(m).Relay; rl.CPUMsPerJoin != 70 || rl.CPUMicrosPerPacket != 150 {
+		t.Errorf("Build: %v ms per join at %v µs per packet, want 70 at 150", rl.CPUMsPerJoin, rl.CPUMicrosPerPacket)
+	}
+}

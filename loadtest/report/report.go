@@ -194,6 +194,10 @@ type Relay struct {
 	// WakeupsPerPacket is the relay's threads' voluntary context switches
 	// in the window per packet out (with -relay-pid); 0 if unknown.
 	WakeupsPerPacket float64 `json:"wakeups_per_packet_out"`
+	// CPUMsPerJoin is the relay's CPU per audience join over the audience's
+	// ramp (dial to sub connected), less the forwarding it did meanwhile
+	// at the window's cost per packet; 0 if unknown.
+	CPUMsPerJoin float64 `json:"cpu_ms_per_join"`
 }
 
 // Loadgen is the load generator's own cost during the window.

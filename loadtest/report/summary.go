@@ -59,6 +59,9 @@ func (rep *Report) WriteSummary(w io.Writer) error {
 	} else {
 		row("relay cpu", "unknown (no /metrics and no -relay-pid)")
 	}
+	if rl.CPUMsPerJoin > 0 {
+		row("relay cpu per join", "%.2f ms per audience join (the audience's joins, less forwarding)", rl.CPUMsPerJoin)
+	}
 	if rl.MetricsOK {
 		row("relay gc", "%.0f pauses, p99 <= %.3f ms, max <= %.3f ms, %.2f%% of CPU; GOGC %.0f",
 			rl.GCPauses, rl.GCPauseP99Ms, rl.GCPauseMaxMs, rl.GCCPUPct, rl.GOGC)
