@@ -146,7 +146,12 @@ type RoleChangedEvent struct {
 type MicRequestedEvent struct{ Participant string }
 
 // MicInvitedEvent tells an audience member that a host invites it.
-type MicInvitedEvent struct{ By string }
+type MicInvitedEvent struct {
+	By string
+	// Ticket, for a proxy participant only (proxy.go): names the
+	// invitation for its edge, which hands it to its listener.
+	Ticket string
+}
 
 // MicReason says why a request or invitation ended without a seat.
 type MicReason string
