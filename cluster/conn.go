@@ -32,6 +32,7 @@ func (n *Node) connect() (*nats.Conn, error) {
 			n.m.connected.Set(1)
 			n.m.reconnects.Inc()
 			n.wake(true)
+			n.resyncEdges() // owners rebuild their proxies of this relay's listeners
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Debug("NATS reconnection attempt failed", "err", err)
