@@ -153,8 +153,8 @@ func TestProxyInvite(t *testing.T) {
 	if err := host.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicInvite}, Participant: e.ID()}); err != nil {
 		t.Fatal(err)
 	}
-	if inv := relaytest.WaitEvent[*protocol.MicInvited](ctx, t, e, nil); inv.By != host.ID() {
-		t.Errorf("mic_invited by %s, want the host %s", inv.By, host.ID())
+	if inv := relaytest.WaitEvent[*protocol.MicInvited](ctx, t, e, nil); inv.By != host.ID() || !inv.Elsewhere {
+		t.Errorf("mic_invited %+v, want by the host %s and elsewhere", inv, host.ID())
 	}
 	if err := e.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicAccept}}); err != nil {
 		t.Fatal(err)

@@ -210,7 +210,7 @@ func (r *Room) LocalInvited(id, by, ticket string) error {
 	}
 	r.setMicLocked(q, micInvited)
 	q.ticket = ticket
-	q.sink.Send(MicInvitedEvent{By: by})
+	q.sink.Send(MicInvitedEvent{By: by, Elsewhere: true})
 	return nil
 }
 

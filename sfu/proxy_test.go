@@ -276,8 +276,8 @@ func TestProxyOnEdge(t *testing.T) {
 	if err := r.LocalInvited(a.ID(), "h_1", "ticket-a"); err != nil {
 		t.Fatal(err)
 	}
-	if e := nextEvent[MicInvitedEvent](ctx, t, as, nil); e.By != "h_1" || e.Ticket != "" {
-		t.Errorf("the listener's invitation: %+v, want by h_1 and no ticket shown", e)
+	if e := nextEvent[MicInvitedEvent](ctx, t, as, nil); e.By != "h_1" || e.Ticket != "" || !e.Elsewhere {
+		t.Errorf("the listener's invitation: %+v, want by h_1, from elsewhere, and no ticket shown", e)
 	}
 	if err := r.LocalInvited(a.ID(), "h_1", "again"); !errors.Is(err, ErrConflict) {
 		t.Errorf("a second invitation: %v, want conflict", err)
