@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lianmai/relay/client"
+	"github.com/lianmai/relay/internal/natstest"
 	"github.com/lianmai/relay/internal/relaytest"
 	"github.com/lianmai/relay/protocol"
 	"github.com/nats-io/nats.go"
@@ -248,7 +249,8 @@ func TestProxyEdgeDies(t *testing.T) {
 // The owner shows it under an id of its own: the host sees a new
 // participant, never two with one id, and its leave is matched by the
 // edge's id; the edge's real listener is still shown, and its kick
-// reaches it.
+// reaches it. Reports without a listener or of an unknown link change
+// nothing.
 func TestProxyIDCollision(t *testing.T) {
 	cl, ctx, host, _ := liveRoom(t)
 	nc, err := nats.Connect(cl.nats.URL())
@@ -283,8 +285,23 @@ func TestProxyIDCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Bad reports change nothing: no listener, an unknown link.
+	for _, bad := range []map[string]any{
+		{"op": "listener_joined", "link": link},
+		{"op": "listener_joined", "link": "0000000000000000", "listener": map[string]string{"id": "p_x", "name": "Ghost"}},
+	} {
+		b, _ := json.Marshal(bad)
+		if err := nc.Publish("relay.link.a", b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	put("listener_joined")
-	twin := relaytest.WaitEvent(ctx, t, host, func(ev *protocol.ParticipantJoined) bool { return ev.Participant.Name == "Twin" })
+	twin := relaytest.WaitEvent(ctx, t, host, func(ev *protocol.ParticipantJoined) bool {
+		if ev.Participant.Name != "Twin" {
+			t.Errorf("a bad report showed %+v", ev.Participant)
+		}
+		return ev.Participant.Name == "Twin"
+	})
 	if twin.Participant.ID == host.ID() || twin.Participant.ID == "" {
 		t.Fatalf("the listener with the host's id was shown as %q; want an id of its own", twin.Participant.ID)
 	}
@@ -308,4 +325,70 @@ func TestProxyIDCollision(t *testing.T) {
 	}
 	leftSeen(ctx, t, host, e.ID(), "kicked")
 	relaytest.WaitEvent[*protocol.Kicked](ctx, t, e, nil)
+}
+
+// NATS goes away and comes back: the edge's listeners that changed
+// meanwhile (one left, one joined through the open link) are what the
+// owner's hosts see afterwards.
+func TestProxyNATSOutage(t *testing.T) {
+	cl, ctx, host, _ := liveRoom(t)
+	before := dial(ctx, t, cl.relays[1].URL, "live", "Before", protocol.RoleAudience)
+	joinedSeen(ctx, t, host, before, "Before")
+
+	cl.nats.Shutdown()
+	for _, r := range cl.relays {
+		eventually(ctx, t, "every relay to see NATS gone", func() bool { return r.Value(t, "relay_cluster_nats_connected") == 0 })
+	}
+	during := dial(ctx, t, cl.relays[1].URL, "live", "During", protocol.RoleAudience)
+	if err := before.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.nats.Restart()
+	for _, r := range cl.relays {
+		eventually(ctx, t, "every relay to reconnect", func() bool { return r.Value(t, "relay_cluster_nats_reconnects_total") >= 1 })
+	}
+	eventually(ctx, t, "a host joining to see the edge's listeners as they are now", func() bool {
+		late, err := tryDial(ctx, cl.relays[0].URL, "live", "Late host", protocol.RoleHost)
+		if err != nil {
+			return false
+		}
+		defer func() { _ = late.Close() }()
+		ids := map[string]bool{}
+		for _, p := range late.Joined().Participants {
+			ids[p.ID] = true
+		}
+		return ids[during.ID()] && !ids[before.ID()] && late.Joined().Audience == 1
+	})
+}
+
+// An edge cut from NATS alone: its link's media goes on (the listener
+// keeps hearing), but it does not answer the owner's ping, so the hosts
+// see its listener leave (reason timeout); once it is back, it sends its
+// list again and the hosts see the listener join again.
+func TestProxyEdgeCutFromNATS(t *testing.T) {
+	var px *natstest.Proxy
+	cl, ctx := startCluster(t, func(i int, srv *natstest.Server) string {
+		if i == 1 {
+			px = natstest.NewProxy(t, srv.Addr())
+			return px.URL()
+		}
+		return srv.URL()
+	})
+	host := dial(ctx, t, cl.relays[0].URL, "live", "Host", protocol.RoleHost)
+	sent := publishKept(ctx, t, host)
+	e := dial(ctx, t, cl.relays[1].URL, "live", "Cut off", protocol.RoleAudience)
+	if e.URL() != cl.relays[1].URL {
+		t.Fatalf("the listener joined %s; relay 1 serves it as an edge", e.URL())
+	}
+	k := hearExact(ctx, t, e, sent)
+	joinedSeen(ctx, t, host, e, "Cut off")
+
+	px.Cut()
+	leftSeen(ctx, t, host, e.ID(), "timeout")
+	k.hears(ctx, t, "the cut-off edge's listener to go on hearing", k.ok.Load()+20)
+	px.Heal()
+	joinedSeen(ctx, t, host, e, "Cut off")
+	if bad := k.bad.Load(); bad != 0 {
+		t.Errorf("%d packets with payloads the host never sent", bad)
+	}
 }
