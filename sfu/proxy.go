@@ -83,7 +83,6 @@ func (p *Participant) AddProxy(pp ProxyParams) (*Participant, error) {
 	q.log = p.sfu.log.With("room", r.name, "participant", q.id, "proxy", pp.ID)
 	q.subGate = &candidateGate{pc: Sub, sink: q.sink, log: q.log}
 	q.pubGate = &candidateGate{pc: Pub, sink: q.sink, log: q.log}
-	q.down = nil
 	r.participants = append(r.participants, q)
 	r.audience++
 	r.proxies++

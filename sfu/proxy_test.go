@@ -326,3 +326,32 @@ func TestProxyOnEdge(t *testing.T) {
 	a.Leave()
 	change(ListenerLeft, a.ID())
 }
+
+// TestProxyNotInRoomLimit: proxies (an edge's listeners) do not take the
+// owner's places: with a limit of 3 participants, a host, a link and
+// five proxies leave room for one local listener, and refuse the next.
+func TestProxyNotInRoomLimit(t *testing.T) {
+	s := newLoopbackSFUWith(t, Config{GracePeriod: time.Second, MaxParticipants: 3})
+	defer func() { _ = s.Close() }()
+	join := func(name string, role Role, hidden bool) (*Participant, error) {
+		return s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: newEventSink(), Sub: SubNone, Hidden: hidden})
+	}
+	if _, err := join("host", RoleHost, false); err != nil {
+		t.Fatal(err)
+	}
+	link, err := join("edge", RoleAudience, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := link.AddProxy(ProxyParams{ID: newID("p_"), Name: "x", Sink: newEventSink()}); err != nil {
+			t.Fatalf("proxy %d: %v", i, err)
+		}
+	}
+	if _, err := join("local", RoleAudience, false); err != nil {
+		t.Errorf("a local listener with five proxies in the room: %v, want joined", err)
+	}
+	if _, err := join("one more", RoleAudience, false); !errors.Is(err, ErrRoomFull) {
+		t.Errorf("a fourth local participant: %v, want room_full", err)
+	}
+}

@@ -72,7 +72,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 	if p.role.publishes() && r.seats >= r.sfu.cfg.Seats {
 		return true, fmt.Errorf("%w: all %d seats (publishers) are taken; join as audience", ErrRoomFull, r.sfu.cfg.Seats)
 	}
-	if len(r.participants) >= r.sfu.cfg.MaxParticipants {
+	if len(r.participants)-r.proxies >= r.sfu.cfg.MaxParticipants { // an edge's listeners count there
 		return true, fmt.Errorf("%w: the room has its limit of %d participants", ErrRoomFull, r.sfu.cfg.MaxParticipants)
 	}
 	r.participants = append(r.participants, p)
