@@ -331,9 +331,11 @@ func TestProxyIDCollision(t *testing.T) {
 // meanwhile (one left, one joined through the open link) are what the
 // owner's hosts see afterwards.
 func TestProxyNATSOutage(t *testing.T) {
-	cl, ctx, host, _ := liveRoom(t)
+	cl, ctx, host, sent := liveRoom(t)
 	before := dial(ctx, t, cl.relays[1].URL, "live", "Before", protocol.RoleAudience)
 	joinedSeen(ctx, t, host, before, "Before")
+	// The link's negotiation crosses NATS: cut once it is set up.
+	hearExact(ctx, t, before, sent).hears(ctx, t, "the edge's listener to hear the host", 20)
 
 	cl.nats.Shutdown()
 	for _, r := range cl.relays {
@@ -382,6 +384,9 @@ func TestProxyEdgeCutFromNATS(t *testing.T) {
 	}
 	k := hearExact(ctx, t, e, sent)
 	joinedSeen(ctx, t, host, e, "Cut off")
+	// Cut once the link is set up: its negotiation crosses NATS (a link
+	// that cannot answer an offer fails, and its listeners move).
+	k.hears(ctx, t, "the edge's listener to hear the host", 20)
 
 	px.Cut()
 	leftSeen(ctx, t, host, e.ID(), "timeout")
