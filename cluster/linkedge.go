@@ -408,6 +408,10 @@ func (l *edgeLink) handle(le linkEvent) error {
 		}
 	case evKick, evMicInvited, evMicEnded:
 		l.handleProxy(le)
+	case evListAgain:
+		if !l.pk {
+			l.resync()
+		}
 	case evClosed:
 		return fmt.Errorf("relay %s closed the link (%s)", l.owner, le.Reason)
 	}

@@ -103,6 +103,7 @@ const (
 	evKick             = "kick"        // a host kicked the listener
 	evMicInvited       = "mic_invited" // a host invited the listener
 	evMicEnded         = "mic_ended"   // the listener's invitation ended on the owner
+	evListAgain        = "list_again"  // the owner reconnected to NATS: send the whole list of listeners again
 )
 
 // encodeEvent is ev as a link sees it; ok false for events an edge has no

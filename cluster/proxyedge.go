@@ -86,9 +86,11 @@ func (l *edgeLink) sendPresence() {
 	}
 }
 
-// resyncEdges: NATS is back; what the edges published meanwhile may be
-// lost (an owner that came back after a restart lost its links anyway,
-// and a link whose owner pruned its proxies needs them again).
+// resyncEdges: NATS is back; what this edge published meanwhile may be
+// lost (sent while the owner was not yet subscribed again, or pruned by
+// an owner whose ping it did not answer), so each link sends its whole
+// list again. An owner that reconnects after its edges asks them for it
+// (askEdgeLists): whichever reconnects last, the list reaches the owner.
 func (n *Node) resyncEdges() {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -143,6 +143,21 @@ func (n *Node) checkEdges(ctx context.Context) {
 	}
 }
 
+// askEdgeLists asks every edge with a link to a room here for its whole
+// list of listeners: this relay has just reconnected to NATS, and what
+// the edges reported while it was away went nowhere.
+func (n *Node) askEdgeLists() {
+	n.mu.Lock()
+	inboxes := make([]string, 0, len(n.ownerLinks))
+	for _, l := range n.ownerLinks {
+		inboxes = append(inboxes, l.sink.inbox)
+	}
+	n.mu.Unlock()
+	for _, inbox := range inboxes {
+		n.publishEvent(inbox, linkEvent{Type: evListAgain})
+	}
+}
+
 // proxySink is a proxy participant's sfu.Sink: what a host did to the
 // listener goes to its edge on the link's inbox; everything else (the
 // room's events) the edge room already tells its listener.
