@@ -19,13 +19,20 @@ import (
 // owner"): three relays on a real NATS server, the host on relay 0 (the
 // owner), listeners on the edges, real pion peers and real Opus.
 
-// joinedSeen waits until the host has been told of c (participant_joined,
-// role audience, c's id and name).
-func joinedSeen(ctx context.Context, t *testing.T, host, c *client.Client, name string) {
+// joinedSeen waits until the host has been told of each of cs
+// (participant_joined, role audience, its id and name), in any order.
+func joinedSeen(ctx context.Context, t *testing.T, host *client.Client, cs ...*client.Client) {
 	t.Helper()
-	ev := relaytest.WaitEvent(ctx, t, host, func(ev *protocol.ParticipantJoined) bool { return ev.Participant.ID == c.ID() })
-	if ev.Participant.Name != name || ev.Participant.Role != protocol.RoleAudience {
-		t.Errorf("the host saw %+v join, want %s as audience", ev.Participant, name)
+	want := map[string]string{}
+	for _, c := range cs {
+		want[c.ID()] = c.Joined().Participant.Name
+	}
+	for len(want) > 0 {
+		ev := relaytest.WaitEvent(ctx, t, host, func(ev *protocol.ParticipantJoined) bool { _, ok := want[ev.Participant.ID]; return ok })
+		if name := want[ev.Participant.ID]; ev.Participant.Name != name || ev.Participant.Role != protocol.RoleAudience {
+			t.Errorf("the host saw %+v join, want %s as audience", ev.Participant, name)
+		}
+		delete(want, ev.Participant.ID)
 	}
 }
 
@@ -48,14 +55,13 @@ func leftSeen(ctx context.Context, t *testing.T, host *client.Client, id, reason
 func TestProxyListenersSeenByHosts(t *testing.T) {
 	cl, ctx, host, _ := liveRoom(t)
 	own := dial(ctx, t, cl.relays[0].URL, "live", "Own", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, own, "Own")
+	joinedSeen(ctx, t, host, own)
 	e1 := dial(ctx, t, cl.relays[1].URL, "live", "Edge one", protocol.RoleAudience)
 	e2 := dial(ctx, t, cl.relays[2].URL, "live", "Edge two", protocol.RoleAudience)
 	if e1.URL() != cl.relays[1].URL || e2.URL() != cl.relays[2].URL {
 		t.Fatalf("the listeners joined %s and %s; edges serve them", e1.URL(), e2.URL())
 	}
-	joinedSeen(ctx, t, host, e1, "Edge one")
-	joinedSeen(ctx, t, host, e2, "Edge two")
+	joinedSeen(ctx, t, host, e1, e2)
 
 	// The count: 3, once each, on the owner and on the edges.
 	relaytest.WaitEvent(ctx, t, host, func(ev *protocol.Audience) bool { return ev.Count == 3 })
@@ -117,7 +123,7 @@ func TestProxyListenersSeenByHosts(t *testing.T) {
 func TestProxyKick(t *testing.T) {
 	cl, ctx, host, _ := liveRoom(t)
 	e := dial(ctx, t, cl.relays[1].URL, "live", "Noisy", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, e, "Noisy")
+	joinedSeen(ctx, t, host, e)
 	if err := host.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeKick}, Participant: e.ID(), Reason: "bye"}); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +154,7 @@ func TestProxyInvite(t *testing.T) {
 	cl, ctx, host, hostSent := liveRoom(t)
 	e := dial(ctx, t, cl.relays[1].URL, "live", "Singer", protocol.RoleAudience)
 	other := dial(ctx, t, cl.relays[2].URL, "live", "Other", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, e, "Singer")
-	joinedSeen(ctx, t, host, other, "Other")
+	joinedSeen(ctx, t, host, e, other)
 
 	if err := host.Send(&protocol.Targeted{Header: protocol.Header{Type: protocol.TypeMicInvite}, Participant: e.ID()}); err != nil {
 		t.Fatal(err)
@@ -218,8 +223,7 @@ func TestProxyEdgeDies(t *testing.T) {
 	cl, ctx, host, _ := liveRoom(t)
 	gone := dial(ctx, t, cl.relays[2].URL, "live", "Doomed", protocol.RoleAudience)
 	stays := dial(ctx, t, cl.relays[1].URL, "live", "Stays", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, gone, "Doomed")
-	joinedSeen(ctx, t, host, stays, "Stays")
+	joinedSeen(ctx, t, host, gone, stays)
 
 	edge := cl.relays[2]
 	edge.Cluster().Conn().Close()
@@ -264,7 +268,7 @@ func TestProxyIDCollision(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := dial(ctx, t, cl.relays[1].URL, "live", "Edge", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, e, "Edge")
+	joinedSeen(ctx, t, host, e)
 	var link string
 	for link == "" {
 		msg, err := ops.NextMsgWithContext(ctx)
@@ -333,7 +337,7 @@ func TestProxyIDCollision(t *testing.T) {
 func TestProxyNATSOutage(t *testing.T) {
 	cl, ctx, host, sent := liveRoom(t)
 	before := dial(ctx, t, cl.relays[1].URL, "live", "Before", protocol.RoleAudience)
-	joinedSeen(ctx, t, host, before, "Before")
+	joinedSeen(ctx, t, host, before)
 	// The link's negotiation crosses NATS: cut once it is set up.
 	hearExact(ctx, t, before, sent).hears(ctx, t, "the edge's listener to hear the host", 20)
 
@@ -383,7 +387,7 @@ func TestProxyEdgeCutFromNATS(t *testing.T) {
 		t.Fatalf("the listener joined %s; relay 1 serves it as an edge", e.URL())
 	}
 	k := hearExact(ctx, t, e, sent)
-	joinedSeen(ctx, t, host, e, "Cut off")
+	joinedSeen(ctx, t, host, e)
 	// Cut once the link is set up: its negotiation crosses NATS (a link
 	// that cannot answer an offer fails, and its listeners move).
 	k.hears(ctx, t, "the edge's listener to hear the host", 20)
@@ -392,7 +396,7 @@ func TestProxyEdgeCutFromNATS(t *testing.T) {
 	leftSeen(ctx, t, host, e.ID(), "timeout")
 	k.hears(ctx, t, "the cut-off edge's listener to go on hearing", k.ok.Load()+20)
 	px.Heal()
-	joinedSeen(ctx, t, host, e, "Cut off")
+	joinedSeen(ctx, t, host, e)
 	if bad := k.bad.Load(); bad != 0 {
 		t.Errorf("%d packets with payloads the host never sent", bad)
 	}
