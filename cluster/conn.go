@@ -32,6 +32,8 @@ func (n *Node) connect() (*nats.Conn, error) {
 			n.m.connected.Set(1)
 			n.m.reconnects.Inc()
 			n.wake(true)
+			n.resyncEdges()  // owners rebuild their proxies of this relay's listeners
+			n.askEdgeLists() // and this relay its proxies of its edges' listeners
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Debug("NATS reconnection attempt failed", "err", err)

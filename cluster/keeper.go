@@ -10,8 +10,10 @@ import (
 
 // keep runs the node's heartbeat: every TTL/3, and at once when woken
 // (a (re)connection, a room created without a claim), it writes the
-// liveness key and renews every room this node holds. That is the only
-// periodic work: three writes per TTL per room, nothing that polls.
+// liveness key and renews every room this node holds, and pings the
+// edges whose listeners it shows as proxies (proxyowner.go). That is the
+// only periodic work: three writes per TTL per room and one ping per TTL/3
+// per such edge.
 func (n *Node) keep() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.cfg.TTL / 3)
@@ -60,6 +62,7 @@ func (n *Node) pass() {
 	if err != nil {
 		n.log.Warn("cannot write this node's liveness key", "err", err)
 	}
+	n.checkEdges(context.Background()) // each ping bounded by OpTimeout/4
 	for _, room := range n.ownedRooms() {
 		select {
 		case <-n.stop:

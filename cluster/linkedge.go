@@ -34,9 +34,10 @@ func (n *Node) JoinEdge(jp sfu.JoinParams, route sfu.Route) (*sfu.Participant, e
 		return nil, fmt.Errorf("%w: this relay is starting", sfu.ErrUnavailable)
 	}
 	l := &edgeLink{n: n, id: newLinkID(), room: jp.Room, owner: route.Owner, ownerURL: route.URL,
-		remotes: make(map[string]*sfu.Remote), tracks: make(map[string]*media.UpTrack), report: make(chan struct{}, 1)}
+		remotes: make(map[string]*sfu.Remote), tracks: make(map[string]*media.UpTrack), report: make(chan struct{}, 1),
+		pres: edgePresence{needList: true, listeners: make(map[string]string)}}
 	l.log = n.log.With("room", jp.Room, "owner", route.Owner, "link", l.id)
-	p, created, err := s.JoinEdgeRoom(jp, sfu.EdgeHooks{OwnerURL: route.URL, OnAudience: l.onAudience, OnEnd: func(*sfu.Room) { l.end() }})
+	p, created, err := s.JoinEdgeRoom(jp, sfu.EdgeHooks{OwnerURL: route.URL, OnAudience: l.onAudience, OnListener: l.onListener, OnEnd: func(*sfu.Room) { l.end() }})
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +97,9 @@ type edgeLink struct {
 	stop    chan struct{} // closed once when the link fails (fail); guarded by mu, made on first use
 	local   atomic.Int64  // this edge's listeners, as the room last said
 
+	presMu sync.Mutex   // guards pres; taken under the edge room's lock (proxyedge.go)
+	pres   edgePresence // the listeners, for the owner's proxies
+
 	mu       sync.Mutex
 	pc       *webrtc.PeerConnection
 	sub      *nats.Subscription
@@ -123,8 +127,9 @@ func (l *edgeLink) end() {
 	}
 }
 
-// run opens the link, then reports the listener count to the owner as it
-// changes, until the edge room ends or the link fails; then it closes the
+// run opens the link, then reports the listeners to the owner as they
+// change (one by one, proxyedge.go, and their count for owners that
+// predate that), until the edge room ends or the link fails; then it closes the
 // link.
 func (l *edgeLink) run() {
 	n := l.n
@@ -132,6 +137,9 @@ func (l *edgeLink) run() {
 	err := l.open()
 	closing := false // this relay closes: its sessions end anyway, nobody is moved
 	for err == nil && !closing && !l.ended.Load() {
+		if !l.pk {
+			l.sendPresence()
+		}
 		l.sendListeners()
 		select {
 		case <-l.report:
@@ -397,6 +405,12 @@ func (l *edgeLink) handle(le linkEvent) error {
 		}
 		if ev.Candidate != nil {
 			return l.pc.AddICECandidate(*ev.Candidate)
+		}
+	case evKick, evMicInvited, evMicEnded:
+		l.handleProxy(le)
+	case evListAgain:
+		if !l.pk {
+			l.resync()
 		}
 	case evClosed:
 		return fmt.Errorf("relay %s closed the link (%s)", l.owner, le.Reason)

@@ -16,9 +16,11 @@ import (
 
 // ownerLink is one edge's link to a room this node owns.
 type ownerLink struct {
-	id   string
-	p    *sfu.Participant
-	sink *linkSink
+	id      string
+	edge    string // the edge's node id
+	p       *sfu.Participant
+	sink    *linkSink
+	proxies ownerProxies // the edge's listeners shown in the room (proxyowner.go)
 }
 
 // linkSink is a link participant's sfu.Sink: it publishes each event the
@@ -45,15 +47,7 @@ func (s *linkSink) Close(reason sfu.Reason) {
 	s.n.dropOwnerLink(s.link)
 }
 
-func (s *linkSink) publish(le linkEvent) {
-	b, err := json.Marshal(le)
-	if err == nil {
-		err = s.n.nc.Publish(s.inbox, b)
-	}
-	if err != nil {
-		s.n.log.Debug("cannot send a link event; the edge notices the link's end", "inbox", s.inbox, "err", err)
-	}
-}
+func (s *linkSink) publish(le linkEvent) { s.n.publishEvent(s.inbox, le) }
 
 // serveLinks subscribes this node's link subject.
 func (n *Node) serveLinks() error {
@@ -87,7 +81,13 @@ func (n *Node) onLinkRequest(msg *nats.Msg) {
 	case opCandidate:
 		err = l.p.AddCandidate(l.sink, sfu.Sub, req.Candidate)
 	case opListeners:
-		l.p.SetListeners(req.Listeners)
+		l.proxies.mu.Lock()
+		if !l.proxies.lists { // an edge that predates listener_list
+			l.p.SetListeners(req.Listeners)
+		}
+		l.proxies.mu.Unlock()
+	case opListenerList, opListenerJoined, opListenerLeft, opListenerDeclined:
+		err = n.onListeners(l, req)
 	case opClose:
 		n.dropOwnerLink(l.id)
 		l.p.Leave()
@@ -124,7 +124,7 @@ func (n *Node) openOwnerLink(req linkRequest) linkReply {
 		var re *sfu.RedirectError
 		return linkReply{NotOwner: errors.As(err, &re), Error: err.Error()}
 	}
-	l := &ownerLink{id: req.Link, p: p, sink: sink}
+	l := &ownerLink{id: req.Link, edge: req.Edge, p: p, sink: sink}
 	n.mu.Lock()
 	n.ownerLinks[l.id] = l
 	n.m.links.WithLabelValues("owner").Set(float64(len(n.ownerLinks)))

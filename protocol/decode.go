@@ -14,6 +14,9 @@ const MaxIDLength = 64
 // MaxResumeLength is the longest resume token a join may carry.
 const MaxResumeLength = 128
 
+// MaxTicketLength is the longest invitation ticket a mic_accept may carry.
+const MaxTicketLength = 64
+
 // Ping, Leave and MicRequest carry nothing but their header.
 type (
 	Ping       struct{ Header }
@@ -193,6 +196,12 @@ func (t *Targeted) validate([]byte) error {
 	}
 	if t.Type == TypeKick && utf8.RuneCountInString(t.Reason) > 200 {
 		return errors.New(`"reason" is longer than 200 characters`)
+	}
+	if t.Ticket != "" && t.Type != TypeMicAccept {
+		return errors.New(`"ticket" goes with mic_accept only`)
+	}
+	if len(t.Ticket) > MaxTicketLength {
+		return fmt.Errorf(`"ticket" is longer than %d characters`, MaxTicketLength)
 	}
 	return nil
 }

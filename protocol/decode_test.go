@@ -27,6 +27,7 @@ func TestDecode(t *testing.T) {
 		{"end of candidates", `{"type":"candidate","pc":"pub","candidate":null}`, &Candidate{}, "", ""},
 		{"mute", `{"type":"mute","participant":"p","muted":false}`, &Mute{}, "", ""},
 		{"kick", `{"type":"kick","participant":"p","reason":"spam"}`, &Targeted{}, "", ""},
+		{"mic_accept with a ticket", `{"type":"mic_accept","ticket":"t-1"}`, &Targeted{}, "", ""},
 		{"mic_accept without participant", `{"type":"mic_accept"}`, &Targeted{}, "", ""},
 		{"mic_request", `{"type":"mic_request"}`, &MicRequest{}, "", ""},
 		{"leave", `{"type":"leave"}`, &Leave{}, "", ""},
@@ -64,6 +65,8 @@ func TestDecode(t *testing.T) {
 		{"pk_accept with a bad room", `{"type":"pk_accept","room":"a b"}`, nil, `"room"`, ""},
 		{"pk_end with a room of the wrong type", `{"type":"pk_end","room":7}`, nil, `field "room" must be a string`, ""},
 		{"kick reason too long", `{"type":"kick","participant":"p","reason":"` + strings.Repeat("r", 201) + `"}`, nil, `"reason"`, ""},
+		{"ticket too long", `{"type":"mic_accept","ticket":"` + strings.Repeat("t", 65) + `"}`, nil, `"ticket"`, ""},
+		{"ticket on mic_invite", `{"type":"mic_invite","participant":"p","ticket":"t"}`, nil, `"ticket"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -151,6 +151,11 @@ type Targeted struct {
 	// Reason, for kick only (optional, an extension): shown to the kicked
 	// participant, at most 200 characters.
 	Reason string `json:"reason,omitempty"`
+	// Ticket, for mic_accept only (an extension of relay clusters): the
+	// invitation this audience member got on another relay of the
+	// cluster, named by that relay's redirect (Redirect.Ticket); at most
+	// 64 characters.
+	Ticket string `json:"ticket,omitempty"`
 }
 
 // Mute asks the server to stop (or resume) forwarding a participant's audio.
@@ -288,8 +293,13 @@ type Redirect struct {
 	Message string `json:"message"`
 	// Then is what the client should send again once joined at URL:
 	// "mic_request" when the move answers a mic request on an edge (the
-	// room's hosts are at URL); empty when the room itself moved.
+	// room's hosts are at URL), "mic_accept" when it answers the
+	// acceptance of a host's invitation there (with Ticket); empty when
+	// the room itself moved.
 	Then string `json:"then,omitempty"`
+	// Ticket, with Then "mic_accept" (an extension): the invitation to
+	// accept at URL; send it in mic_accept's ticket there.
+	Ticket string `json:"ticket,omitempty"`
 }
 
 // MessageHeader returns the header; every message type has it through

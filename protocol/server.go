@@ -10,6 +10,11 @@ type MicRequested struct {
 type MicInvited struct {
 	Header
 	By string `json:"by"`
+	// Elsewhere (an extension of relay clusters): the inviting host is on
+	// another relay, the room's owner; mic_accept moves this listener
+	// there (redirect, then mic_accept with a ticket), so an early pub
+	// here is pointless (and refused).
+	Elsewhere bool `json:"elsewhere,omitempty"`
 }
 
 // Reasons in mic_rejected (an extension: docs/protocol.md).

@@ -91,6 +91,9 @@ func (p *Participant) admitPubOffer() (reuse, early bool, err error) {
 	if p.mic == micNone {
 		return false, false, fmt.Errorf("%w: audience members may not publish; send mic_request (or accept an invitation) first", ErrForbidden)
 	}
+	if p.ticket != "" && r.edge.Load() != nil {
+		return false, false, fmt.Errorf("%w: this relay only relays the room; accept the invitation (mic_accept) to move to its hosts' relay, and publish there", ErrForbidden)
+	}
 	if cur != 0 && cur == p.early.conn {
 		return true, false, nil
 	}

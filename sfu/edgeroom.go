@@ -24,7 +24,7 @@ import (
 // count is the owner's total (SetAudienceElsewhere).
 
 // EdgeHooks are how an edge room tells its cluster edge what happens.
-// Both are called with the room's lock held (OnEnd with the SFU's lock
+// Each is called with the room's lock held (OnEnd with the SFU's lock
 // too): they must not block or call back into the sfu.
 type EdgeHooks struct {
 	// OwnerURL is the owning relay's URL, named in errors (a mic request
@@ -33,6 +33,10 @@ type EdgeHooks struct {
 	// OnAudience gets the room's own audience count (this relay's
 	// listeners) whenever it may have changed.
 	OnAudience func(local int)
+	// OnListener gets each listener's join and leave, and a listener's
+	// decline of an invitation from the owner (proxy.go), in order: the
+	// owner shows its hosts a proxy for each.
+	OnListener func(ListenerChange)
 	// OnEnd: the edge room's last participant left and the room is gone,
 	// or it became this relay's own room (a join routed here as its
 	// owner, after the owner died): either way its link must close

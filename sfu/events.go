@@ -146,7 +146,15 @@ type RoleChangedEvent struct {
 type MicRequestedEvent struct{ Participant string }
 
 // MicInvitedEvent tells an audience member that a host invites it.
-type MicInvitedEvent struct{ By string }
+type MicInvitedEvent struct {
+	By string
+	// Ticket, for a proxy participant only (proxy.go): names the
+	// invitation for its edge, which hands it to its listener.
+	Ticket string
+	// Elsewhere: the invitation of an edge's listener by a host of the
+	// room's owner (proxy.go); accepting it moves the listener there.
+	Elsewhere bool
+}
 
 // MicReason says why a request or invitation ended without a seat.
 type MicReason string

@@ -65,7 +65,11 @@ func (p *Participant) MicInvite(target string) error {
 		return fmt.Errorf("%w: %s is already invited", ErrConflict, q.id)
 	}
 	r.setMicLocked(q, micInvited)
-	q.sink.Send(MicInvitedEvent{By: p.id})
+	ev := MicInvitedEvent{By: p.id}
+	if q.via != nil { // a proxy: its edge delivers the invitation (proxy.go)
+		ev.Ticket = r.inviteProxyLocked(q, p.id)
+	}
+	q.sink.Send(ev)
 	return nil
 }
 
@@ -82,6 +86,11 @@ func (p *Participant) MicAccept(target string) error {
 	}
 	if q == p && q.mic != micInvited {
 		return fmt.Errorf("%w: you have no pending invitation; a host accepts your request", ErrNotFound)
+	}
+	if h := r.edge.Load(); h != nil && q.ticket != "" {
+		// Invited by a host of the room's owner (proxy.go): guests are
+		// served there, so the listener moves there and accepts there.
+		return &MicElsewhereError{Room: r.name, URL: h.OwnerURL, Ticket: q.ticket}
 	}
 	if r.seats >= r.sfu.cfg.Seats {
 		return fmt.Errorf("%w: every seat is taken; take a guest off the mic first", ErrRoomFull)
@@ -106,7 +115,11 @@ func (p *Participant) MicReject(target string) error {
 	if q == p && q.mic == micRequested {
 		ev.Reason = MicCancelled
 	}
+	declined := q == p && q.ticket != "" // an invitation from the owner's host: the owner hears of it
 	r.setMicLocked(q, micNone)
+	if declined {
+		r.tellEdgeLocked(q, ListenerDeclined)
+	}
 	if r.endEarlyLocked(q) { // told even when it ended the request itself
 		own := ev
 		own.PubClosed = true
@@ -207,6 +220,10 @@ func (r *Room) targetLocked(p *Participant, target string, need Role) (*Particip
 func (r *Room) setMicLocked(q *Participant, s micState) {
 	q.mic = s
 	q.micGen++
+	if q.ticket != "" { // the invitation it named has ended
+		delete(r.tickets, q.ticket)
+		q.ticket = ""
+	}
 	if q.micTimer != nil {
 		q.micTimer.Stop()
 		q.micTimer = nil
@@ -231,6 +248,7 @@ func (r *Room) setMicLocked(q *Participant, s micState) {
 // rejectPendingLocked ends every pending request and invitation: the last
 // host has left.
 func (r *Room) rejectPendingLocked() {
+	clear(r.tickets) // proxies' invitations, whether their listeners moved here yet or not
 	for _, q := range r.participants {
 		if q.mic != micNone {
 			r.setMicLocked(q, micNone)

@@ -19,6 +19,9 @@ type subTrack struct {
 // soon, in a goroutine of its own; requests made while one is queued are
 // folded into it. Safe to call with room.mu held.
 func (p *Participant) requestSync() {
+	if p.via != nil {
+		return // a proxy (proxy.go) has no connection: no goroutine per proxy per change
+	}
 	if p.syncQueued.CompareAndSwap(false, true) {
 		go p.runSync()
 	}

@@ -30,10 +30,12 @@ type Participant struct {
 	joinReqID  string    // the join message's id
 	firstMedia atomic.Bool
 
-	listen    Listen // what p receives while in the audience; set once
-	offersSub bool   // set once: the relay offers p's sub connection (SubOffered)
-	hidden    bool   // set once: a cluster edge's link (JoinParams.Hidden)
-	ownOnly   bool   // set once: hears no remote publishers (JoinParams.OwnOnly)
+	listen    Listen       // what p receives while in the audience; set once
+	offersSub bool         // set once: the relay offers p's sub connection (SubOffered)
+	hidden    bool         // set once: a cluster edge's link (JoinParams.Hidden)
+	ownOnly   bool         // set once: hears no remote publishers (JoinParams.OwnOnly)
+	via       *Participant // set once: a proxy's link (proxy.go); nil for others
+	proxyID   string       // set once: a proxy's id on the relay serving it
 
 	// Guarded by room.mu.
 	role   Role
@@ -46,6 +48,10 @@ type Participant struct {
 	micGen               uint64 // bumped on every change, so a stale expiry does nothing
 	micTimer             *time.Timer
 	hostMuted, selfMuted bool
+	// ticket names an invitation that crosses relays (proxy.go): on the
+	// owner, a proxy's (a key of Room.tickets); on an edge, the one the
+	// owner gave its listener's invitation.
+	ticket string
 
 	// The sub connection. Lock order: negMu, then pubMu, then room.mu.
 	negMu            sync.Mutex

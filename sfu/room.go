@@ -30,6 +30,9 @@ type Room struct {
 	audienceElsewhere map[*Participant]int
 	audienceOffset    int
 
+	proxies int                     // proxy participants among participants (proxy.go)
+	tickets map[string]inviteTicket // proxies' invitations, by ticket (proxy.go)
+
 	audienceSent  int // the count last sent
 	audienceAt    time.Time
 	audienceTimer *time.Timer
@@ -69,7 +72,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 	if p.role.publishes() && r.seats >= r.sfu.cfg.Seats {
 		return true, fmt.Errorf("%w: all %d seats (publishers) are taken; join as audience", ErrRoomFull, r.sfu.cfg.Seats)
 	}
-	if len(r.participants) >= r.sfu.cfg.MaxParticipants {
+	if len(r.participants)-r.proxies >= r.sfu.cfg.MaxParticipants { // an edge's listeners count there
 		return true, fmt.Errorf("%w: the room has its limit of %d participants", ErrRoomFull, r.sfu.cfg.MaxParticipants)
 	}
 	r.participants = append(r.participants, p)
@@ -77,6 +80,7 @@ func (r *Room) join(p *Participant) (bool, error) {
 		r.countLocked(p.role, +1)
 	}
 	r.countListenLocked(p, +1)
+	r.tellEdgeLocked(p, ListenerJoined)
 	if p.role.publishes() {
 		r.mirrorLocked(mirrorOp{kind: opJoin, id: p.id, name: p.name})
 	}
@@ -151,10 +155,20 @@ func (r *Room) remove(p *Participant, reason Reason) bool {
 	}
 	r.participants = slices.DeleteFunc(r.participants, func(q *Participant) bool { return q == p })
 	r.forgetListenersLocked(p)
-	if !p.hidden {
+	switch {
+	case p.via != nil: // a proxy (proxy.go): in the count, in no gauge
+		r.audience--
+		r.proxies--
+		if reason == ReasonKicked && p.ticket != "" {
+			delete(r.tickets, p.ticket)
+		}
+	case p.hidden:
+		r.dropProxiesLocked(p, reason) // a link takes its edge's listeners with it
+	default:
 		r.countLocked(p.role, -1)
+		r.countListenLocked(p, -1)
 	}
-	r.countListenLocked(p, -1)
+	r.tellEdgeLocked(p, ListenerLeft)
 	tell := reason != ReasonShutdown
 	if p.micTimer != nil {
 		p.micTimer.Stop()

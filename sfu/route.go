@@ -74,11 +74,19 @@ func (e *RedirectError) Unwrap() error { return ErrRedirect }
 // MicElsewhereError refuses a mic request on an edge room: the room's
 // hosts are on its owner, at URL, where the requester must join (as
 // audience) and ask again. It wraps ErrRedirect.
+//
+// With Ticket set it refuses a mic_accept instead: the listener accepts
+// an invitation from a host of the owner (proxy.go), and must join the
+// owner and accept there, naming the ticket (Participant.AcceptTicket).
 type MicElsewhereError struct {
 	Room, URL string
+	Ticket    string
 }
 
 func (e *MicElsewhereError) Error() string {
+	if e.Ticket != "" {
+		return fmt.Sprintf("room %s's hosts are on another relay: join it at %s and accept the invitation there (mic_accept with its ticket)", e.Room, e.URL)
+	}
 	return fmt.Sprintf("room %s's hosts are on another relay: join it at %s and request the mic there", e.Room, e.URL)
 }
 

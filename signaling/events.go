@@ -42,7 +42,7 @@ func message(ev sfu.Event) any {
 	case sfu.MicRequestedEvent:
 		return protocol.MicRequested{Header: header(protocol.TypeMicRequested), Participant: e.Participant}
 	case sfu.MicInvitedEvent:
-		return protocol.MicInvited{Header: header(protocol.TypeMicInvited), By: e.By}
+		return protocol.MicInvited{Header: header(protocol.TypeMicInvited), By: e.By, Elsewhere: e.Elsewhere}
 	case sfu.MicRejectedEvent:
 		return protocol.MicRejected{Header: header(protocol.TypeMicRejected), By: e.By, Participant: e.Participant, Reason: string(e.Reason), PubClosed: e.PubClosed}
 	case sfu.MutedEvent:

@@ -61,7 +61,13 @@ func (s *session) handle(data []byte) {
 		}
 		s.reply(m.ID, err)
 	case *protocol.Targeted:
-		s.reply(m.ID, s.targeted(m))
+		err := s.targeted(m)
+		var me *sfu.MicElsewhereError
+		if errors.As(err, &me) { // accepting an invitation on an edge
+			s.moveForMic(me)
+			return
+		}
+		s.reply(m.ID, err)
 	case *protocol.Mute:
 		s.reply(m.ID, s.p.Mute(m.Participant, *m.Muted))
 	case *protocol.PKRequest:
@@ -75,6 +81,9 @@ func (s *session) targeted(m *protocol.Targeted) error {
 	case protocol.TypeMicInvite:
 		return s.p.MicInvite(m.Participant)
 	case protocol.TypeMicAccept:
+		if m.Ticket != "" { // an invitation from another relay of the cluster
+			return s.p.AcceptTicket(m.Ticket)
+		}
 		return s.p.MicAccept(m.Participant)
 	case protocol.TypeMicReject:
 		return s.p.MicReject(m.Participant)

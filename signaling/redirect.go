@@ -52,18 +52,25 @@ func (s *Server) MoveRoom(room, url string) int {
 	return len(moving)
 }
 
-// moveForMic answers a mic request on an edge: the requester is moved to
-// the room's owner, where its hosts are (message redirect with then
-// "mic_request", close 1000, "redirect"); a client that follows it joins
-// there as audience and sends mic_request again.
+// moveForMic answers a mic request on an edge, or the acceptance of an
+// invitation from one of the owner's hosts: the listener is moved to the
+// room's owner, where its hosts are (message redirect with then
+// "mic_request", or "mic_accept" and the invitation's ticket; close 1000,
+// "redirect"); a client that follows it joins there as audience and sends
+// then's message again (mic_accept with the ticket).
 func (s *session) moveForMic(me *sfu.MicElsewhereError) {
 	s.srv.m.errors.WithLabelValues(protocol.CodeRedirect).Inc()
+	then := protocol.TypeMicRequest
+	if me.Ticket != "" {
+		then = protocol.TypeMicAccept
+	}
 	s.moveTo(protocol.Redirect{
 		Header:  protocol.Header{Type: protocol.TypeRedirect},
 		URL:     me.URL,
 		Room:    me.Room,
 		Message: me.Error(),
-		Then:    protocol.TypeMicRequest,
+		Then:    then,
+		Ticket:  me.Ticket,
 	})
 }
 

@@ -115,6 +115,52 @@ func TestClusterMicFromEdge(t *testing.T) {
 	}
 }
 
+// TestClusterInviteFromEdge: a listener served by an edge is in the
+// host's audience list on the owner (a proxy participant), and the host
+// invites it with one click. The listener accepts with one click: the
+// edge moves it to the owner (redirect, then mic_accept with a ticket),
+// the page joins there and accepts again by itself, and the listener, a
+// guest on the owner now, is heard by the host. Neither page shows an
+// error.
+func TestClusterInviteFromEdge(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after every other cleanup
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	a, b := twoRelays(ctx, t, relaytest.Options{})
+	browser, _ := startBrowser(t, ctx)
+	host := newPage(t, browser, "host")
+	aud := newPage(t, browser, "audience")
+	const room = "edgeinvite"
+	host.join(a.HTTPURL, room, "Mei", "host")
+	aud.join(b.HTTPURL, room, "Jun", "audience")
+	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	aud.recordEvents("rejoined", "reconnectfailed", "close")
+
+	audID := eval[string](aud, `window.relayPage.client.self.id`)
+	invite := fmt.Sprintf(`li[data-id=%q] button[data-action=invite]`, audID)
+	host.waitFor("the edge listener in the host's audience list", fmt.Sprintf(`!!document.querySelector('%s')`, invite), 20*time.Second)
+	host.click(invite)
+	aud.waitFor("the invitation shown to the listener", `!document.querySelector("#accept-invite").hidden`, 20*time.Second)
+	aud.click("#accept-invite")
+	aud.waitFor("the page to rejoin at the owner", `window.__events.some(e => e.type === "rejoined")`, 20*time.Second)
+	aud.waitFor("the listener on the mic", `window.relayPage.client.self.role === "guest"`, 20*time.Second)
+	host.waitFor("the host hears the new guest", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 100)`, 20*time.Second)
+	if v := a.Value(t, "relay_participants", "role", "guest"); v != 1 {
+		t.Errorf("relay a has %v guests, want the moved listener", v)
+	}
+	for _, e := range aud.events() {
+		if e.Type != "rejoined" {
+			t.Errorf("listener page: unexpected %s", e.Type)
+		}
+	}
+	for _, p := range []*page{host, aud} {
+		if errs := eval[string](p, `document.querySelector("#errors").innerText`); errs != "" {
+			t.Errorf("%s page shows errors %q: the move should be invisible", p.name, errs)
+		}
+	}
+}
+
 // twoRelays starts an embedded NATS server and relays a and b on it (opts
 // with their NATS URL and node ids), each once it has reached the
 // directory.

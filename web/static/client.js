@@ -116,6 +116,8 @@ export class RelayClient extends EventTarget {
   #publishing = null; // the promise of an ongoing publishMicrophone
   #micPending = false; // this audience member's mic request or invitation is pending
   #micAfterMove = false; // an edge moved this listener to the room's owner for its mic request: ask again there
+  #inviteElsewhere = false; // this listener's invitation is from a host on another relay (mic_invited elsewhere): accepting moves it there
+  #acceptAfterMove = ""; // an edge moved this listener to the room's owner to accept its invitation: this ticket, sent there in mic_accept
   #early = false; // #pub is an early pub: negotiated while pending, microphone disabled until on the mic
   #closed = false; // the session is over (left, or closed for good)
   #joinReq = null; // {room, name, role, token, listen} of the last join that succeeded
@@ -392,7 +394,10 @@ export class RelayClient extends EventTarget {
    * follows once that connection is up (or failed, or after 3 s).
    */
   acceptMic(participant) {
-    if (participant || !this.#micPending || !this.#opts.autoPublish || canPublish(this.self?.role)) {
+    // An invitation from a host on another relay: the relay here moves
+    // this listener there to accept, so no early pub here.
+    const moves = !participant && this.#inviteElsewhere;
+    if (participant || moves || !this.#micPending || !this.#opts.autoPublish || canPublish(this.self?.role)) {
       return this.send(withParticipant("mic_accept", participant));
     }
     if (!this.#ws || this.#ws.readyState !== WebSocket.OPEN) return false;
@@ -791,6 +796,7 @@ export class RelayClient extends EventTarget {
         if (this.self && msg.participant === this.self.id) {
           this.self.role = msg.role;
           this.#micPending = false;
+          this.#inviteElsewhere = false;
           // Hosts and guests always get tracks; back in the audience, the
           // choice made at join (the relay confirms a running mix with
           // track_published for participant "mix").
@@ -802,12 +808,14 @@ export class RelayClient extends EventTarget {
         break;
       case "mic_invited":
         this.#micPending = true;
+        this.#inviteElsewhere = msg.elsewhere === true;
         break;
       case "mic_rejected":
         // This participant's request or invitation ended without a seat:
         // the relay closed its early pub (pub_closed), close ours too.
         if (this.self && (msg.participant === this.self.id || msg.pub_closed)) {
           this.#micPending = false;
+          this.#inviteElsewhere = false;
           if (this.#early) this.#closePub();
         }
         break;
@@ -824,12 +832,19 @@ export class RelayClient extends EventTarget {
       // the room there (afresh: resume tokens are per relay).
       // With then "mic_request": this listener's relay only relays the
       // room (a cluster edge); its hosts are at url, where the
-      // reconnection joins as audience and asks for the mic again.
+      // reconnection joins as audience and asks for the mic again. With
+      // then "mic_accept": it accepted a host's invitation there, and
+      // accepts again at url with the ticket.
       case "redirect":
         if (typeof msg.url === "string" && msg.url) this.#url = msg.url;
         if (msg.then === "mic_request" && this.#micPending) {
           this.#micAfterMove = true;
           this.#micPending = false;
+          if (this.#early) this.#closePub();
+        } else if (msg.then === "mic_accept" && typeof msg.ticket === "string" && msg.ticket) {
+          this.#acceptAfterMove = msg.ticket;
+          this.#micPending = false;
+          this.#inviteElsewhere = false;
           if (this.#early) this.#closePub();
         }
         break;
@@ -864,6 +879,11 @@ export class RelayClient extends EventTarget {
         if (this.#micAfterMove) {
           this.#micAfterMove = false;
           if (this.self?.role === "audience") this.requestMic();
+        }
+        if (this.#acceptAfterMove) {
+          const ticket = this.#acceptAfterMove;
+          this.#acceptAfterMove = "";
+          if (this.self?.role === "audience") this.send({ type: "mic_accept", ticket });
         }
       } else {
         this.#syncPublishing();
