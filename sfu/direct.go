@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"sync/atomic"
+
 	"github.com/lianmai/relay/dtlskeys"
 	"github.com/lianmai/relay/media"
 	"github.com/pion/interceptor"
@@ -17,6 +19,12 @@ import (
 // is the DTLS client, or the pair is TCP or TURN, pion's path carries the
 // packets as before. With Config.DisableDirectSend every sub connection
 // is made as before (apis.sub, pion's sender-report interceptor).
+
+// The paths of relay_sub_send_path_total.
+const (
+	pathDirect = "direct"
+	pathPion   = "pion"
+)
 
 // newOfferedSub makes a sub connection the relay offers: with the direct
 // path, or (DisableDirectSend) as before, with a nil SubConn.
@@ -43,6 +51,14 @@ func (p *Participant) newDirectSub(gate *candidateGate) (*webrtc.PeerConnection,
 	}
 	sc = media.NewSubConn(media.SubConnParams{Batch: d.batch, Reports: d.reports, RTCP: conn})
 	ice := conn.SCTP().Transport().ICETransport()
+	var secured atomic.Bool // DTLS is up: each path taken from here on is counted
+	countPath := func() {
+		path := pathPion
+		if sc.Direct() {
+			path = pathDirect
+		}
+		p.sfu.cfg.Metrics.SendPaths.WithLabelValues(path).Inc()
+	}
 	conn.SCTP().Transport().OnStateChange(func(st webrtc.DTLSTransportState) {
 		if st != webrtc.DTLSTransportStateConnected {
 			return
@@ -55,11 +71,16 @@ func (p *Participant) newDirectSub(gate *candidateGate) (*webrtc.PeerConnection,
 		if err != nil {
 			p.log.Debug("sub stays on pion's send path", "err", err)
 		}
+		secured.Store(true)
+		countPath()
 	})
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 		p.sfu.countSelected(pair)
 		if err := sc.SetPair(pair); err != nil {
 			p.log.Debug("sub pair not direct", "pair", pair.String(), "err", err)
+		}
+		if secured.Load() {
+			countPath()
 		}
 	})
 	return conn, sc, nil

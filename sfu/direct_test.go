@@ -10,6 +10,7 @@ import (
 
 	"github.com/lianmai/relay/media"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -129,6 +130,16 @@ func TestDirectSendResume(t *testing.T) {
 			hear(50, "after the ICE restart")
 			if direct() != c.direct {
 				t.Fatalf("after the restart the listener's sub is direct: %v, want %v", direct(), c.direct)
+			}
+			// Counted: the host's sub, the listener's, and the listener's
+			// again after its restart; nothing with the direct path off.
+			paths := s.cfg.Metrics.SendPaths
+			wantDirect := 0.0
+			if c.direct {
+				wantDirect = 3
+			}
+			if d, p := testutil.ToFloat64(paths.WithLabelValues(pathDirect)), testutil.ToFloat64(paths.WithLabelValues(pathPion)); d < wantDirect || (!c.direct && d != 0) || p != 0 {
+				t.Errorf("relay_sub_send_path_total direct %v, pion %v; want direct at least %v, pion 0", d, p, wantDirect)
 			}
 		})
 	}
