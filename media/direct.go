@@ -43,9 +43,9 @@ type SubConn struct {
 	// selected pair are missing or unsuitable (pion's path). Replaced
 	// whole by SetKeys, SetRoute and Stop, read once per packet.
 	route   atomic.Pointer[directRoute]
-	cfgMu   sync.Mutex // serializes SetKeys, SetRoute and Stop
-	pair    *directRoute
-	stopped bool
+	cfgMu   sync.Mutex   // serializes SetKeys, SetRoute and Stop
+	pair    *directRoute // guarded by cfgMu: the usable selected pair, or nil
+	stopped bool         // guarded by cfgMu: the connection closed
 
 	rtcp    RTCPWriter // sender reports go out through it (reports.go)
 	reports *Reporter  // nil: no relay-made sender reports
@@ -208,10 +208,12 @@ func (s *SubConn) encrypt(dst []byte, h *rtp.Header, payload []byte) int {
 		return 0
 	}
 	n += copy(dst[n:], payload)
-	if h.Padding && h.PaddingSize > 0 {
+	if h.PaddingSize > 0 { // as pion marshals it: zeros, the last one the count
 		pad := dst[n : n+int(h.PaddingSize)]
 		clear(pad)
-		pad[len(pad)-1] = h.PaddingSize
+		if h.Padding {
+			pad[len(pad)-1] = h.PaddingSize
+		}
 		n += len(pad)
 	}
 	s.mu.Lock()
