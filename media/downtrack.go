@@ -24,7 +24,18 @@ type DownTrack struct {
 
 	bound atomic.Pointer[binding] // set by Bind, cleared by Unbind
 	mung  munger
-	gate  *Gate // nil, or the switch that stops this copy (set once)
+	gate  *Gate    // nil, or the switch that stops this copy (set once)
+	sub   *SubConn // nil, or the connection's direct path and reports (set once)
+
+	// What the sender reports say (reports.go), written by the writers,
+	// read by the relay's report loop: packets and payload octets sent
+	// (retransmissions included, as pion's sender-report interceptor
+	// counts), and the RTP timestamp of the last live packet with when it
+	// was sent (rtpClock: timestamp<<32 | Now()/1000 in µs, low 32 bits).
+	sentPackets atomic.Uint32
+	sentOctets  atomic.Uint32
+	rtpClock    atomic.Uint64
+	reportSlot  int // guarded by the Reporter's mu
 
 	// Owned by the goroutine that writes this subscriber's live packets
 	// (writeLive): the track's reader, or past FanoutThreshold a fan-out
@@ -58,12 +69,15 @@ type DownTrackParams struct {
 	// among the down tracks of one room for a track published in
 	// another (a remote publisher muted in this room only).
 	Gate *Gate
+	// Sub, if not nil, is the subscriber's connection: its direct send
+	// path and its sender reports (direct.go, reports.go).
+	Sub *SubConn
 }
 
 // NewDownTrack creates up as one subscriber will receive it. Add it to the
 // subscriber's connection (AddTrack), then Subscribe.
 func NewDownTrack(up *UpTrack, p DownTrackParams) *DownTrack {
-	return &DownTrack{up: up, m: up.m, onFirst: p.OnFirstPacket, gate: p.Gate}
+	return &DownTrack{up: up, m: up.m, onFirst: p.OnFirstPacket, gate: p.Gate, sub: p.Sub}
 }
 
 // RTCPReader is where a subscriber's RTCP about a track comes from: pion's
@@ -77,12 +91,29 @@ type RTCPReader interface {
 // ends when sender fails (it was removed or its connection closed). false
 // if the track has ended: the caller removes d again.
 func (d *DownTrack) Subscribe(sender RTCPReader) bool {
+	if r := d.reporter(); r != nil {
+		r.add(d)
+	}
 	go d.rtcpLoop(sender)
 	return d.up.addSubscriber(d)
 }
 
 // Unsubscribe takes d out of its track's fan-out at once.
-func (d *DownTrack) Unsubscribe() { d.up.removeSubscriber(d) }
+func (d *DownTrack) Unsubscribe() {
+	d.up.removeSubscriber(d)
+	if r := d.reporter(); r != nil {
+		r.remove(d)
+	}
+}
+
+// reporter is where d's sender reports are made, or nil (pion's
+// interceptor makes them, or none).
+func (d *DownTrack) reporter() *Reporter {
+	if d.sub == nil {
+		return nil
+	}
+	return d.sub.reports
+}
 
 // ID, StreamID, RID and Kind implement webrtc.TrackLocal: the track id is
 // the one in track_published, the stream id the publisher's participant id.
@@ -127,6 +158,7 @@ func (d *DownTrack) writeLive(pkt *bufpool.Packet, f *rtpFields, now int64) int 
 		return -1
 	}
 	d.mung.sent(seq, ts, now)
+	d.rtpClock.Store(uint64(ts)<<32 | uint64(uint32(now/1000)))
 	if d.sampled++; d.sampled%16 == 1 && pkt.ReadAt != 0 {
 		d.m.ForwardLatency.Observe(float64(Now()-pkt.ReadAt) / 1e9)
 	}
@@ -161,9 +193,10 @@ func (d *DownTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
 	}
 }
 
-// send rewrites h for this subscriber and writes raw's payload through
-// pion (interceptors, SRTP, the UDP port); it returns the payload bytes
-// written. h is owned by the caller (writeLive or writeRTX).
+// send rewrites h for this subscriber and writes raw's payload: encrypted
+// straight into the send batch on the direct path (direct.go), else
+// through pion (interceptors, SRTP, the UDP port); it returns the payload
+// bytes written. h is owned by the caller (writeLive or writeRTX).
 func (d *DownTrack) send(h *rtp.Header, b *binding, raw []byte, f *rtpFields, seq uint16, ts uint32) (int, bool) {
 	h.Version = 2
 	// pion writes the padding itself from PaddingSize: pass the payload
@@ -175,11 +208,29 @@ func (d *DownTrack) send(h *rtp.Header, b *binding, raw []byte, f *rtpFields, se
 	h.Timestamp = ts
 	h.SSRC = b.ssrc
 	payload := f.payload(raw)
+	if d.sub != nil {
+		if handled, ok := d.sub.writeRTP(h, payload); handled {
+			if !ok {
+				d.m.drop(DropWriteFailed)
+				return 0, false
+			}
+			d.counted(len(payload))
+			return len(payload), true
+		}
+	}
 	if _, err := b.w.WriteRTP(h, payload); err != nil {
 		d.m.drop(DropWriteFailed)
 		return 0, false
 	}
+	d.counted(len(payload))
 	return len(payload), true
+}
+
+// counted adds one packet of n payload octets to what d's sender reports
+// say.
+func (d *DownTrack) counted(n int) {
+	d.sentPackets.Add(1)
+	d.sentOctets.Add(uint32(n))
 }
 
 // rtcpLoop reads what the subscriber sends about this track and serves its
@@ -188,6 +239,9 @@ func (d *DownTrack) rtcpLoop(sender RTCPReader) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
+			if r := d.reporter(); r != nil {
+				r.remove(d) // removed from the connection, or it closed
+			}
 			return
 		}
 		for _, p := range pkts {

@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/bufpool"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -155,17 +153,8 @@ func benchFanout(b *testing.B, subs int, sharded bool) {
 	if g := up.fan.groups.Load(); sharded != (g != nil && g.sharded > 0) && runtime.GOMAXPROCS(0) > 1 {
 		b.Fatalf("sharded %v, but the track's groups are %v", sharded, g)
 	}
-	raw := inPacket(b, testInSSRC, 0, 0)
-	seq, ts := uint16(0), uint32(0)
-	send := func() {
-		pkt := bufpool.Get()
-		buf := pkt.Buf()
-		n := copy(buf, raw)
-		binary.BigEndian.PutUint16(buf[2:], seq)
-		binary.BigEndian.PutUint32(buf[4:], ts)
-		seq, ts = seq+1, ts+testFrameTS
-		up.forward(pkt, n)
-	}
+	next := packetSource(b)
+	send := func() { up.forward(next()) }
 	for range 20 { // first writes, workers started, pool stocked
 		send()
 		time.Sleep(10 * time.Millisecond)

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/peerpair"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -32,59 +32,18 @@ func TestFanoutPion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
 	defer cancel()
 
-	mux, err := ListenUDP("127.0.0.1:0", true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mux, batch, m := shardedPort(t)
 	defer mux.Close() // after every peer (deferred first): stops the workers
-	batch := BatchOf(mux)
-	batch.SetFanoutThreshold(2) // the relay's -fanout-threshold
-	batch.fan.mu.Lock()
-	batch.fan.procs = 2 // two workers whatever the machine: the track uses one
-	batch.fan.mu.Unlock()
-	m, err := NewMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	relayAPI := pionAPI(t, mux, false)
 	var readers sync.WaitGroup // the relay's track reader, the listeners' readers
 	defer readers.Wait()       // after every peer is closed
 
-	// The publisher. Clients are made before their relay side, so that
-	// the relay side is closed first (defers run last in, first out).
-	pubClient, err := pionAPI(t, nil, true).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pubClient.Close()
-	pubRelay, err := relayAPI.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pubRelay.Close()
-	src, err := webrtc.NewTrackLocalStaticRTP(Opus.RTPCodecCapability, "audio", "p_pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pubClient.AddTrack(src); err != nil {
-		t.Fatal(err)
-	}
-	up := NewUpTrack(UpTrackParams{ID: "t_1", Kind: "audio", StreamID: "p_pub", Batch: batch, Metrics: m})
-	pubRelay.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		readers.Go(func() { up.ReadLoop(tr) })
-	})
-	if err := peerpair.Connect(ctx, pubClient, pubRelay); err != nil {
-		t.Fatal(err)
-	}
+	src, up, closePub := startPublisher(ctx, t, relayAPI, batch, m, &readers)
+	defer closePub()
 
 	// The listeners.
 	const listeners, lossy = 6, 5
-	lossyConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	drop := &dropConn{UDPConn: lossyConn, every: 10, seen: map[uint16]bool{}}
-	lossyMux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: drop})
+	drop, lossyMux := newLossyMux(t)
 	defer lossyMux.Close() // after its peer connection
 	got := make([]*heard, listeners)
 	downs := make([]*DownTrack, listeners)
@@ -126,58 +85,11 @@ func TestFanoutPion(t *testing.T) {
 		t.Fatalf("groups %+v, want 3 listeners inline and 3 on worker 0", g)
 	}
 
-	// Real Opus, one frame every 10 ms.
-	source, err := opusgen.NewSource(7, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pz := opusgen.NewPacketizer(111, 0x1234)
-	const frames = 120
-	var sent [][]byte
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for range frames {
-		frame, err := source.NextFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent = append(sent, bytes.Clone(frame))
-		if err := src.WriteRTP(pz.Packet(frame)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatal("deadline while publishing")
-		}
-	}
+	sent := publishFrames(ctx, t, src, 120)
 	// Every listener hears every frame (the lossy one once the NACKs are
 	// served: pion's generator asks every 100 ms).
-	for i, h := range got {
-		for h.count() < frames {
-			select {
-			case <-time.After(10 * time.Millisecond):
-			case <-ctx.Done():
-				t.Fatalf("listener %d heard %d of %d frames before the deadline (NACKs received %v, served %v, missed %v; %d lost)", i, h.count(), frames, counterValue(t, m.NACKsReceived), counterValue(t, m.NACKsServed), counterValue(t, m.NACKsMissed), drop.count())
-			}
-		}
-	}
-	for i, h := range got {
-		payloads, inOrder := h.result()
-		if len(payloads) != frames {
-			t.Errorf("listener %d: %d frames, want %d", i, len(payloads), frames)
-			continue
-		}
-		for j := range payloads {
-			if !bytes.Equal(payloads[j], sent[j]) {
-				t.Errorf("listener %d frame %d: % x, want the publisher's % x", i, j, payloads[j], sent[j])
-				break
-			}
-		}
-		if i != lossy && !inOrder {
-			t.Errorf("listener %d: frames arrived out of order", i)
-		}
-	}
+	waitHeard(ctx, t, got, len(sent), func() string { return drop.describe(t, m) })
+	checkHeard(t, got, sent, lossy)
 	if drop.count() == 0 {
 		t.Error("the lossy listener lost nothing: the NACK path was not tried")
 	}
@@ -186,10 +98,74 @@ func TestFanoutPion(t *testing.T) {
 	}
 }
 
+// shardedPort is the relay's own UDP port on loopback whose tracks shard
+// past 2 listeners onto 2 workers (the track uses one) whatever the
+// machine, with fresh metrics. The caller closes the port after every
+// peer (that stops the workers).
+func shardedPort(t *testing.T) (ice.UDPMux, *Batch, *Metrics) {
+	t.Helper()
+	mux, err := ListenUDP("127.0.0.1:0", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := BatchOf(mux)
+	batch.SetFanoutThreshold(2) // the relay's -fanout-threshold
+	batch.fan.mu.Lock()
+	batch.fan.procs = 2
+	batch.fan.mu.Unlock()
+	m, err := NewMetrics(nil)
+	if err != nil {
+		mux.Close()
+		t.Fatal(err)
+	}
+	return mux, batch, m
+}
+
+// startPublisher connects a stock pion publisher to the relay's side
+// (from relayAPI) and returns its track and the relay's UpTrack of it,
+// whose reader runs in readers, and a function that closes both ends, the
+// relay's side first (defer it before waiting for readers).
+func startPublisher(ctx context.Context, t *testing.T, relayAPI *webrtc.API, batch *Batch, m *Metrics, readers *sync.WaitGroup) (*webrtc.TrackLocalStaticRTP, *UpTrack, func()) {
+	t.Helper()
+	pubClient, err := pionAPI(t, nil, true).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubRelay, err := relayAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		_ = pubClient.Close()
+		t.Fatal(err)
+	}
+	closeBoth := func() { _ = pubRelay.Close(); _ = pubClient.Close() }
+	src, err := webrtc.NewTrackLocalStaticRTP(Opus.RTPCodecCapability, "audio", "p_pub")
+	if err == nil {
+		_, err = pubClient.AddTrack(src)
+	}
+	if err != nil {
+		closeBoth()
+		t.Fatal(err)
+	}
+	up := NewUpTrack(UpTrackParams{ID: "t_1", Kind: "audio", StreamID: "p_pub", Batch: batch, Metrics: m})
+	pubRelay.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		readers.Go(func() { up.ReadLoop(tr) })
+	})
+	if err := peerpair.Connect(ctx, pubClient, pubRelay); err != nil {
+		closeBoth()
+		t.Fatal(err)
+	}
+	return src, up, closeBoth
+}
+
 // pionAPI is a loopback pion API: the relay's side on the relay's port
 // (client false), or a stock client with pion's NACK generator, on mux if
 // not nil.
 func pionAPI(t *testing.T, mux ice.UDPMux, client bool) *webrtc.API {
+	t.Helper()
+	return pionAPIWith(t, mux, client, nil)
+}
+
+// pionAPIWith is pionAPI with set, if not nil, changing the settings.
+func pionAPIWith(t *testing.T, mux ice.UDPMux, client bool, set func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(Opus, webrtc.RTPCodecTypeAudio); err != nil {
@@ -202,6 +178,9 @@ func pionAPI(t *testing.T, mux ice.UDPMux, client bool) *webrtc.API {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if mux != nil {
 		se.SetICEUDPMux(mux)
+	}
+	if set != nil {
+		set(&se)
 	}
 	ir := &interceptor.Registry{}
 	if client {
@@ -282,6 +261,18 @@ type dropConn struct {
 	dropped int
 }
 
+// newLossyMux is a UDP mux on a loopback socket that loses every tenth
+// packet's first arrival (dropConn).
+func newLossyMux(t *testing.T) (*dropConn, ice.UDPMux) {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := &dropConn{UDPConn: conn, every: 10, seen: map[uint16]bool{}}
+	return drop, ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: drop})
+}
+
 func (c *dropConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.UDPConn.ReadFrom(b)
@@ -303,6 +294,11 @@ func (c *dropConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			return n, addr, nil
 		}
 	}
+}
+
+// describe says what the NACK path did, for a failure message.
+func (c *dropConn) describe(t *testing.T, m *Metrics) string {
+	return fmt.Sprintf("NACKs received %v, served %v, missed %v; %d lost", counterValue(t, m.NACKsReceived), counterValue(t, m.NACKsServed), counterValue(t, m.NACKsMissed), c.count())
 }
 
 func (c *dropConn) count() int {

@@ -1,11 +1,9 @@
 package media
 
 import (
-	"encoding/binary"
 	"fmt"
 	"testing"
 
-	"github.com/lianmai/relay/bufpool"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -28,20 +26,19 @@ func BenchmarkForward(b *testing.B) {
 			if c.tap {
 				f.up.AddTap(&copyTap{})
 			}
-			raw := inPacket(b, testInSSRC, 0, 0)
-			seq, ts := uint16(0), uint32(0)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(raw)))
-			for b.Loop() {
-				pkt := bufpool.Get()
-				buf := pkt.Buf()
-				n := copy(buf, raw)
-				binary.BigEndian.PutUint16(buf[2:], seq)
-				binary.BigEndian.PutUint32(buf[4:], ts)
-				seq, ts = seq+1, ts+testFrameTS
-				f.forward(pkt, n)
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
+			benchForward(b, f, subs)
 		})
 	}
+}
+
+// benchForward forwards packets through f (subs subscribers) for the
+// benchmark's loop and reports the time per delivery.
+func benchForward(b *testing.B, f *forwardFixture, subs int) {
+	next := packetSource(b)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(inPacket(b, testInSSRC, 0, 0))))
+	for b.Loop() {
+		f.forward(next())
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subs), "ns/delivery")
 }

@@ -492,20 +492,30 @@ func fixtureAllocs(tb testing.TB, f *forwardFixture, subs int) float64 {
 	return allocs
 }
 
+// packetSource returns a function that makes the publisher's next packet
+// (sequence number and timestamp advancing by one 10 ms frame) in a
+// pooled buffer, with its length.
+func packetSource(tb testing.TB) func() (*bufpool.Packet, int) {
+	raw := inPacket(tb, testInSSRC, 0, 0)
+	seq, ts := uint16(0), uint32(0)
+	return func() (*bufpool.Packet, int) {
+		pkt := bufpool.Get()
+		buf := pkt.Buf()
+		n := copy(buf, raw)
+		binary.BigEndian.PutUint16(buf[2:], seq)
+		binary.BigEndian.PutUint32(buf[4:], ts)
+		seq, ts = seq+1, ts+testFrameTS
+		return pkt, n
+	}
+}
+
 // stepAllocs forwards 2*historySize packets through up to warm up
 // (first writes, history full, pool stocked), then measures the
 // allocations per packet over runs more (and AllocsPerRun's one more).
 func stepAllocs(tb testing.TB, up *UpTrack, runs int) float64 {
-	raw := inPacket(tb, testInSSRC, 0, 0)
-	seq, ts := uint16(0), uint32(0)
+	next := packetSource(tb)
 	step := func() {
-		pkt := bufpool.Get()
-		b := pkt.Buf()
-		n := copy(b, raw)
-		binary.BigEndian.PutUint16(b[2:], seq)
-		binary.BigEndian.PutUint32(b[4:], ts)
-		seq, ts = seq+1, ts+testFrameTS
-		up.forward(pkt, n)
+		up.forward(next())
 		// Sharded: let the workers write before the next packet, so that
 		// none is dropped for a full queue (Gosched: a timed wait would
 		// allocate).

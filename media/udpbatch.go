@@ -161,59 +161,12 @@ func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) 
 	if !c.batchable || c.g.open.Load() == 0 || !addr.Addr().Is4() || len(b) > bufpool.Size {
 		return c.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
-	first := c.laneOf(addr)
-	for {
-		// The destination's own lane, or the next with room whose lock is
-		// free: a lane being filled by another writer, or full and being
-		// sent, is passed over rather than waited for. Any lane will do:
-		// a batch's end sends every lane (waiting for flushes under way),
-		// so each datagram has left before its writer writes the next one
-		// to the same subscriber.
-		for i := range c.lanes {
-			l := c.lanes[(first+i)%len(c.lanes)]
-			if !l.mu.TryLock() {
-				continue
-			}
-			if n, done, err := c.setAsideLocked(l, b, addr); done {
-				return n, err
-			}
-		}
-		// Every lane busy: wait for the destination's.
-		l := c.lanes[first]
-		l.mu.Lock()
-		if n, done, err := c.setAsideLocked(l, b, addr); done {
-			return n, err
-		}
-		l.flush() // another writer filled it and is sending it
+	l, buf := c.reserve(addr)
+	if l == nil { // the batch ended meanwhile
+		return c.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
-}
-
-// setAsideLocked copies b for addr into l's batch, or writes it straight
-// out if no batch is open any more; done is false if l's batch is full.
-// It is called with l.mu held and releases it.
-func (c *batchConn) setAsideLocked(l *batchLane, b []byte, addr netip.AddrPort) (n int, done bool, err error) {
-	// Checked again under mu: end decrements open before it flushes, so a
-	// packet set aside here is always sent by some end's flush.
-	if c.g.open.Load() == 0 {
-		l.mu.Unlock()
-		n, err := c.UDPConn.WriteToUDPAddrPort(b, addr)
-		return n, true, err
-	}
-	p := l.pend
-	if p.n == maxBatch { // another writer filled it and is flushing
-		l.mu.Unlock()
-		return 0, false, nil
-	}
-	i := p.n
-	p.lens[i] = copy(p.data[i][:], b)
-	p.addrs[i] = addr
-	p.n++
-	full := p.n == maxBatch
-	l.mu.Unlock()
-	if full {
-		l.flush()
-	}
-	return len(b), true, nil
+	c.commit(l, copy(buf, b))
+	return len(b), nil
 }
 
 // flush sends what every lane has set aside.
@@ -255,4 +208,108 @@ func (n batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 		return nil, err
 	}
 	return newBatchConn(c, n.g), nil
+}
+
+// reserve takes a free datagram slot for addr in one of c's lanes, for a
+// writer that fills it in place (WriteToAddrPort copies pion's datagram,
+// SubConn encrypts straight into it): it returns
+// the lane, locked, and the slot's buffer; the caller fills it and calls
+// commit at once (encryption only: no lock is taken or write made in
+// between). nil if no batch is open or c cannot batch: the caller then
+// writes the datagram itself.
+func (c *batchConn) reserve(addr netip.AddrPort) (*batchLane, []byte) {
+	if !c.batchable || c.g.open.Load() == 0 {
+		return nil, nil
+	}
+	first := c.laneOf(addr)
+	for {
+		// The destination's own lane, or the next with room whose lock is
+		// free: a lane being filled by another writer, or full and being
+		// sent, is passed over rather than waited for. Any lane will do:
+		// a batch's end sends every lane (waiting for flushes under way),
+		// so each datagram has left before its writer writes the next one
+		// to the same subscriber.
+		for i := range c.lanes {
+			l := c.lanes[(first+i)%len(c.lanes)]
+			if !l.mu.TryLock() {
+				continue
+			}
+			if buf, done := c.reserveLocked(l, addr); done {
+				return laneIf(l, buf), buf
+			}
+		}
+		// Every lane busy: wait for the destination's.
+		l := c.lanes[first]
+		l.mu.Lock()
+		if buf, done := c.reserveLocked(l, addr); done {
+			return laneIf(l, buf), buf
+		}
+		l.flush()
+	}
+}
+
+// laneIf is l if a slot was reserved in it (buf), else nil.
+func laneIf(l *batchLane, buf []byte) *batchLane {
+	if buf == nil {
+		return nil
+	}
+	return l
+}
+
+// reserveLocked, with l.mu held, returns the next slot of l's batch,
+// keeping l.mu (done, buf not nil); no slot and done if no batch is open
+// any more; not done if l's batch is full (another writer filled it and
+// is flushing). In the last two cases l.mu is released.
+func (c *batchConn) reserveLocked(l *batchLane, addr netip.AddrPort) (buf []byte, done bool) {
+	// Checked again under mu: end decrements open before it flushes, so a
+	// datagram put in a slot here is always sent by some end's flush.
+	if c.g.open.Load() == 0 {
+		l.mu.Unlock()
+		return nil, true
+	}
+	p := l.pend
+	if p.n == maxBatch {
+		l.mu.Unlock()
+		return nil, false
+	}
+	p.addrs[p.n] = addr
+	return p.data[p.n][:], true
+}
+
+// commit ends a reserve: the slot's first n bytes are the datagram (0:
+// nothing, the slot stays free). It releases l.mu and sends the lane's
+// batch if it is full.
+func (c *batchConn) commit(l *batchLane, n int) {
+	p := l.pend
+	if n <= 0 {
+		l.mu.Unlock()
+		return
+	}
+	p.lens[p.n] = n
+	p.n++
+	full := p.n == maxBatch
+	l.mu.Unlock()
+	if full {
+		l.flush()
+	}
+}
+
+// connAt is the relay's batched socket bound to local, or nil.
+func (g *Batch) connAt(local netip.AddrPort) *batchConn {
+	conns := g.conns.Load()
+	if conns == nil {
+		return nil
+	}
+	local = unmapped(local)
+	for _, c := range *conns {
+		if a, ok := c.LocalAddr().(*net.UDPAddr); ok && unmapped(a.AddrPort()) == local {
+			return c
+		}
+	}
+	return nil
+}
+
+// unmapped is a with an IPv4-mapped IPv6 address made IPv4.
+func unmapped(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }

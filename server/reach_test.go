@@ -208,6 +208,20 @@ func TestICETCP(t *testing.T) {
 	udpL := join(ctx, t, client.Config{URL: r.URL, Name: "udp-listener"})
 	hearHost(ctx, t, host, map[*client.Client]string{host: "tcp", tcpL: "tcp", udpL: "udp"})
 	checkSelected(t, r, map[string]float64{"tcp": 2, "udp": 1})
+	// The UDP listener's packets are encrypted into the send batch by
+	// the relay; the two TCP subs fall back to pion's send path.
+	checkSendPaths(t, r, map[string]float64{"direct": 1, "pion": 2})
+}
+
+// checkSendPaths fails t unless relay_sub_send_path_total counts at
+// least min of each send path.
+func checkSendPaths(t *testing.T, r *relaytest.Relay, min map[string]float64) {
+	t.Helper()
+	for path, n := range min {
+		if v := r.Value(t, "relay_sub_send_path_total", "path", path); v < n {
+			t.Errorf("relay_sub_send_path_total{path=%q} = %v, want at least %v", path, v, n)
+		}
+	}
 }
 
 // checkSelected fails t unless relay_ice_selected_total counts at least

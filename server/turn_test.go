@@ -45,6 +45,7 @@ func TestTURN(t *testing.T) {
 		ICEServerURLs: urlsWith("turns:", ""), TLSConfig: &tls.Config{RootCAs: cert.Pool}})
 	hearHost(ctx, t, host, map[*client.Client]string{host: "udp", tcpL: "relay/tcp", tlsL: "relay/tls"})
 	checkSelected(t, r, map[string]float64{"relay": 2, "udp": 1})
+	checkSendPaths(t, r, map[string]float64{"direct": 1, "pion": 2}) // TURN pairs keep pion's path
 	for _, tr := range []string{"tcp", "tls"} {
 		if v := r.Value(t, "relay_turn_allocations", "transport", tr); v < 1 {
 			t.Errorf("relay_turn_allocations{transport=%q} = %v, want at least 1", tr, v)

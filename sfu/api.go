@@ -45,10 +45,25 @@ var srtpProfiles = []dtls.SRTPProtectionProfile{
 // codecs and settings, different interceptors; and of a cluster edge's
 // links (edgeroom.go), which receive as pub does but on a UDP port of
 // their own each.
-type apis struct{ pub, sub, link *webrtc.API }
+type apis struct {
+	pub, sub, link *webrtc.API
+	// direct, if not nil, makes the sub connections the relay offers
+	// (direct.go): a pion API per connection from these.
+	direct *directAPI
+}
 
-// newAPI builds the pion APIs every peer connection of the relay uses.
-func newAPI(cfg ICEConfig) (apis, error) {
+// directAPI is what newDirectSub makes a sub connection's API from: the
+// sub settings (copied per connection) and codecs, and no interceptor.
+type directAPI struct {
+	se      webrtc.SettingEngine
+	me      *webrtc.MediaEngine
+	batch   *media.Batch    // the relay's UDP port; nil: pion's send path, relay-made reports
+	reports *media.Reporter // the relay's sender-report loop; closed by SFU.Close
+}
+
+// newAPI builds the pion APIs every peer connection of the relay uses;
+// with direct, offered sub connections take the direct send path.
+func newAPI(cfg ICEConfig, direct bool) (apis, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(media.Opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return apis{}, fmt.Errorf("register opus: %w", err)
@@ -142,10 +157,15 @@ func newAPI(cfg ICEConfig) (apis, error) {
 	} else {
 		linkSE.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
+	var d *directAPI
+	if direct {
+		d = &directAPI{se: se, me: me, batch: media.BatchOf(cfg.UDPMux), reports: media.NewReporter()}
+	}
 	return apis{
-		link: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(linkSE)),
-		pub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
-		sub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+		direct: d,
+		link:   webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(linkSE)),
+		pub:    webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
+		sub:    webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
 	}, nil
 }
 

@@ -40,6 +40,10 @@ type Config struct {
 	// gets: ListenTracks (the default; what every version 1 client
 	// expects) or ListenMix.
 	AudienceListen Listen
+	// DisableDirectSend keeps every sub connection on pion's send path
+	// (SRTP session, sender-report interceptor) instead of the direct
+	// one (direct.go): for A/B measurement, and an operator's escape hatch.
+	DisableDirectSend bool
 	// Router, in a cluster, says which relay serves a room (route.go);
 	// nil: a single relay, every room here.
 	Router Router

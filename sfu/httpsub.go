@@ -45,10 +45,11 @@ func (p *Participant) openSub(jp JoinParams) (*webrtc.PeerConnection, *webrtc.Se
 	case SubAnswered:
 		return p.answerSub(jp.SubOffer)
 	case SubOffered:
-		sub, err := p.newPeerConnection(Sub, p.subGate)
+		sub, sc, err := p.newOfferedSub(p.subGate)
 		if err != nil {
 			return nil, nil, err
 		}
+		p.subConn = sc // p is not shared yet
 		if err := addJoinSection(sub); err != nil {
 			_ = sub.Close()
 			return nil, nil, err

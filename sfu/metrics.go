@@ -25,6 +25,8 @@ type Metrics struct {
 	EarlyPubs       *prometheus.CounterVec // early pub connections by outcome (earlypub.go)
 	EarlyPubDropped prometheus.Counter     // packets read on early pubs before acceptance, not forwarded
 
+	SendPaths *prometheus.CounterVec // send paths offered sub connections took, by path (direct.go)
+
 	Media *media.Metrics
 }
 
@@ -73,7 +75,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_early_pub_packets_dropped_total",
 			Help: "Packets read on early pub connections before the participant was accepted on the mic; none is forwarded.",
 		}),
+		SendPaths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_sub_send_path_total",
+			Help: "Send paths taken by the sub connections the relay offers, counted when DTLS is up and at every later selected candidate pair: direct (encrypted by the relay into its send batch) or pion (pion's SRTP session: TCP, TURN, or no keys). Nothing is counted with -direct-send=false.",
+		}, []string{"path"}),
 		Media: mm,
+	}
+	for _, path := range []string{pathDirect, pathPion} {
+		m.SendPaths.WithLabelValues(path)
 	}
 	for _, o := range []string{earlyAccepted, earlyClosed} {
 		m.EarlyPubs.WithLabelValues(o)
@@ -85,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.Participants.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors, m.EarlyPubs, m.EarlyPubDropped} {
+		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors, m.EarlyPubs, m.EarlyPubDropped, m.SendPaths} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("sfu: register metrics: %w", err)
 			}

@@ -53,7 +53,7 @@ func (p *Participant) runSync() {
 			// publisher removed and added again): a new down track.
 			p.removeDownLocked(up, st)
 		}
-		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstPacketHook(up), Gate: gate})
+		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstPacketHook(up), Gate: gate, Sub: p.subConn})
 		sender, err := p.subPC.AddTrack(d)
 		if err != nil {
 			p.log.Error("add track to sub", "track", up.ID(), "err", err)

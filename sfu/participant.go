@@ -61,6 +61,7 @@ type Participant struct {
 	needOffer        bool                        // guarded by negMu: changes wait for the next offer
 	restartICE       bool                        // guarded by negMu: the next offer restarts ICE (resume)
 	subGate          *candidateGate              // guarded by negMu; replaced with the sub connection
+	subConn          *media.SubConn              // guarded by negMu; replaced with the sub connection (nil: pion's path only)
 	syncQueued       atomic.Bool
 	slots            []*slot // guarded by negMu; set once at join when the client offered sub (httpsub.go)
 	fullAnswers      bool    // set once: answers carry every candidate (FullAnswers)
@@ -99,18 +100,30 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.Pee
 	if pc == Pub {
 		api = p.sfu.api.pub
 	}
+	conn, err := p.newPeerConnectionWith(api, pc, gate, nil)
+	if err == nil && pc == Sub {
+		p.sfu.watchSelected(conn)
+	}
+	return conn, err
+}
+
+// newPeerConnectionWith creates one of p's connections from api; onClosed,
+// if not nil, is called when it has closed.
+func (p *Participant) newPeerConnectionWith(api *webrtc.API, pc PC, gate *candidateGate, onClosed func()) (*webrtc.PeerConnection, error) {
 	conn, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
 	}
 	conn.OnICECandidate(gate.onLocal)
-	if pc == Sub {
-		p.sfu.watchSelected(conn)
-	}
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateFailed {
+		switch s {
+		case webrtc.PeerConnectionStateFailed:
 			p.log.Info("ICE transport failed", "pc", pc)
 			p.startGrace()
+		case webrtc.PeerConnectionStateClosed:
+			if onClosed != nil {
+				onClosed()
+			}
 		}
 	})
 	return conn, nil

@@ -200,7 +200,7 @@ func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error)
 	}
 	clear(p.down)
 	gate := p.subGate.fresh()
-	pc, err := p.newPeerConnection(Sub, gate)
+	pc, sc, err := p.newOfferedSub(gate)
 	if err == nil {
 		if err = addJoinSection(pc); err != nil {
 			_ = pc.Close()
@@ -209,7 +209,7 @@ func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error)
 	if err != nil {
 		return old, err
 	}
-	p.subPC, p.subGate = pc, gate
+	p.subPC, p.subGate, p.subConn = pc, gate, sc
 	p.offerOutstanding, p.needOffer = false, true
 	return old, nil
 }

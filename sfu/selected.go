@@ -21,9 +21,14 @@ func (s *SFU) watchSelected(conn *webrtc.PeerConnection) {
 	if s.cfg.ICE.Selected == nil {
 		return
 	}
-	conn.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+	conn.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(s.countSelected)
+}
+
+// countSelected counts pair in cfg.ICE.Selected, if set.
+func (s *SFU) countSelected(pair *webrtc.ICECandidatePair) {
+	if s.cfg.ICE.Selected != nil {
 		s.cfg.ICE.Selected.WithLabelValues(s.transportOf(pair)).Inc()
-	})
+	}
 }
 
 // transportOf names a selected pair's path. The relay's own candidate is

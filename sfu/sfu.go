@@ -43,7 +43,7 @@ func New(cfg Config) (*SFU, error) {
 		}
 		cfg.Metrics = m
 	}
-	api, err := newAPI(cfg.ICE)
+	api, err := newAPI(cfg.ICE, !cfg.DisableDirectSend)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +243,9 @@ func (s *SFU) Close() error {
 	}
 	wg.Wait()
 	s.pkWG.Wait() // the emptied rooms' links end
+	if s.api.direct != nil {
+		s.api.direct.reports.Close()
+	}
 	if s.cfg.ICE.UDPMux != nil {
 		return s.cfg.ICE.UDPMux.Close()
 	}

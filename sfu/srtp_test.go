@@ -53,7 +53,7 @@ func TestSRTPProfileNegotiation(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mux.Close()
-			relayAPI, err := newAPI(ICEConfig{UDPMux: mux, Loopback: true})
+			relayAPI, err := newAPI(ICEConfig{UDPMux: mux, Loopback: true}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

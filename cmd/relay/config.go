@@ -66,6 +66,11 @@ type Config struct {
 	NATS            string // empty: a single relay
 	NodeID          string
 	NodeURL         string
+
+	// DirectSend: listeners' packets are encrypted straight into the
+	// send batch (false: through pion's SRTP session, for A/B runs).
+	DirectSend bool
+
 	reachConfig
 }
 
@@ -109,6 +114,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.FanoutThreshold, "fanout-threshold", 0, fmt.Sprintf("subscribers a track's reader writes itself; past them a big room's copies are written on every core (with GOMAXPROCS 2 or more); 0: %d (docs/performance.md), -1: never", media.FanoutThreshold))
+	fs.BoolVar(&c.DirectSend, "direct-send", true, "encrypt listeners' packets straight into the send batch and make their sender reports in the relay (docs/performance.md); false: pion's SRTP session and sender-report interceptor, as before")
 	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
 	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
 	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
@@ -273,7 +279,7 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		FanoutThreshold: c.FanoutThreshold,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
-			AudienceListen: sfu.Listen(c.AudienceListen)},
+			AudienceListen: sfu.Listen(c.AudienceListen), DisableDirectSend: !c.DirectSend},
 		Cluster:  c.clusterConfig(),
 		NewMixer: newMixer(),
 		Mix:      server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},

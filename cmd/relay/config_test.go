@@ -93,6 +93,17 @@ func TestParseConfig(t *testing.T) {
 		{name: "zero seats", args: []string{"-seats", "0"}, wantErr: "at least one seat"},
 		{name: "bad gogc", args: []string{"-gogc", "-5"}, wantErr: "-gogc"},
 		{name: "bad fanout threshold", args: []string{"-fanout-threshold", "-2"}, wantErr: "-fanout-threshold"},
+		{name: "direct send off", env: map[string]string{"RELAY_DIRECT_SEND": "false"}, check: func(t *testing.T, c Config) {
+			if c.DirectSend || !c.relayConfig(nil).SFU.DisableDirectSend {
+				t.Errorf("direct send %v (sfu's disable %v), want off", c.DirectSend, c.relayConfig(nil).SFU.DisableDirectSend)
+			}
+		}},
+		{name: "direct send default", check: func(t *testing.T, c Config) {
+			if !c.DirectSend || c.relayConfig(nil).SFU.DisableDirectSend {
+				t.Errorf("direct send %v, want on by default", c.DirectSend)
+			}
+		}},
+		{name: "bad direct send", args: []string{"-direct-send=maybe"}, wantErr: "direct-send"},
 		{name: "fanout never", env: map[string]string{"RELAY_FANOUT_THRESHOLD": "-1"}, check: func(t *testing.T, c Config) {
 			if c.FanoutThreshold != -1 || c.relayConfig(nil).FanoutThreshold != -1 {
 				t.Errorf("fanout threshold %d (server's %d), want -1", c.FanoutThreshold, c.relayConfig(nil).FanoutThreshold)
@@ -189,7 +200,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-direct-send", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}

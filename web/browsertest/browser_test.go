@@ -318,6 +318,11 @@ func TestCoStreaming(t *testing.T) {
 				}
 			})
 		}
+		// What Chromium heard was encrypted by the relay itself on both
+		// sub connections (the direct send path, -direct-send).
+		if d := relay.Value(t, "relay_sub_send_path_total", "path", "direct"); d < 2 {
+			t.Errorf("relay_sub_send_path_total{path=direct} = %v, want both pages' sub connections", d)
+		}
 		// The connection panel shows the same frame duration.
 		for _, p := range []*page{host, aud} {
 			p.waitFor("panel shows 10 ms frames", `document.querySelector('[data-stat="frame-sent"]').textContent === "10 ms"`, 5*time.Second)
