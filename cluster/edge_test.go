@@ -151,6 +151,12 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 	if in := cl.relays[1].Value(t, "relay_cluster_link_packets_in_total"); in < float64(heard) {
 		t.Errorf("relay 1's link carried %v packets, fewer than its listener heard (%d)", in, heard)
 	}
+	// The owner counts what it sent over its links: at least what both
+	// edges' links brought in (read first), each packet once per link.
+	in := cl.relays[1].Value(t, "relay_cluster_link_packets_in_total") + cl.relays[2].Value(t, "relay_cluster_link_packets_in_total")
+	if out := cl.relays[0].Value(t, "relay_cluster_link_packets_out_total"); out < in || in == 0 {
+		t.Errorf("the owner sent %v packets over its links, the edges received %v", out, in)
+	}
 	// Everyone sees the room's total audience: 6.
 	for i := range ls {
 		c := ls[i][0].c
@@ -198,6 +204,11 @@ func TestEdgeListenersOnEveryRelay(t *testing.T) {
 		return cl.relays[2].Value(t, "relay_cluster_links", "side", "edge") == 0 &&
 			cl.relays[0].Value(t, "relay_cluster_links", "side", "owner") == 1
 	})
+	// The owner's packets out keep what the closed link was sent.
+	in = cl.relays[1].Value(t, "relay_cluster_link_packets_in_total") + cl.relays[2].Value(t, "relay_cluster_link_packets_in_total")
+	if out := cl.relays[0].Value(t, "relay_cluster_link_packets_out_total"); out < in {
+		t.Errorf("after relay 2's link closed the owner counts %v packets sent over links, the edges received %v", out, in)
+	}
 	relaytest.WaitEvent(ctx, t, ls[1][1].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
 	relaytest.WaitEvent(ctx, t, ls[0][0].c, func(ev *protocol.Audience) bool { return ev.Count == 4 })
 	from := ls[1][1].k.ok.Load()

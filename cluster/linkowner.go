@@ -138,10 +138,24 @@ func (n *Node) openOwnerLink(req linkRequest) linkReply {
 func (n *Node) dropOwnerLink(id string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.ownerLinks[id] != nil {
+	if l := n.ownerLinks[id]; l != nil {
+		n.linkOutRetired += l.p.PacketsSent()
 		delete(n.ownerLinks, id)
 		n.m.links.WithLabelValues("owner").Set(float64(len(n.ownerLinks)))
 	}
+}
+
+// linkPacketsOut is the packets written to the hidden participants of
+// the links to rooms this node owns, closed links included: the series
+// relay_cluster_link_packets_out_total.
+func (n *Node) linkPacketsOut() float64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	total := n.linkOutRetired
+	for _, l := range n.ownerLinks {
+		total += l.p.PacketsSent()
+	}
+	return float64(total)
 }
 
 func (n *Node) replyLink(msg *nats.Msg, rep linkReply) {

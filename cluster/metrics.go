@@ -41,7 +41,9 @@ const (
 
 var allOps = []string{opLookup, opClaim, opRenew, opRelease, opHandover, opHeartbeat, opBuckets, opTakeover, opPing, opHolder}
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes and registers the cluster's series; linkOut is the
+// packets sent over other nodes' links so far (Node.linkPacketsOut).
+func newMetrics(reg prometheus.Registerer, linkOut func() float64) (*metrics, error) {
 	m := &metrics{
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "relay_cluster_nats_connected",
@@ -77,6 +79,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "RTP packets this node received over its edge and PK links (each crosses once, however many listeners here hear it).",
 		}),
 	}
+	linkPacketsOut := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "relay_cluster_link_packets_out_total",
+		Help: "RTP packets this node sent over other nodes' edge and PK links to rooms it owns (each once per link, however many listeners the other node has), retransmissions included.",
+	}, linkOut)
 	m.links.WithLabelValues("edge")
 	m.links.WithLabelValues("owner")
 	m.links.WithLabelValues("pk")
@@ -92,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.ops, m.latency, m.owned, m.routes, m.links, m.linkPackets} {
+	for _, c := range []prometheus.Collector{m.connected, m.reconnects, m.ops, m.latency, m.owned, m.routes, m.links, m.linkPackets, linkPacketsOut} {
 		if err := reg.Register(c); err != nil {
 			return nil, errors.Join(errors.New("register cluster metrics"), err)
 		}

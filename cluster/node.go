@@ -35,10 +35,12 @@ type Node struct {
 	draining bool
 	closed   bool // set by Close: no more background work
 
-	sfu        *sfu.SFU               // the room layer (Attach); nil until then
-	ownerLinks map[string]*ownerLink  // edges' links to rooms this node owns, by link id
-	edgeLinks  map[*edgeLink]struct{} // this node's links to other nodes' rooms
-	pkLinks    map[*edgeLink]struct{} // this node's PK links (pk.go): other nodes' rooms linked with rooms here
+	sfu        *sfu.SFU              // the room layer (Attach); nil until then
+	ownerLinks map[string]*ownerLink // edges' links to rooms this node owns, by link id
+	// linkOutRetired is the packets closed owner links were sent (guarded by mu).
+	linkOutRetired uint64
+	edgeLinks      map[*edgeLink]struct{} // this node's links to other nodes' rooms
+	pkLinks        map[*edgeLink]struct{} // this node's PK links (pk.go): other nodes' rooms linked with rooms here
 }
 
 // claim is this node's hold on a room.
@@ -65,11 +67,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	m, err := newMetrics(cfg.Registry)
+	n := &Node{}
+	m, err := newMetrics(cfg.Registry, n.linkPacketsOut)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{
+	*n = Node{
 		cfg:   cfg,
 		log:   cfg.Logger.With("node", cfg.NodeID),
 		m:     m,

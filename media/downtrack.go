@@ -226,6 +226,10 @@ func (d *DownTrack) send(h *rtp.Header, b *binding, raw []byte, f *rtpFields, se
 	return len(payload), true
 }
 
+// PacketsSent is the RTP packets written to d's subscriber so far,
+// retransmissions included (what its sender reports count; wraps at 2³²).
+func (d *DownTrack) PacketsSent() uint32 { return d.sentPackets.Load() }
+
 // counted adds one packet of n payload octets to what d's sender reports
 // say.
 func (d *DownTrack) counted(n int) {

@@ -60,6 +60,7 @@ func (p *Participant) runSync() {
 			continue
 		}
 		p.down[up] = subTrack{down: d, sender: sender, gate: gate}
+		p.sent.add(d)
 		d.Subscribe(sender) // false if it just ended: the sync that follows removes it
 		changed = true
 	}
@@ -82,6 +83,7 @@ func (p *Participant) runSync() {
 // connection. negMu must be held.
 func (p *Participant) removeDownLocked(up *media.UpTrack, st subTrack) {
 	st.down.Unsubscribe()
+	p.sent.retire(st.down)
 	if err := p.subPC.RemoveTrack(st.sender); err != nil {
 		p.log.Debug("remove track from sub", "track", up.ID(), "err", err)
 	}
