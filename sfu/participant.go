@@ -64,8 +64,8 @@ type Participant struct {
 	subConn          *media.SubConn              // guarded by negMu; replaced with the sub connection (nil: pion's path only)
 	syncQueued       atomic.Bool
 	sent             sentCount // packets written on the sub connection's down tracks (sent.go)
-	slots            []*slot // guarded by negMu; set once at join when the client offered sub (httpsub.go)
-	fullAnswers      bool    // set once: answers carry every candidate (FullAnswers)
+	slots            []*slot   // guarded by negMu; set once at join when the client offered sub (httpsub.go)
+	fullAnswers      bool      // set once: answers carry every candidate (FullAnswers)
 
 	pubMu  sync.Mutex
 	pubPC  *webrtc.PeerConnection // guarded by pubMu; nil until the client's first offer
