@@ -540,6 +540,18 @@ func TestForwardZeroAllocs(t *testing.T) {
 			t.Error("the tap was never called")
 		}
 	})
+	// With the relay's loss and reception statistics (feedback.go), as
+	// on a publisher's track.
+	t.Run("subs=4,feedback", func(t *testing.T) {
+		f := newForwardFixture(t, 4, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+		f.up.rx = newReceiveStats(48000)
+		if allocs := fixtureAllocs(t, f, 4); allocs != 0 {
+			t.Errorf("forward path with loss tracking: %v allocations per packet, want 0", allocs)
+		}
+		if f.up.rx.received == 0 {
+			t.Error("the statistics never saw a packet")
+		}
+	})
 	// A track heard in two rooms: two mixes tap it.
 	t.Run("subs=4,two taps", func(t *testing.T) {
 		a, b := &copyTap{}, &copyTap{}

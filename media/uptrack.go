@@ -19,6 +19,15 @@ type UpTrack struct {
 
 	local bool // packets made by the relay (the mix), fed by Forward
 
+	// The relay's RTCP toward the publisher (feedback.go), all nil
+	// without: rx is updated by the reader with every packet; the
+	// feedback loop reads it and alone uses lastReport.
+	fb         *Feedback
+	rtcp       RTCPWriter
+	rx         *receiveStats
+	lastReport int64
+	nack       bool // the publisher negotiated NACK
+
 	hist  history
 	meter levelMeter
 	muted atomic.Bool // the reader drops everything while set
@@ -53,6 +62,18 @@ type UpTrackParams struct {
 	// received (relay_packets_in_total counts publishers' packets).
 	Local   bool
 	Metrics *Metrics
+	// Feedback, if set with RTCP, makes the relay's NACKs and receiver
+	// reports for the track (feedback.go) while ReadLoop runs, written
+	// to RTCP (the publisher's connection). Without, the publisher gets
+	// none from the track (a cluster link keeps pion's interceptors).
+	Feedback *Feedback
+	RTCP     RTCPWriter
+	// NACK: the publisher negotiated NACK (rtcp-fb nack), so Feedback
+	// asks it for lost packets; without, only receiver reports go.
+	NACK bool
+	// ClockRate is the RTP clock rate, for the jitter in receiver
+	// reports; 0 means Opus's 48000.
+	ClockRate uint32
 }
 
 // Tap receives a copy of every payload a published track forwards: the
@@ -71,6 +92,13 @@ func NewUpTrack(p UpTrackParams) *UpTrack {
 	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt, local: p.Local}
 	t.subs.Store(&[]*DownTrack{})
 	t.taps.Store(&[]Tap{})
+	if p.Feedback != nil && p.RTCP != nil && !p.Local {
+		clock := p.ClockRate
+		if clock == 0 {
+			clock = 48000
+		}
+		t.fb, t.rtcp, t.rx, t.nack = p.Feedback, p.RTCP, newReceiveStats(clock), p.NACK
+	}
 	return t
 }
 
@@ -170,6 +198,10 @@ type RTPReader interface {
 // returns.
 func (t *UpTrack) ReadLoop(r RTPReader) {
 	defer t.hist.clear()
+	if t.fb != nil {
+		t.fb.add(t)
+		defer t.fb.remove(t)
+	}
 	for {
 		pkt := bufpool.Get()
 		n, _, err := r.Read(pkt.Buf())
@@ -178,6 +210,15 @@ func (t *UpTrack) ReadLoop(r RTPReader) {
 			return
 		}
 		t.forward(pkt, n)
+	}
+}
+
+// SenderReport records the publisher's RTCP sender report for stream
+// ssrc with NTP time ntp, just read, for the LSR and DLSR of the relay's
+// next receiver report. A track without Feedback ignores it.
+func (t *UpTrack) SenderReport(ssrc uint32, ntp uint64) {
+	if t.rx != nil {
+		t.rx.senderReport(ssrc, ntp, Now())
 	}
 }
 
@@ -215,6 +256,9 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 	}
 	now := Now()
 	pkt.ReadAt = now
+	if t.rx != nil {
+		t.rx.packet(f.ssrc, f.seq, f.ts, now)
+	}
 	if !t.local {
 		m.PacketsIn.Inc()
 		m.BytesIn.Add(float64(n))

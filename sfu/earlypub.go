@@ -207,7 +207,7 @@ func (p *Participant) newPubConnLocked() error {
 	p.pubNum++
 	num := p.pubNum
 	conn.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-		p.onTrack(num, remote, receiver)
+		p.onTrack(num, conn, remote, receiver)
 	})
 	p.pubPC = conn
 	return nil
