@@ -505,7 +505,7 @@ func stepAllocs(tb testing.TB, up *UpTrack, runs int) float64 {
 		binary.BigEndian.PutUint16(b[2:], seq)
 		binary.BigEndian.PutUint32(b[4:], ts)
 		seq, ts = seq+1, ts+testFrameTS
-		up.forward(pkt, n)
+		up.Ingest(pkt, n)
 		// Sharded: let the workers write before the next packet, so that
 		// none is dropped for a full queue (Gosched: a timed wait would
 		// allocate).

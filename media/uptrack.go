@@ -28,9 +28,14 @@ type UpTrack struct {
 	lastReport int64
 	nack       bool // the publisher negotiated NACK
 
-	hist  history
-	meter levelMeter
-	muted atomic.Bool // the reader drops everything while set
+	// ingestMu makes Ingest's calls one at a time: a publisher's
+	// packets may come from pion's track (ReadLoop) and from the relay's
+	// own socket reader (direct ingest) while one hands over to the
+	// other. Uncontended otherwise.
+	ingestMu sync.Mutex
+	hist     history
+	meter    levelMeter
+	muted    atomic.Bool // the reader drops everything while set
 	// taps are where the reader copies every payload (the audience
 	// mixes' inputs: a track heard in several rooms feeds each room's
 	// mix), replaced whole under mu like subs.
@@ -194,8 +199,7 @@ type RTPReader interface {
 }
 
 // ReadLoop reads the publisher's packets until r fails (the track ended)
-// and writes each to every subscriber. It releases the history when it
-// returns.
+// and hands each to Ingest. It releases the history when it returns.
 func (t *UpTrack) ReadLoop(r RTPReader) {
 	defer t.hist.clear()
 	if t.fb != nil {
@@ -209,8 +213,22 @@ func (t *UpTrack) ReadLoop(r RTPReader) {
 			pkt.Release()
 			return
 		}
-		t.forward(pkt, n)
+		t.Ingest(pkt, n)
 	}
+}
+
+// Ingest is a publisher's packet, decrypted, into the track: pkt holds a
+// complete RTP packet of n bytes, and Ingest takes over the caller's
+// reference. It does all the track's per-packet work (loss and reception
+// statistics for the relay's RTCP, the audio level, the taps, the mute
+// gate, the history, the fan-out, the counters) on the caller's
+// goroutine. Any goroutine may call it, ReadLoop or the relay's socket
+// reader; calls are serialized. It must not be called after ReadLoop has
+// returned (the history is released then).
+func (t *UpTrack) Ingest(pkt *bufpool.Packet, n int) {
+	t.ingestMu.Lock()
+	t.forward(pkt, n)
+	t.ingestMu.Unlock()
 }
 
 // SenderReport records the publisher's RTCP sender report for stream
