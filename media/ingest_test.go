@@ -66,3 +66,24 @@ func TestIngestTwoSources(t *testing.T) {
 		p.Release()
 	}
 }
+
+// TestIngestAfterEnd: a packet a socket reader hands over after the
+// track's ReadLoop returned is released and dropped: the history, already
+// released, keeps nothing.
+func TestIngestAfterEnd(t *testing.T) {
+	ws := []*recordWriter{{}}
+	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return ws[0] })
+	f.up.end()
+	pkt := bufpool.Get()
+	pkt.Retain() // the test's, to see the track's released
+	n := copy(pkt.Buf(), inPacket(t, testInSSRC, 1, 480))
+	f.up.Ingest(pkt, n)
+	f.checkReleased(t, []*bufpool.Packet{pkt})
+	if p := f.up.hist.get(1); p != nil {
+		p.Release()
+		t.Error("the history kept a packet ingested after the end")
+	}
+	if got := len(ws[0].take()); got != 0 {
+		t.Errorf("the subscriber got %d packets after the end", got)
+	}
+}

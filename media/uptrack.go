@@ -33,6 +33,7 @@ type UpTrack struct {
 	// own socket reader (direct ingest) while one hands over to the
 	// other. Uncontended otherwise.
 	ingestMu sync.Mutex
+	ended    bool // guarded by ingestMu: ReadLoop returned; Ingest drops
 	hist     history
 	meter    levelMeter
 	muted    atomic.Bool // the reader drops everything while set
@@ -201,7 +202,7 @@ type RTPReader interface {
 // ReadLoop reads the publisher's packets until r fails (the track ended)
 // and hands each to Ingest. It releases the history when it returns.
 func (t *UpTrack) ReadLoop(r RTPReader) {
-	defer t.hist.clear()
+	defer t.end()
 	if t.fb != nil {
 		t.fb.add(t)
 		defer t.fb.remove(t)
@@ -223,12 +224,25 @@ func (t *UpTrack) ReadLoop(r RTPReader) {
 // statistics for the relay's RTCP, the audio level, the taps, the mute
 // gate, the history, the fan-out, the counters) on the caller's
 // goroutine. Any goroutine may call it, ReadLoop or the relay's socket
-// reader; calls are serialized. It must not be called after ReadLoop has
-// returned (the history is released then).
+// reader; calls are serialized. A packet given after ReadLoop returned
+// is released and dropped.
 func (t *UpTrack) Ingest(pkt *bufpool.Packet, n int) {
 	t.ingestMu.Lock()
+	if t.ended {
+		t.ingestMu.Unlock()
+		pkt.Release() // a socket reader's packet after the track ended
+		return
+	}
 	t.forward(pkt, n)
 	t.ingestMu.Unlock()
+}
+
+// end stops Ingest and releases the history, when ReadLoop returns.
+func (t *UpTrack) end() {
+	t.ingestMu.Lock()
+	t.ended = true
+	t.ingestMu.Unlock()
+	t.hist.clear()
 }
 
 // SenderReport records the publisher's RTCP sender report for stream

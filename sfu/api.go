@@ -50,7 +50,14 @@ var srtpProfiles = []dtls.SRTPProtectionProfile{
 // codecs and settings, different interceptors; and of a cluster edge's
 // links (edgeroom.go), which receive as pub does but on a UDP port of
 // their own each.
-type apis struct{ pub, sub, link *webrtc.API }
+type apis struct {
+	pub, sub, link *webrtc.API
+	// What pub is made of, for a pub connection with direct ingest,
+	// which needs an API of its own (directingest.go).
+	me    *webrtc.MediaEngine
+	pubIR *interceptor.Registry
+	pubSE webrtc.SettingEngine
+}
 
 // newAPI builds the pion APIs every peer connection of the relay uses.
 func newAPI(cfg ICEConfig) (apis, error) {
@@ -153,9 +160,12 @@ func newAPI(cfg ICEConfig) (apis, error) {
 		linkSE.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	}
 	return apis{
-		link: webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(linkIR), webrtc.WithSettingEngine(linkSE)),
-		pub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
-		sub:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+		link:  webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(linkIR), webrtc.WithSettingEngine(linkSE)),
+		pub:   webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
+		sub:   webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+		me:    me,
+		pubIR: pubIR,
+		pubSE: se,
 	}, nil
 }
 

@@ -142,42 +142,12 @@ func TestRelayFeedbackRepairsUplink(t *testing.T) {
 
 	heard := map[uint16]bool{}
 	var heardMu sync.Mutex
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		var rt *client.RemoteTrack
-		select {
-		case rt = <-aud.Tracks():
-		case <-ctx.Done():
-			return
-		}
-		for {
-			p, _, err := rt.Track.ReadRTP()
-			if err != nil {
-				return
-			}
-			heardMu.Lock()
-			heard[p.SequenceNumber] = true // a first stream keeps the publisher's numbering (media's munger: offset 0)
-			heardMu.Unlock()
-		}
-	}()
-
-	src, err := opusgen.NewSource(1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendCtx, stop := context.WithCancel(ctx)
-	n := 0
-	err = relaytest.SendOpus(sendCtx, pub, src, func([]byte, *rtp.Packet) error {
-		if n++; n == frames {
-			stop()
-		}
-		return nil
+	readDone := hearTrack(ctx, aud, func(p *rtp.Packet) {
+		heardMu.Lock()
+		heard[p.SequenceNumber] = true // a first stream keeps the publisher's numbering (media's munger: offset 0)
+		heardMu.Unlock()
 	})
-	stop()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sendFrames(ctx, t, pub, frames, nil)
 	// Wait for the repairs and one more receiver report (1 s apart).
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -336,5 +306,53 @@ func TestPublisherGoroutines(t *testing.T) {
 	}
 	if per := float64(total-loops-downs) / n; per != goroutinesPerPublisher {
 		t.Errorf("%.2f relay goroutines per publisher besides the feedback loop and the down tracks, want %d", per, goroutinesPerPublisher)
+	}
+}
+
+// hearTrack reads aud's first track until it ends, handing got every
+// packet; the channel closes when the reading stops.
+func hearTrack(ctx context.Context, aud *client.Client, got func(*rtp.Packet)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var rt *client.RemoteTrack
+		select {
+		case rt = <-aud.Tracks():
+		case <-ctx.Done():
+			return
+		}
+		for {
+			p, _, err := rt.Track.ReadRTP()
+			if err != nil {
+				return
+			}
+			got(p)
+		}
+	}()
+	return done
+}
+
+// sendFrames publishes n frames of real Opus from pub, paced as a
+// microphone; each, if not nil, sees every frame before it is sent.
+func sendFrames(ctx context.Context, t *testing.T, pub *client.Publisher, n int, each func(payload []byte, p *rtp.Packet)) {
+	t.Helper()
+	src, err := opusgen.NewSource(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	i := 0
+	err = relaytest.SendOpus(sendCtx, pub, src, func(payload []byte, p *rtp.Packet) error {
+		if each != nil {
+			each(payload, p)
+		}
+		if i++; i == n {
+			stop()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -45,7 +45,7 @@ func (p *Participant) openSub(jp JoinParams) (*webrtc.PeerConnection, *webrtc.Se
 	case SubAnswered:
 		return p.answerSub(jp.SubOffer)
 	case SubOffered:
-		sub, err := p.newPeerConnection(Sub, p.subGate)
+		sub, err := p.newPeerConnection(Sub, p.subGate, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -72,7 +72,7 @@ func (p *Participant) answerSub(offer string) (*webrtc.PeerConnection, *webrtc.S
 	if offer == "" {
 		return nil, nil, fmt.Errorf("%w: an offer is required", ErrBadRequest)
 	}
-	pc, err := p.newPeerConnection(Sub, p.subGate)
+	pc, err := p.newPeerConnection(Sub, p.subGate, nil)
 	if err != nil {
 		return nil, nil, err
 	}

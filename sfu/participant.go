@@ -89,11 +89,13 @@ func (p *Participant) isGone() bool {
 }
 
 // newPeerConnection creates one of p's connections with the handlers both
-// share.
-func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.PeerConnection, error) {
-	api := p.sfu.api.sub
-	if pc == Pub {
-		api = p.sfu.api.pub
+// share, with api, or if nil the relay's for pc.
+func (p *Participant) newPeerConnection(pc PC, gate *candidateGate, api *webrtc.API) (*webrtc.PeerConnection, error) {
+	if api == nil {
+		api = p.sfu.api.sub
+		if pc == Pub {
+			api = p.sfu.api.pub
+		}
 	}
 	conn, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -307,7 +309,7 @@ func (p *Participant) firstMediaWritten() {
 // onTrack is the OnTrack handler of p's pub connection number conn: it
 // publishes the track (or holds it, on an early pub: earlypub.go) and
 // forwards it until it ends. pion runs it in a goroutine of its own.
-func (p *Participant) onTrack(conn uint64, pc *webrtc.PeerConnection, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+func (p *Participant) onTrack(conn uint64, pc *webrtc.PeerConnection, pd *pubDirect, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	if remote.Kind() != webrtc.RTPCodecTypeAudio {
 		p.log.Info("ignoring a non-audio track", "kind", remote.Kind())
 		_ = receiver.Stop()
@@ -324,7 +326,12 @@ func (p *Participant) onTrack(conn uint64, pc *webrtc.PeerConnection, remote *we
 		p.readHeld(held)
 		return
 	}
+	// Published: from here the relay's socket readers may take over the
+	// track's packets (directingest.go); pion's reader ends with the
+	// track either way.
+	undo := pd.add(uint32(remote.SSRC()), t)
 	t.ReadLoop(remote)
+	undo()
 	p.room.unpublish(p, t)
 }
 

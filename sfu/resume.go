@@ -200,7 +200,7 @@ func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error)
 	}
 	clear(p.down)
 	gate := p.subGate.fresh()
-	pc, err := p.newPeerConnection(Sub, gate)
+	pc, err := p.newPeerConnection(Sub, gate, nil)
 	if err == nil {
 		if err = addJoinSection(pc); err != nil {
 			_ = pc.Close()
