@@ -93,11 +93,17 @@ type directTrack struct {
 
 // Open registers a publisher connection whose packets come from remote,
 // to be decrypted with the remote side of keys (the publisher's write
-// key) under profile. It has no track until AddTrack. Close it when the
-// connection closes or its selected candidate pair changes.
-func (d *Direct) Open(remote netip.AddrPort, keys srtp.SessionKeys, profile srtp.ProtectionProfile) (*DirectConn, error) {
-	ctx, err := srtp.CreateContext(keys.RemoteMasterKey, keys.RemoteMasterSalt, profile,
-		srtp.SRTPReplayProtection(srtpReplayWindow))
+// key) under profile; cryptex: the connection negotiated RFC 9335 header
+// extension encryption (the relay's description has a=cryptex), so the
+// publisher may encrypt its header extensions. It has no track until
+// AddTrack. Close it when the connection closes or its selected candidate
+// pair changes.
+func (d *Direct) Open(remote netip.AddrPort, keys srtp.SessionKeys, profile srtp.ProtectionProfile, cryptex bool) (*DirectConn, error) {
+	opts := []srtp.ContextOption{srtp.SRTPReplayProtection(srtpReplayWindow)}
+	if cryptex {
+		opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
+	}
+	ctx, err := srtp.CreateContext(keys.RemoteMasterKey, keys.RemoteMasterSalt, profile, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("media: SRTP context for direct ingest: %w", err)
 	}

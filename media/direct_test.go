@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -28,25 +29,26 @@ func directKeys(t testing.TB) (srtp.SessionKeys, srtp.ProtectionProfile) {
 }
 
 // publisherContext is the publisher's side of directKeys: pion/srtp, as
-// a pion or browser publisher encrypts.
-func publisherContext(t testing.TB) *srtp.Context {
+// a pion or browser publisher encrypts (opts: srtp.Cryptex for a
+// publisher that encrypts its header extensions, RFC 9335).
+func publisherContext(t testing.TB, opts ...srtp.ContextOption) *srtp.Context {
 	t.Helper()
 	keys, profile := directKeys(t)
-	c, err := srtp.CreateContext(keys.RemoteMasterKey, keys.RemoteMasterSalt, profile)
+	c, err := srtp.CreateContext(keys.RemoteMasterKey, keys.RemoteMasterSalt, profile, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// openDirect registers a publisher at 127.0.0.1:40000 with directKeys,
-// its stream testInSSRC going to up.
-func openDirect(t testing.TB, up *UpTrack) (*Direct, *DirectConn, netip.AddrPort) {
+// openDirect registers a publisher at 127.0.0.1:40000 with directKeys
+// (with cryptex negotiated or not), its stream testInSSRC going to up.
+func openDirect(t testing.TB, up *UpTrack, cryptex bool) (*Direct, *DirectConn, netip.AddrPort) {
 	t.Helper()
 	d := newDirect()
 	keys, profile := directKeys(t)
 	addr := netip.MustParseAddrPort("127.0.0.1:40000")
-	dc, err := d.Open(addr, keys, profile)
+	dc, err := d.Open(addr, keys, profile, cryptex)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +73,9 @@ func encrypt(t testing.TB, c *srtp.Context, raw []byte) []byte {
 func TestDirectIngestPath(t *testing.T) {
 	ws := []*recordWriter{{}}
 	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return ws[0] })
-	d, dc, addr := openDirect(t, f.up)
+	d, dc, addr := openDirect(t, f.up, false)
 	keys, profile := directKeys(t)
-	if _, err := d.Open(addr, keys, profile); err == nil {
+	if _, err := d.Open(addr, keys, profile, false); err == nil {
 		t.Error("a second Open at the same address succeeded, want ErrDirectAddrInUse")
 	}
 	pubCtx := publisherContext(t)
@@ -140,7 +142,7 @@ func TestDirectIngestPath(t *testing.T) {
 	if d.ingest(encrypt(t, pubCtx, inPacket(t, testInSSRC, 14, 6720)), addr) {
 		t.Error("ingested after Close")
 	}
-	if _, err := d.Open(addr, keys, profile); err != nil {
+	if _, err := d.Open(addr, keys, profile, false); err != nil {
 		t.Errorf("Open after Close: %v", err)
 	}
 }
@@ -149,28 +151,37 @@ func TestDirectIngestPath(t *testing.T) {
 // path into the track (decryption, loss statistics, fan-out) allocates
 // nothing.
 func TestDirectIngestZeroAllocs(t *testing.T) {
-	f := newForwardFixture(t, 4, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
-	f.up.rx = newReceiveStats(48000)
-	d, _, addr := openDirect(t, f.up)
-	pubCtx := publisherContext(t)
-	// Encrypted ahead: the publisher's cost is not the relay's.
-	const runs = 500
-	pkts := make([][]byte, 2*historySize+runs+1)
-	for i := range pkts {
-		pkts[i] = encrypt(t, pubCtx, inPacket(t, testInSSRC, uint16(i), uint32(i*testFrameTS)))
-	}
-	i := 0
-	step := func() {
-		if !d.ingest(pkts[i], addr) {
-			t.Fatalf("packet %d not ingested", i)
-		}
-		i++
-	}
-	for range 2 * historySize {
-		step()
-	}
-	if allocs := testing.AllocsPerRun(runs, step); allocs != 0 {
-		t.Errorf("direct ingest: %v allocations per packet, want 0", allocs)
+	for _, cryptex := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cryptex=%v", cryptex), func(t *testing.T) {
+			f := newForwardFixture(t, 4, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+			f.up.rx = newReceiveStats(48000)
+			f.up.levelExt = 1
+			d, _, addr := openDirect(t, f.up, cryptex)
+			var opts []srtp.ContextOption
+			if cryptex {
+				opts = append(opts, srtp.Cryptex(srtp.CryptexModeEnabled))
+			}
+			pubCtx := publisherContext(t, opts...)
+			// Encrypted ahead: the publisher's cost is not the relay's.
+			const runs = 500
+			pkts := make([][]byte, 2*historySize+runs+1)
+			for i := range pkts {
+				pkts[i] = encrypt(t, pubCtx, inPacket(t, testInSSRC, uint16(i), uint32(i*testFrameTS)))
+			}
+			i := 0
+			step := func() {
+				if !d.ingest(pkts[i], addr) {
+					t.Fatalf("packet %d not ingested", i)
+				}
+				i++
+			}
+			for range 2 * historySize {
+				step()
+			}
+			if allocs := testing.AllocsPerRun(runs, step); allocs != 0 {
+				t.Errorf("direct ingest: %v allocations per packet, want 0", allocs)
+			}
+		})
 	}
 }
 
@@ -237,5 +248,44 @@ func TestSocketReaders(t *testing.T) {
 	}
 	if _, _, err := bc.ReadFromAddrPort(b); err == nil {
 		t.Error("read after Close succeeded")
+	}
+}
+
+// TestDirectIngestCryptex: a publisher that encrypts its header
+// extensions (RFC 9335, which pion negotiates when both ends offer it)
+// is ingested when its connection negotiated cryptex, its audio level
+// read from the decrypted extension; without the negotiation its packets
+// do not authenticate and are left to pion.
+func TestDirectIngestCryptex(t *testing.T) {
+	for _, negotiated := range []bool{true, false} {
+		t.Run(fmt.Sprintf("negotiated=%v", negotiated), func(t *testing.T) {
+			ws := []*recordWriter{{}}
+			f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return ws[0] })
+			f.up.levelExt = 1 // inPacket's audio level extension: level 30
+			d, _, addr := openDirect(t, f.up, negotiated)
+			pubCtx := publisherContext(t, srtp.Cryptex(srtp.CryptexModeEnabled))
+			raw := inPacket(t, testInSSRC, 10, 4800)
+			enc := encrypt(t, pubCtx, raw)
+			if p := binary.BigEndian.Uint16(enc[12:]); p != 0xc0de {
+				t.Fatalf("extension profile %#x on the wire, want cryptex's 0xc0de", p)
+			}
+			if got := d.ingest(enc, addr); got != negotiated {
+				t.Fatalf("ingested %v, want %v", got, negotiated)
+			}
+			if !negotiated {
+				if d.Stats().AuthFails != 1 {
+					t.Errorf("auth failures %d, want 1", d.Stats().AuthFails)
+				}
+				return
+			}
+			got := ws[0].take()
+			want, _ := parseRTP(raw)
+			if len(got) != 1 || !bytes.Equal(got[0].payload, want.payload(raw)) {
+				t.Fatalf("the subscriber got %d packets, want the one sent, byte-identical", len(got))
+			}
+			if lv := f.up.Level(Now(), int64(time.Second)); lv <= 0 {
+				t.Errorf("audio level %v after a packet at -30 dBov, want above 0", lv)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -116,7 +117,35 @@ func (pd *pubDirect) open() (*media.DirectConn, error) {
 		pd.hooked = true
 		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { pd.stop() })
 	}
-	return pd.d.Open(netip.AddrPortFrom(ip, pair.Remote.Port), keys.ServerSide(), keys.Profile)
+	cryptex, err := acceptsCryptex(pd.pc.CurrentLocalDescription())
+	if err != nil {
+		return nil, err
+	}
+	return pd.d.Open(netip.AddrPortFrom(ip, pair.Remote.Port), keys.ServerSide(), keys.Profile, cryptex)
+}
+
+// acceptsCryptex reports whether the relay's description declares that it
+// receives RFC 9335 encrypted header extensions (a=cryptex at the session
+// level or on its media sections), as pion decides for its own SRTP
+// session: a publisher that negotiated it encrypts its audio level
+// extension so.
+func acceptsCryptex(local *webrtc.SessionDescription) (bool, error) {
+	if local == nil {
+		return false, errors.New("no local description")
+	}
+	sd, err := local.Unmarshal()
+	if err != nil {
+		return false, fmt.Errorf("parse the local description: %w", err)
+	}
+	if _, ok := sd.Attribute("cryptex"); ok {
+		return true, nil
+	}
+	for _, m := range sd.MediaDescriptions {
+		if _, ok := m.Attribute("cryptex"); ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // stop returns the connection to pion's path for good: its selected pair

@@ -19,6 +19,8 @@ import (
 // listener byte-identical, as they do through pion's receive path with
 // direct ingest off; the pub answer makes the relay the DTLS server only
 // with direct ingest, and the counters show which path carried the media.
+// The publisher sends audio levels, which pion clients encrypt with
+// cryptex (RFC 9335): the room's speakers event names it.
 func TestDirectIngest(t *testing.T) {
 	const frames = 200
 	for _, tt := range []struct {
@@ -55,7 +57,17 @@ func TestDirectIngest(t *testing.T) {
 				heard[p.SequenceNumber] = bytes.Clone(p.Payload) // a first stream keeps the publisher's numbering
 				mu.Unlock()
 			})
+			levelID := pub.AudioLevelExtensionID()
+			if levelID == 0 {
+				t.Fatal("the relay did not negotiate the audio level extension")
+			}
+			if tt.direct && !strings.Contains(pub.AnswerSDP(), "a=cryptex") {
+				t.Log("cryptex not negotiated: the extensions travel in the clear")
+			}
 			sendFrames(ctx, t, pub, frames, func(payload []byte, p *rtp.Packet) {
+				if err := p.Header.SetExtension(levelID, []byte{0x80 | 20}); err != nil { // voice, -20 dBov
+					t.Error(err)
+				}
 				mu.Lock()
 				sent[p.SequenceNumber] = bytes.Clone(payload)
 				mu.Unlock()
@@ -70,7 +82,11 @@ func TestDirectIngest(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
+			relaytest.WaitEvent(ctx, t, host, func(s *protocol.Speakers) bool { return len(s.Speakers) > 0 && s.Speakers[0].Participant == host.ID() })
 			direct := r.Value(t, "relay_direct_ingest_packets_total")
+			if fails := r.Value(t, "relay_direct_ingest_auth_failures_total"); fails != 0 {
+				t.Errorf("%v packets did not authenticate with the relay's keys, want none", fails)
+			}
 			in := r.Value(t, "relay_packets_in_total")
 			_ = aud.Close()
 			<-readDone
