@@ -62,8 +62,11 @@ type DirectStats struct {
 	Dropped   uint64 // datagrams dropped because pion's read loop was over its queue behind
 }
 
-// Stats reads the counters.
+// Stats reads the counters; all 0 for a nil Direct (direct ingest off).
 func (d *Direct) Stats() DirectStats {
+	if d == nil {
+		return DirectStats{}
+	}
 	return DirectStats{Packets: d.packets.Load(), AuthFails: d.authFails.Load(),
 		Handoffs: d.handoffs.Load(), Dropped: d.full.Load()}
 }
@@ -73,7 +76,7 @@ func (d *Direct) Stats() DirectStats {
 // tracks by SSRC.
 type DirectConn struct {
 	d      *Direct
-	remote netip.AddrPort
+	remote netip.AddrPort // guarded by d.mu after Open
 
 	// mu serializes decryption: the context keeps per-SSRC rollover and
 	// replay state. A flow's datagrams reach one socket reader (the
@@ -143,6 +146,38 @@ func (c *DirectConn) RemoveTrack(up *UpTrack) {
 	defer c.d.mu.Unlock()
 	ts := slices.DeleteFunc(slices.Clone(*c.tracks.Load()), func(t directTrack) bool { return t.up == up })
 	c.tracks.Store(&ts)
+}
+
+// Move registers the connection at remote instead of where it was: its
+// selected candidate pair changed (an ICE restart, a new network path)
+// while its DTLS session, and so its keys, stayed. Its SRTP context
+// moves with it: pion's own session has not seen the packets taken
+// directly, and would guess the rollover counter wrong after a sequence
+// number wrap (every 65,536 packets, 11 minutes of 10 ms audio).
+func (c *DirectConn) Move(remote netip.AddrPort) error {
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	d := c.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := *d.conns.Load()
+	switch {
+	case c.closed.Load() || old[c.remote] != c:
+		return errors.New("media: direct ingest connection closed")
+	case remote == c.remote:
+		return nil
+	case old[remote] != nil:
+		return fmt.Errorf("%w: %s", ErrDirectAddrInUse, remote)
+	}
+	m := make(map[netip.AddrPort]*DirectConn, len(old))
+	for k, v := range old {
+		if k != c.remote {
+			m[k] = v
+		}
+	}
+	m[remote] = c
+	c.remote = remote
+	d.conns.Store(&m)
+	return nil
 }
 
 // Close unregisters the connection: its packets go to pion from the next

@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -287,5 +288,45 @@ func TestDirectIngestCryptex(t *testing.T) {
 				t.Errorf("audio level %v after a packet at -30 dBov, want above 0", lv)
 			}
 		})
+	}
+}
+
+// TestDirectConnMove: a connection whose selected pair changed is taken
+// at its new address, its SRTP context (and the stream's place in it)
+// moving along; its old address goes to pion; an address another
+// connection holds is refused; a closed connection cannot move.
+func TestDirectConnMove(t *testing.T) {
+	ws := []*recordWriter{{}}
+	f := newForwardFixture(t, 1, func(int) webrtc.TrackLocalWriter { return ws[0] })
+	d, dc, addr := openDirect(t, f.up, false)
+	pubCtx := publisherContext(t)
+	if !d.ingest(encrypt(t, pubCtx, inPacket(t, testInSSRC, 1, 480)), addr) {
+		t.Fatal("not ingested before the move")
+	}
+	moved := netip.MustParseAddrPort("127.0.0.1:40002")
+	if err := dc.Move(moved); err != nil {
+		t.Fatal(err)
+	}
+	if d.ingest(encrypt(t, pubCtx, inPacket(t, testInSSRC, 2, 960)), addr) {
+		t.Error("ingested from the old address after the move")
+	}
+	if !d.ingest(encrypt(t, pubCtx, inPacket(t, testInSSRC, 3, 1440)), moved) {
+		t.Error("not ingested from the new address")
+	}
+	keys, profile := directKeys(t)
+	other, err := d.Open(addr, keys, profile, false)
+	if err != nil {
+		t.Fatalf("the old address is free again, yet: %v", err)
+	}
+	if err := dc.Move(addr); !errors.Is(err, ErrDirectAddrInUse) {
+		t.Errorf("move onto another connection's address: %v, want ErrDirectAddrInUse", err)
+	}
+	other.Close()
+	dc.Close()
+	if err := dc.Move(addr); err == nil {
+		t.Error("a closed connection moved")
+	}
+	if got := len(ws[0].take()); got != 2 {
+		t.Errorf("the subscriber got %d packets, want 2", got)
 	}
 }

@@ -21,9 +21,11 @@ import (
 // the DTLS server: pub connections answer with setup:passive when direct
 // ingest is on (browsers and pion clients offer actpass and accept it).
 // Whatever does not fit (no keys, a TCP or relayed pair, an address
-// taken) keeps pion's path; a change of the selected candidate pair (an
-// ICE restart, a network change) returns the connection to pion's path
-// for good.
+// taken) keeps pion's path. When the selected candidate pair changes (an
+// ICE restart, a network change) the registration moves to the new
+// remote address with its SRTP context (pion's own has not followed the
+// stream since); a pair that does not fit returns the connection to
+// pion's path for good.
 
 // newPubAPI is the pion API of one pub connection with direct ingest: the
 // pub API's settings, with the hooks of a capture of its own (a
@@ -52,7 +54,7 @@ type pubDirect struct {
 	mu     sync.Mutex
 	dc     *media.DirectConn // nil until a track registers, and after the last leaves
 	tracks int               // tracks registered on dc
-	off    bool              // pion's path for good: keys or pair unusable, or the pair changed
+	off    bool              // pion's path for good: keys or pair unusable
 	hooked bool              // the pair-change handler is set
 }
 
@@ -106,22 +108,32 @@ func (pd *pubDirect) open() (*media.DirectConn, error) {
 	if err != nil || pair == nil {
 		return nil, fmt.Errorf("no selected candidate pair: %v", err)
 	}
-	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
-		return nil, fmt.Errorf("the selected pair is %s %s, not UDP on the media port", pair.Local.Protocol, pair.Local.Typ)
-	}
-	ip, err := netip.ParseAddr(pair.Remote.Address)
+	remote, err := directRemote(pair)
 	if err != nil {
-		return nil, fmt.Errorf("remote candidate address %q: %w", pair.Remote.Address, err)
+		return nil, err
 	}
 	if !pd.hooked {
 		pd.hooked = true
-		ice.OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) { pd.stop() })
+		ice.OnSelectedCandidatePairChange(pd.pairChanged)
 	}
 	cryptex, err := acceptsCryptex(pd.pc.CurrentLocalDescription())
 	if err != nil {
 		return nil, err
 	}
-	return pd.d.Open(netip.AddrPortFrom(ip, pair.Remote.Port), keys.ServerSide(), keys.Profile, cryptex)
+	return pd.d.Open(remote, keys.ServerSide(), keys.Profile, cryptex)
+}
+
+// directRemote is the remote address of pair, if its packets reach the
+// media port's readers: UDP, on a host candidate of the relay's.
+func directRemote(pair *webrtc.ICECandidatePair) (netip.AddrPort, error) {
+	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
+		return netip.AddrPort{}, fmt.Errorf("the selected pair is %s %s, not UDP on the media port", pair.Local.Protocol, pair.Local.Typ)
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("remote candidate address %q: %w", pair.Remote.Address, err)
+	}
+	return netip.AddrPortFrom(ip, pair.Remote.Port), nil
 }
 
 // acceptsCryptex reports whether the relay's description declares that it
@@ -148,13 +160,26 @@ func acceptsCryptex(local *webrtc.SessionDescription) (bool, error) {
 	return false, nil
 }
 
-// stop returns the connection to pion's path for good: its selected pair
-// changed, so the address registered is no longer its own.
-func (pd *pubDirect) stop() {
+// pairChanged follows the connection's new selected pair: the
+// registration moves to its remote address, or, if the pair does not fit
+// (or the address is taken), the connection goes back to pion's path for
+// good.
+func (pd *pubDirect) pairChanged(pair *webrtc.ICECandidatePair) {
 	pd.mu.Lock()
 	defer pd.mu.Unlock()
-	pd.off = true
-	if pd.dc != nil {
+	if pd.dc == nil {
+		return // nothing registered: the next track's open reads the new pair
+	}
+	err := errors.New("no selected pair")
+	if pair != nil {
+		var remote netip.AddrPort
+		if remote, err = directRemote(pair); err == nil {
+			err = pd.dc.Move(remote)
+		}
+	}
+	if err != nil {
+		pd.log.Debug("direct ingest off after a change of the selected pair; pion reads the connection", "err", err)
+		pd.off = true
 		pd.dc.Close()
 		pd.dc = nil
 	}
