@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lianmai/relay/bufpool"
 )
@@ -27,8 +28,9 @@ const handoffQueue = 1024
 // socketReaders reads a batchConn's socket and its SO_REUSEPORT siblings.
 type socketReaders struct {
 	d     *Direct
-	socks []*net.UDPConn // socks[0] is the batchConn's own; the others are closed by close
-	queue chan datagram  // to pion's read loop (read); closed once every reader has returned
+	socks []*net.UDPConn  // socks[0] is the batchConn's own; the others are closed by close
+	queue chan datagram   // to pion's read loop (read); closed once every reader has returned
+	reads []atomic.Uint64 // datagrams read per socket: how the kernel spread the flows
 	wg    sync.WaitGroup
 	once  sync.Once
 }
@@ -46,9 +48,10 @@ type datagram struct {
 // the platform lacks it), and one reader goroutine per socket.
 func startReaders(c *batchConn, d *Direct, siblings []*net.UDPConn) *socketReaders {
 	r := &socketReaders{d: d, socks: append([]*net.UDPConn{c.UDPConn}, siblings...), queue: make(chan datagram, handoffQueue)}
-	for _, s := range r.socks {
+	r.reads = make([]atomic.Uint64, len(r.socks))
+	for i, s := range r.socks {
 		r.wg.Add(1)
-		go r.readLoop(s)
+		go r.readLoop(s, &r.reads[i])
 	}
 	return r
 }
@@ -56,7 +59,7 @@ func startReaders(c *batchConn, d *Direct, siblings []*net.UDPConn) *socketReade
 // readLoop reads s until it is closed: each datagram is ingested directly
 // or handed to pion. Its read buffer is its own: a directly ingested
 // packet is decrypted into a pooled buffer, a handed-off one copied.
-func (r *socketReaders) readLoop(s *net.UDPConn) {
+func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 	defer r.wg.Done()
 	buf := make([]byte, bufpool.Size)
 	for {
@@ -67,6 +70,7 @@ func (r *socketReaders) readLoop(s *net.UDPConn) {
 			}
 			continue // an ICMP error from an earlier send, and the like
 		}
+		reads.Add(1)
 		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 		if r.d.ingest(buf[:n], addr) {
 			continue
