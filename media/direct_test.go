@@ -189,8 +189,9 @@ func TestDirectIngestZeroAllocs(t *testing.T) {
 // TestSocketReaders: with direct ingest a socket and its SO_REUSEPORT
 // siblings are read by the relay's readers; a datagram that is not a
 // registered publisher's media reaches pion's read (ReadFromAddrPort and
-// ReadFrom) unchanged, whichever socket the kernel gave it to; Close ends
-// the readers and pion's read.
+// ReadFrom) unchanged, whichever socket the kernel gave it to, even after
+// a read deadline was set on the socket; Close ends the readers and
+// pion's read.
 func TestSocketReaders(t *testing.T) {
 	o := ListenOptions{Direct: true, Readers: 3, direct: newDirect()}
 	bc, err := listenBatchConn("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &Batch{}, o)
@@ -199,6 +200,10 @@ func TestSocketReaders(t *testing.T) {
 	}
 	if got := len(bc.rd.socks); got != 3 {
 		t.Errorf("%d sockets, want 3 (SO_REUSEPORT on Linux)", got)
+	}
+	// A deadline someone sets on the socket does not stop its reader.
+	if err := bc.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
 	}
 	// Several senders (flows), so that the kernel spreads them: all 16 on
 	// one of 3 sockets by chance is a 1 in 14 million event.

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lianmai/relay/bufpool"
 )
@@ -67,6 +69,11 @@ func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A deadline set on the socket means nothing to the
+				// readers, which own its reads: clear it rather than spin.
+				_ = s.SetReadDeadline(time.Time{})
 			}
 			continue // an ICMP error from an earlier send, and the like
 		}
