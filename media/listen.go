@@ -22,7 +22,7 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 
 // ListenOptions are the media port's options beyond its address.
 type ListenOptions struct {
-	// Direct turns on direct ingest (direct.go, udpread.go): the relay
+	// Direct turns on direct ingest (directingest.go, udpread.go): the relay
 	// reads the port itself and decrypts registered publishers' media
 	// without pion (DirectOf gives the registry).
 	Direct bool

@@ -12,7 +12,7 @@ import (
 	"github.com/lianmai/relay/bufpool"
 )
 
-// The read side of the media socket with direct ingest (direct.go). The
+// The read side of the media socket with direct ingest (directingest.go). The
 // relay reads its UDP port itself, with one goroutine per socket: the
 // port is opened several times with SO_REUSEPORT (one per core, where the
 // platform allows), and the kernel spreads the flows over the sockets by

@@ -12,7 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Direct ingest on pub connections (media/direct.go): once pion has set
+// Direct ingest on pub connections (media/directingest.go): once pion has set
 // up a published track (its OnTrack ran, which needs the first packets),
 // the relay registers the connection's remote address, the publisher's
 // SRTP keys and the track's SSRC with the media port's readers, which
