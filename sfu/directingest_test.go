@@ -29,18 +29,7 @@ func TestDirectIngest(t *testing.T) {
 	}{{"direct", true}, {"pion", false}} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, ctx := relaytest.StartChecked(t, relaytest.Options{Tune: func(c *server.Config) { c.NoDirectIngest = !tt.direct }}, 60*time.Second)
-			host := r.Dial(ctx, t, client.Config{Room: "direct", Name: "host", Role: protocol.RoleHost})
-			aud := r.Dial(ctx, t, client.Config{Room: "direct", Name: "aud", Role: protocol.RoleAudience})
-			if err := aud.SubConnected(ctx); err != nil {
-				t.Fatal(err)
-			}
-			pub, err := host.Publish(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := pub.Connected(ctx); err != nil {
-				t.Fatal(err)
-			}
+			host, pub, aud := hostAndListener(ctx, t, r, client.Config{Room: "direct", Name: "host", Role: protocol.RoleHost})
 			wantSetup := "a=setup:active"
 			if tt.direct {
 				wantSetup = "a=setup:passive"

@@ -127,18 +127,7 @@ func TestRelayFeedbackRepairsUplink(t *testing.T) {
 	const frames = 300 // 3 s of 10 ms frames
 	r, ctx := relaytest.StartChecked(t, relaytest.Options{}, 60*time.Second)
 	up := newUplink(20)
-	host := r.Dial(ctx, t, client.Config{Room: "fb", Name: "host", Role: protocol.RoleHost, SendInterceptor: up})
-	aud := r.Dial(ctx, t, client.Config{Room: "fb", Name: "aud", Role: protocol.RoleAudience})
-	if err := aud.SubConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := host.Publish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Connected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	host, pub, aud := hostAndListener(ctx, t, r, client.Config{Room: "fb", Name: "host", Role: protocol.RoleHost, SendInterceptor: up})
 
 	heard := map[uint16]bool{}
 	var heardMu sync.Mutex
@@ -355,4 +344,24 @@ func sendFrames(ctx context.Context, t *testing.T, pub *client.Publisher, n int,
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hostAndListener joins host (cfg) and an audience member to cfg.Room,
+// and returns them once the listener's sub connection and the host's pub
+// connection are up.
+func hostAndListener(ctx context.Context, t *testing.T, r *relaytest.Relay, cfg client.Config) (host *client.Client, pub *client.Publisher, aud *client.Client) {
+	t.Helper()
+	host = r.Dial(ctx, t, cfg)
+	aud = r.Dial(ctx, t, client.Config{Room: cfg.Room, Name: "aud", Role: protocol.RoleAudience})
+	if err := aud.SubConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := host.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Connected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return host, pub, aud
 }
