@@ -515,7 +515,7 @@ func packetSource(tb testing.TB) func() (*bufpool.Packet, int) {
 func stepAllocs(tb testing.TB, up *UpTrack, runs int) float64 {
 	next := packetSource(tb)
 	step := func() {
-		up.forward(next())
+		up.Ingest(next())
 		// Sharded: let the workers write before the next packet, so that
 		// none is dropped for a full queue (Gosched: a timed wait would
 		// allocate).
@@ -548,6 +548,18 @@ func TestForwardZeroAllocs(t *testing.T) {
 		}
 		if tap.calls == 0 {
 			t.Error("the tap was never called")
+		}
+	})
+	// With the relay's loss and reception statistics (feedback.go), as
+	// on a publisher's track.
+	t.Run("subs=4,feedback", func(t *testing.T) {
+		f := newForwardFixture(t, 4, func(int) webrtc.TrackLocalWriter { return discardWriter{} })
+		f.up.rx = newReceiveStats(48000)
+		if allocs := fixtureAllocs(t, f, 4); allocs != 0 {
+			t.Errorf("forward path with loss tracking: %v allocations per packet, want 0", allocs)
+		}
+		if f.up.rx.received == 0 {
+			t.Error("the statistics never saw a packet")
 		}
 	})
 	// A track heard in two rooms: two mixes tap it.

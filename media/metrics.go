@@ -22,6 +22,7 @@ type Metrics struct {
 	NACKsReceived prometheus.Counter // sequence numbers subscribers asked for
 	NACKsServed   prometheus.Counter // of those, retransmitted from history
 	NACKsMissed   prometheus.Counter // of those, no longer in history
+	NACKsSent     prometheus.Counter // sequence numbers the relay asked publishers for (feedback.go)
 
 	ForwardLatency prometheus.Histogram
 	// FanoutDelay is per packet, from its read to the end of its last
@@ -119,6 +120,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		NACKsMissed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relay_nack_missed_total", Help: "Packets asked for that were no longer (or never) in the history.",
 		}),
+		NACKsSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_nack_sent_total", Help: "Packets the relay asked publishers to retransmit (RTCP NACK), counted each time asked.",
+		}),
 		ForwardLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "relay_forward_latency_seconds",
 			Help:    "From packet read to written to a subscriber, sampled 1 in 16 packets.",
@@ -149,7 +153,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}, func() float64 { return float64(bufpool.DoubleReleases()) })
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.PacketsIn, m.BytesIn, m.PacketsOut, m.BytesOut, drops,
-			m.NACKsReceived, m.NACKsServed, m.NACKsMissed, m.ForwardLatency, m.FanoutDelay, doubleReleases} {
+			m.NACKsReceived, m.NACKsServed, m.NACKsMissed, m.NACKsSent, m.ForwardLatency, m.FanoutDelay, doubleReleases} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("media: register metrics: %w", err)
 			}

@@ -32,12 +32,6 @@ const opusClockRate = 48000
 // ntpEpochOffset is the seconds from 1900 (NTP) to 1970 (Unix).
 const ntpEpochOffset = 2208988800
 
-// RTCPWriter is where a sub connection's RTCP goes: pion's
-// *webrtc.PeerConnection.
-type RTCPWriter interface {
-	WriteRTCP([]rtcp.Packet) error
-}
-
 // Reporter sends the sender reports of every down track whose SubConn
 // names it. Its loop runs while it has tracks.
 type Reporter struct {

@@ -83,6 +83,9 @@ type batchConn struct {
 	// every write goes straight out.
 	batchable bool
 	lanes     []*batchLane // set at creation, never changed
+	// rd reads the socket with direct ingest (udpread.go), nil without:
+	// then pion's read loop reads the socket itself.
+	rd *socketReaders
 }
 
 // batchLane is one lane's pending batch and its sender.
@@ -130,12 +133,17 @@ func newBatchConnLanes(c *net.UDPConn, g *Batch, n int) *batchConn {
 	return bc
 }
 
-// Close closes the lanes' descriptors and the socket.
+// Close closes the lanes' descriptors and the socket (and, with direct
+// ingest, its siblings and readers).
 func (c *batchConn) Close() error {
 	for _, l := range c.lanes {
 		l.sender.close()
 	}
-	return c.UDPConn.Close()
+	err := c.UDPConn.Close()
+	if c.rd != nil {
+		c.rd.close()
+	}
+	return err
 }
 
 // laneOf is the lane datagrams to addr take when it is free.
@@ -150,6 +158,9 @@ func (c *batchConn) laneOf(addr netip.AddrPort) int {
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if c.rd != nil {
+		return c.rd.read(b)
+	}
 	return c.UDPConn.ReadFromUDPAddrPort(b)
 }
 
@@ -200,14 +211,11 @@ func (l *batchLane) flush() {
 type batchNet struct {
 	*stdnet.Net
 	g *Batch
+	o ListenOptions
 }
 
 func (n batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return newBatchConn(c, n.g), nil
+	return listenBatchConn(network, laddr, n.g, n.o)
 }
 
 // reserve takes a free datagram slot for addr in one of c's lanes, for a

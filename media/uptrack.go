@@ -19,9 +19,24 @@ type UpTrack struct {
 
 	local bool // packets made by the relay (the mix), fed by Forward
 
-	hist  history
-	meter levelMeter
-	muted atomic.Bool // the reader drops everything while set
+	// The relay's RTCP toward the publisher (feedback.go), all nil
+	// without: rx is updated by the reader with every packet; the
+	// feedback loop reads it and alone uses lastReport.
+	fb         *Feedback
+	rtcp       RTCPWriter
+	rx         *receiveStats
+	lastReport int64
+	nack       bool // the publisher negotiated NACK
+
+	// ingestMu makes Ingest's calls one at a time: a publisher's
+	// packets may come from pion's track (ReadLoop) and from the relay's
+	// own socket reader (direct ingest) while one hands over to the
+	// other. Uncontended otherwise.
+	ingestMu sync.Mutex
+	ended    bool // guarded by ingestMu: ReadLoop returned; Ingest drops
+	hist     history
+	meter    levelMeter
+	muted    atomic.Bool // the reader drops everything while set
 	// taps are where the reader copies every payload (the audience
 	// mixes' inputs: a track heard in several rooms feeds each room's
 	// mix), replaced whole under mu like subs.
@@ -53,6 +68,18 @@ type UpTrackParams struct {
 	// received (relay_packets_in_total counts publishers' packets).
 	Local   bool
 	Metrics *Metrics
+	// Feedback, if set with RTCP, makes the relay's NACKs and receiver
+	// reports for the track (feedback.go) while ReadLoop runs, written
+	// to RTCP (the publisher's connection). Without, the publisher gets
+	// none from the track (a cluster link keeps pion's interceptors).
+	Feedback *Feedback
+	RTCP     RTCPWriter
+	// NACK: the publisher negotiated NACK (rtcp-fb nack), so Feedback
+	// asks it for lost packets; without, only receiver reports go.
+	NACK bool
+	// ClockRate is the RTP clock rate, for the jitter in receiver
+	// reports; 0 means Opus's 48000.
+	ClockRate uint32
 }
 
 // Tap receives a copy of every payload a published track forwards: the
@@ -71,6 +98,13 @@ func NewUpTrack(p UpTrackParams) *UpTrack {
 	t := &UpTrack{id: p.ID, kind: p.Kind, streamID: p.StreamID, m: p.Metrics, batch: p.Batch, levelExt: p.LevelExt, local: p.Local}
 	t.subs.Store(&[]*DownTrack{})
 	t.taps.Store(&[]Tap{})
+	if p.Feedback != nil && p.RTCP != nil && !p.Local {
+		clock := p.ClockRate
+		if clock == 0 {
+			clock = 48000
+		}
+		t.fb, t.rtcp, t.rx, t.nack = p.Feedback, p.RTCP, newReceiveStats(clock), p.NACK
+	}
 	return t
 }
 
@@ -166,10 +200,13 @@ type RTPReader interface {
 }
 
 // ReadLoop reads the publisher's packets until r fails (the track ended)
-// and writes each to every subscriber. It releases the history when it
-// returns.
+// and hands each to Ingest. It releases the history when it returns.
 func (t *UpTrack) ReadLoop(r RTPReader) {
-	defer t.hist.clear()
+	defer t.end()
+	if t.fb != nil {
+		t.fb.add(t)
+		defer t.fb.remove(t)
+	}
 	for {
 		pkt := bufpool.Get()
 		n, _, err := r.Read(pkt.Buf())
@@ -177,7 +214,43 @@ func (t *UpTrack) ReadLoop(r RTPReader) {
 			pkt.Release()
 			return
 		}
-		t.forward(pkt, n)
+		t.Ingest(pkt, n)
+	}
+}
+
+// Ingest is a publisher's packet, decrypted, into the track: pkt holds a
+// complete RTP packet of n bytes, and Ingest takes over the caller's
+// reference. It does all the track's per-packet work (loss and reception
+// statistics for the relay's RTCP, the audio level, the taps, the mute
+// gate, the history, the fan-out, the counters) on the caller's
+// goroutine. Any goroutine may call it, ReadLoop or the relay's socket
+// reader; calls are serialized. A packet given after ReadLoop returned
+// is released and dropped.
+func (t *UpTrack) Ingest(pkt *bufpool.Packet, n int) {
+	t.ingestMu.Lock()
+	if t.ended {
+		t.ingestMu.Unlock()
+		pkt.Release() // a socket reader's packet after the track ended
+		return
+	}
+	t.forward(pkt, n)
+	t.ingestMu.Unlock()
+}
+
+// end stops Ingest and releases the history, when ReadLoop returns.
+func (t *UpTrack) end() {
+	t.ingestMu.Lock()
+	t.ended = true
+	t.ingestMu.Unlock()
+	t.hist.clear()
+}
+
+// SenderReport records the publisher's RTCP sender report for stream
+// ssrc with NTP time ntp, just read, for the LSR and DLSR of the relay's
+// next receiver report. A track without Feedback ignores it.
+func (t *UpTrack) SenderReport(ssrc uint32, ntp uint64) {
+	if t.rx != nil {
+		t.rx.senderReport(ssrc, ntp, Now())
 	}
 }
 
@@ -215,6 +288,9 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 	}
 	now := Now()
 	pkt.ReadAt = now
+	if t.rx != nil {
+		t.rx.packet(f.ssrc, f.seq, f.ts, now)
+	}
 	if !t.local {
 		m.PacketsIn.Inc()
 		m.BytesIn.Add(float64(n))

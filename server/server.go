@@ -46,6 +46,10 @@ type Config struct {
 	// itself before the rest go to the fan-out workers (media.Batch
 	// SetFanoutThreshold): 0 media.FanoutThreshold, -1 never.
 	FanoutThreshold int
+	// NoDirectIngest turns direct ingest off (media.ListenOptions.Direct,
+	// on by default): every publisher packet then passes pion's stack, for
+	// A/B runs (docs/performance.md).
+	NoDirectIngest bool
 	// TURN, if set, runs the embedded TURN server (turn.go) and hands its
 	// URLs with per-participant credentials to clients in joined.
 	TURN *TURNConfig
@@ -103,11 +107,19 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	udp, err := media.ListenUDP(cfg.UDPAddr, cfg.Loopback)
+	udp, err := media.ListenUDPWith(cfg.UDPAddr, cfg.Loopback, media.ListenOptions{Direct: !cfg.NoDirectIngest})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the media port; choose another with -udp: %w", err)
 	}
 	media.BatchOf(udp).SetFanoutThreshold(cfg.FanoutThreshold)
+	if d := media.DirectOf(udp); d != nil {
+		for _, c := range d.Collectors() {
+			if err := reg.Register(c); err != nil {
+				_ = udp.Close()
+				return nil, fmt.Errorf("direct ingest metrics: %w", err)
+			}
+		}
+	}
 	sc := cfg.SFU
 	sc.ICE = sfu.ICEConfig{UDPMux: udp, AnnounceIPs: cfg.AnnounceIPs, Loopback: cfg.Loopback}
 	var closers []io.Closer

@@ -16,6 +16,11 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// ReportInterval is how often the relay sends a publisher a receiver
+// report: pion's receiver-report interceptor's default, RFC 3550's
+// minimum of 5 s cut as WebRTC implementations do.
+const ReportInterval = time.Second
+
 // NACKInterval is how often the relay asks a publisher for the packets its
 // stream is missing. pion's default, 100 ms, brings most repairs back after
 // a listener's ~40 ms playout deadline, too late to play (measured with
@@ -50,6 +55,11 @@ type apis struct {
 	// direct, if not nil, makes the sub connections the relay offers
 	// (direct.go): a pion API per connection from these.
 	direct *directAPI
+	// What pub is made of, for a pub connection with direct ingest,
+	// which needs an API of its own (directingest.go).
+	me    *webrtc.MediaEngine
+	pubIR *interceptor.Registry
+	pubSE webrtc.SettingEngine
 }
 
 // directAPI is what newDirectSub makes a sub connection's API from: the
@@ -77,11 +87,16 @@ func newAPI(cfg ICEConfig, direct bool) (apis, error) {
 	}
 
 	// Interceptors, each connection only those it needs (every interceptor
-	// runs a ticker goroutine per connection): on pub, NACK generation
-	// toward the publisher and receiver reports; on sub, sender reports.
-	// NACKs from subscribers are served by the relay's own per-track
-	// history (media's history), not by pion's per-sender responder, which
-	// would copy every packet once per subscriber.
+	// runs a ticker goroutine per connection): on sub, sender reports; on
+	// pub none: the relay makes its NACKs and receiver reports toward
+	// publishers itself, from the sequence numbers its tracks' readers see
+	// and one relay-wide ticker (media.Feedback). A cluster edge's link
+	// keeps pion's NACK generator and receiver reports (few connections,
+	// and its tracks are fed by cluster code that does not register with
+	// the relay's feedback). NACKs from subscribers are served by the
+	// relay's own per-track history (media's history), not by pion's
+	// per-sender responder, which would copy every packet once per
+	// subscriber.
 	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorInterval(NACKInterval))
 	if err != nil {
 		return apis{}, fmt.Errorf("nack generator: %w", err)
@@ -94,9 +109,9 @@ func newAPI(cfg ICEConfig, direct bool) (apis, error) {
 	if err != nil {
 		return apis{}, fmt.Errorf("sender reports: %w", err)
 	}
-	pubIR, subIR := &interceptor.Registry{}, &interceptor.Registry{}
-	pubIR.Add(gen)
-	pubIR.Add(rr)
+	pubIR, linkIR, subIR := &interceptor.Registry{}, &interceptor.Registry{}, &interceptor.Registry{}
+	linkIR.Add(gen)
+	linkIR.Add(rr)
 	subIR.Add(sr)
 
 	se := webrtc.SettingEngine{}
@@ -163,9 +178,12 @@ func newAPI(cfg ICEConfig, direct bool) (apis, error) {
 	}
 	return apis{
 		direct: d,
-		link:   webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(linkSE)),
+		link:   webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(linkIR), webrtc.WithSettingEngine(linkSE)),
 		pub:    webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se)),
 		sub:    webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(subIR), webrtc.WithSettingEngine(se)),
+		me:     me,
+		pubIR:  pubIR,
+		pubSE:  se,
 	}, nil
 }
 

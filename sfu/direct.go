@@ -30,7 +30,7 @@ const (
 // path, or (DisableDirectSend) as before, with a nil SubConn.
 func (p *Participant) newOfferedSub(gate *candidateGate) (*webrtc.PeerConnection, *media.SubConn, error) {
 	if p.sfu.api.direct == nil {
-		conn, err := p.newPeerConnection(Sub, gate)
+		conn, err := p.newPeerConnection(Sub, gate, nil)
 		return conn, nil, err
 	}
 	return p.newDirectSub(gate)

@@ -203,14 +203,26 @@ func (p *Participant) closePubNumbered(conn uint64) {
 // newPubConnLocked makes p's next pub connection and numbers it. pubMu
 // must be held.
 func (p *Participant) newPubConnLocked() error {
-	conn, err := p.newPeerConnection(Pub, p.pubGate)
+	var api *webrtc.API
+	var pd *pubDirect
+	if d := media.DirectOf(p.sfu.cfg.ICE.UDPMux); d != nil {
+		a, keys, err := p.sfu.api.newPubAPI()
+		if err != nil {
+			return err
+		}
+		api, pd = a, &pubDirect{d: d, keys: keys, log: p.log}
+	}
+	conn, err := p.newPeerConnection(Pub, p.pubGate, api)
 	if err != nil {
 		return err
+	}
+	if pd != nil {
+		pd.pc = conn
 	}
 	p.pubNum++
 	num := p.pubNum
 	conn.OnTrack(func(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-		p.onTrack(num, remote, receiver)
+		p.onTrack(num, conn, pd, remote, receiver)
 	})
 	p.pubPC = conn
 	return nil

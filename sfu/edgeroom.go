@@ -127,12 +127,12 @@ func (s *SFU) NewLinkConnection() (*webrtc.PeerConnection, error) {
 // edge's clients see the same ids. Its caller feeds it (ReadLoop), and
 // the room's remote publisher shows it (Remote.Publish).
 func (s *SFU) NewLinkTrack(id, streamID string, receiver *webrtc.RTPReceiver) *media.UpTrack {
-	return s.newUpTrack(id, streamID, receiver)
+	return s.newUpTrack(id, streamID, receiver, nil)
 }
 
 // DrainRTCP reads a link track's RTCP until its receiver stops, as the
 // relay does for publishers, so that pion's interceptors see it.
-func DrainRTCP(r *webrtc.RTPReceiver) { drainRTCP(r) }
+func DrainRTCP(r *webrtc.RTPReceiver) { drainRTCP(r, nil) }
 
 // Detach takes an edge room out of the relay's rooms at once, before its
 // listeners are gone: its link failed, and the listeners, told to join

@@ -73,7 +73,7 @@ func (p *Participant) answerSub(offer string) (*webrtc.PeerConnection, *webrtc.S
 	if offer == "" {
 		return nil, nil, fmt.Errorf("%w: an offer is required", ErrBadRequest)
 	}
-	pc, err := p.newPeerConnection(Sub, p.subGate)
+	pc, err := p.newPeerConnection(Sub, p.subGate, nil)
 	if err != nil {
 		return nil, nil, err
 	}

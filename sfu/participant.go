@@ -3,11 +3,13 @@ package sfu
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lianmai/relay/media"
+	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -95,11 +97,13 @@ func (p *Participant) isGone() bool {
 }
 
 // newPeerConnection creates one of p's connections with the handlers both
-// share.
-func (p *Participant) newPeerConnection(pc PC, gate *candidateGate) (*webrtc.PeerConnection, error) {
-	api := p.sfu.api.sub
-	if pc == Pub {
-		api = p.sfu.api.pub
+// share, with api, or if nil the relay's for pc.
+func (p *Participant) newPeerConnection(pc PC, gate *candidateGate, api *webrtc.API) (*webrtc.PeerConnection, error) {
+	if api == nil {
+		api = p.sfu.api.sub
+		if pc == Pub {
+			api = p.sfu.api.pub
+		}
 	}
 	conn, err := p.newPeerConnectionWith(api, pc, gate, nil)
 	if err == nil && pc == Sub {
@@ -325,30 +329,43 @@ func (p *Participant) firstMediaWritten() {
 // onTrack is the OnTrack handler of p's pub connection number conn: it
 // publishes the track (or holds it, on an early pub: earlypub.go) and
 // forwards it until it ends. pion runs it in a goroutine of its own.
-func (p *Participant) onTrack(conn uint64, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+func (p *Participant) onTrack(conn uint64, pc *webrtc.PeerConnection, pd *pubDirect, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	if remote.Kind() != webrtc.RTPCodecTypeAudio {
 		p.log.Info("ignoring a non-audio track", "kind", remote.Kind())
 		_ = receiver.Stop()
 		return
 	}
-	t := p.sfu.newUpTrack(newID("t_"), p.id, receiver)
+	t := p.sfu.newUpTrack(newID("t_"), p.id, receiver, pc)
 	fate, held := p.room.publishOrHold(p, t, conn, remote)
 	if fate == trackRefused {
 		_ = receiver.Stop()
 		return
 	}
-	go drainRTCP(receiver)
+	go drainRTCP(receiver, t)
 	if fate == trackHeld {
 		p.readHeld(held)
 		return
 	}
+	// Published: from here the relay's socket readers may take over the
+	// track's packets (directingest.go); pion's reader ends with the
+	// track either way.
+	undo := pd.add(uint32(remote.SSRC()), t)
 	t.ReadLoop(remote)
+	undo()
 	p.room.unpublish(p, t)
 }
 
 // newUpTrack is a published audio track with id and streamID, received
-// by receiver.
-func (s *SFU) newUpTrack(id, streamID string, receiver *webrtc.RTPReceiver) *media.UpTrack {
+// by receiver. With pc (a publisher's pub connection) the relay sends
+// the publisher its own NACKs and receiver reports through pc while the
+// track is read; nil for a cluster link, whose pion interceptors do.
+func (s *SFU) newUpTrack(id, streamID string, receiver *webrtc.RTPReceiver, pc *webrtc.PeerConnection) *media.UpTrack {
+	codec := receiver.Track().Codec()
+	var fb *media.Feedback
+	var rtcpOut media.RTCPWriter
+	if pc != nil {
+		fb, rtcpOut = s.feedback, pc
+	}
 	var levelExt uint8
 	for _, ext := range receiver.GetParameters().HeaderExtensions {
 		if ext.URI == sdp.AudioLevelURI {
@@ -356,22 +373,36 @@ func (s *SFU) newUpTrack(id, streamID string, receiver *webrtc.RTPReceiver) *med
 		}
 	}
 	return media.NewUpTrack(media.UpTrackParams{
-		ID:       id,
-		Kind:     "audio",
-		StreamID: streamID,
-		Batch:    media.BatchOf(s.cfg.ICE.UDPMux),
-		LevelExt: levelExt,
-		Metrics:  s.cfg.Metrics.Media,
+		ID:        id,
+		Kind:      "audio",
+		StreamID:  streamID,
+		Batch:     media.BatchOf(s.cfg.ICE.UDPMux),
+		LevelExt:  levelExt,
+		Metrics:   s.cfg.Metrics.Media,
+		Feedback:  fb,
+		RTCP:      rtcpOut,
+		ClockRate: codec.ClockRate,
+		NACK:      slices.ContainsFunc(codec.RTCPFeedback, func(fb webrtc.RTCPFeedback) bool { return fb.Type == "nack" && fb.Parameter == "" }),
 	})
 }
 
-// drainRTCP reads the publisher's RTCP (sender reports) so that pion's
-// interceptors see it and its buffer never fills. It ends with the
-// receiver.
-func drainRTCP(r *webrtc.RTPReceiver) {
+// drainRTCP reads the publisher's RTCP so that its buffer never fills,
+// and gives t its sender reports (for the LSR and DLSR of the relay's
+// receiver reports); t may be nil (a cluster link: pion's interceptors
+// see the reports). It ends with the receiver.
+func drainRTCP(r *webrtc.RTPReceiver, t *media.UpTrack) {
 	for {
-		if _, _, err := r.ReadRTCP(); err != nil {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
 			return
+		}
+		if t == nil {
+			continue
+		}
+		for _, pkt := range pkts {
+			if sr, ok := pkt.(*rtcp.SenderReport); ok {
+				t.SenderReport(sr.SSRC, sr.NTPTime)
+			}
 		}
 	}
 }

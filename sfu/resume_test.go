@@ -222,8 +222,15 @@ func iceUfrag(sdp string) string {
 // relay offers sub again with new ICE credentials on the same connection,
 // accepts the host's pub offer with new credentials on the same
 // connection, and audio flows to the listener before and after, on the
-// same track.
+// same track. With direct ingest the ICE restart returns the pub
+// connection to pion's receive path (its selected pair changes) and the
+// audio goes on.
 func TestResumeICERestart(t *testing.T) {
+	t.Run("pion", func(t *testing.T) { testResumeICERestart(t, false) })
+	t.Run("direct ingest", func(t *testing.T) { testResumeICERestart(t, true) })
+}
+
+func testResumeICERestart(t *testing.T, direct bool) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the peers' cleanups
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	var serving sync.WaitGroup // the serve goroutines, done before the peers close
@@ -232,7 +239,7 @@ func TestResumeICERestart(t *testing.T) {
 		serving.Wait()
 	}()
 
-	udp, err := media.ListenUDP("127.0.0.1:0", true)
+	udp, err := media.ListenUDPWith("127.0.0.1:0", true, media.ListenOptions{Direct: direct})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +309,10 @@ func TestResumeICERestart(t *testing.T) {
 		}
 	}
 	packets(20, "before the resume")
+	directBefore := media.DirectOf(udp).Stats().Packets // 0 without direct ingest (a nil Direct)
+	if direct && directBefore == 0 {
+		t.Error("the host's packets did not take the direct path before the restart")
+	}
 	subUfrag := iceUfrag(host.sub.RemoteDescription().SDP)
 
 	// The host's WebSocket "drops"; it comes back with its token, keeping
@@ -347,6 +358,9 @@ func TestResumeICERestart(t *testing.T) {
 		<-got
 	}
 	packets(50, "after the ICE restart")
+	if n := media.DirectOf(udp).Stats().Packets - directBefore; direct && n < 30 {
+		t.Errorf("%d of the 50 packets after the restart took the direct path, want most: the registration did not follow the new pair", n)
+	}
 	select {
 	case tr := <-listener.tracks:
 		t.Errorf("the listener got a new track %s: the resume should keep the old one", tr.ID())

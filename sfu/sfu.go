@@ -11,9 +11,10 @@ import (
 
 // SFU holds the relay's rooms.
 type SFU struct {
-	cfg Config
-	api apis
-	log *slog.Logger
+	cfg      Config
+	api      apis
+	feedback *media.Feedback // the relay's RTCP toward publishers: one ticker for all (media/feedback.go)
+	log      *slog.Logger
 
 	mu        sync.Mutex
 	rooms     map[string]*Room
@@ -47,7 +48,7 @@ func New(cfg Config) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SFU{cfg: cfg, api: api, log: cfg.Logger, rooms: make(map[string]*Room), resumable: make(map[string]*Participant)}, nil
+	return &SFU{cfg: cfg, api: api, feedback: media.NewFeedback(NACKInterval, ReportInterval, cfg.Metrics.Media), log: cfg.Logger, rooms: make(map[string]*Room), resumable: make(map[string]*Participant)}, nil
 }
 
 // JoinParams describes a join.

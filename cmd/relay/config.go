@@ -59,6 +59,7 @@ type Config struct {
 	// the rest go to the fan-out workers; 0 media.FanoutThreshold, -1
 	// never.
 	FanoutThreshold int
+	DirectIngest    bool // -direct-ingest: the relay decrypts publishers' media off the socket itself
 	DebugAddr       string
 	AudienceListen  string // tracks or mix
 	MixBitrate      int    // 0: the mixer's default
@@ -115,6 +116,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.FanoutThreshold, "fanout-threshold", 0, fmt.Sprintf("subscribers a track's reader writes itself; past them a big room's copies are written on every core (with GOMAXPROCS 2 or more); 0: %d (docs/performance.md), -1: never", media.FanoutThreshold))
 	fs.BoolVar(&c.DirectSend, "direct-send", true, "encrypt listeners' packets straight into the send batch and make their sender reports in the relay (docs/performance.md); false: pion's SRTP session and sender-report interceptor, as before")
+	fs.BoolVar(&c.DirectIngest, "direct-ingest", true, "the relay reads the media port itself (one socket per core, SO_REUSEPORT) and decrypts publishers' packets without pion's receive stack (pub connections then answer as the DTLS server); false: every packet passes pion, for A/B runs (docs/performance.md)")
 	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
 	fs.IntVar(&c.MixBitrate, "mix-bitrate", 0, fmt.Sprintf("bitrate of the audience mix's Opus stream, bits per second (%d to %d); 0: the mixer's default, %d", mix.MinBitrate, mix.MaxBitrate, mix.DefaultBitrate))
 	fs.IntVar(&c.MixComplexity, "mix-complexity", -1, fmt.Sprintf("Opus encoder complexity of the audience mix, 0 (cheapest) to 10; -1: the mixer's default, %d", mix.DefaultComplexity))
@@ -277,6 +279,7 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		AnnounceIPs:     c.AnnounceIPs,
 		Loopback:        c.Loopback,
 		FanoutThreshold: c.FanoutThreshold,
+		NoDirectIngest:  !c.DirectIngest,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
 			AudienceListen: sfu.Listen(c.AudienceListen), DisableDirectSend: !c.DirectSend},

@@ -109,6 +109,17 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("fanout threshold %d (server's %d), want -1", c.FanoutThreshold, c.relayConfig(nil).FanoutThreshold)
 			}
 		}},
+		{name: "direct ingest on by default", check: func(t *testing.T, c Config) {
+			if !c.DirectIngest || c.relayConfig(nil).NoDirectIngest {
+				t.Errorf("direct ingest %v (server's off: %v), want on", c.DirectIngest, c.relayConfig(nil).NoDirectIngest)
+			}
+		}},
+		{name: "direct ingest off", env: map[string]string{"RELAY_DIRECT_INGEST": "false"}, check: func(t *testing.T, c Config) {
+			if c.DirectIngest || !c.relayConfig(nil).NoDirectIngest {
+				t.Errorf("direct ingest %v (server's off: %v), want off", c.DirectIngest, c.relayConfig(nil).NoDirectIngest)
+			}
+		}},
+		{name: "bad direct ingest", args: []string{"-direct-ingest=maybe"}, wantErr: "direct-ingest"},
 		{name: "short secret", env: map[string]string{"RELAY_AUTH_SECRET": "short"}, wantErr: "-auth-secret"},
 		{name: "trusted proxies", args: []string{"-trusted-proxies", "10.0.0.0/8, 192.0.2.7,fd00::/8"}, check: func(t *testing.T, c Config) {
 			want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("fd00::/8")}
@@ -200,7 +211,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-direct-send", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-direct-send", "-direct-ingest", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}
