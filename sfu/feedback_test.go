@@ -275,6 +275,12 @@ func TestPublisherGoroutines(t *testing.T) {
 		}
 	}
 	loops := after["github.com/lianmai/relay/media.(*Feedback).loop"]
+	// The hosts hear each other: the relay-wide sender-report loop of
+	// their sub connections (reports.go) runs too, once for the relay.
+	reporters := after["github.com/lianmai/relay/media.(*Reporter).loop"] - before["github.com/lianmai/relay/media.(*Reporter).loop"]
+	if reporters > 1 {
+		t.Errorf("%d sender-report loops, want at most 1 for the relay", reporters)
+	}
 	// Each host hears the others: their down tracks' RTCP readers are
 	// the sub side's, not the publisher's.
 	downs := after["github.com/lianmai/relay/media.(*DownTrack).rtcpLoop"] - before["github.com/lianmai/relay/media.(*DownTrack).rtcpLoop"]
@@ -293,8 +299,8 @@ func TestPublisherGoroutines(t *testing.T) {
 	if loops != 1 {
 		t.Errorf("%d relay feedback loops for %d publishers, want 1", loops, n)
 	}
-	if per := float64(total-loops-downs) / n; per != goroutinesPerPublisher {
-		t.Errorf("%.2f relay goroutines per publisher besides the feedback loop and the down tracks, want %d", per, goroutinesPerPublisher)
+	if per := float64(total-loops-reporters-downs) / n; per != goroutinesPerPublisher {
+		t.Errorf("%.2f relay goroutines per publisher besides the feedback and report loops and the down tracks, want %d", per, goroutinesPerPublisher)
 	}
 }
 
