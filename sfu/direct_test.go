@@ -43,28 +43,8 @@ func TestDirectSendResume(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = s.Close() })
-			api := loopbackAPI(t)
-			join := func(name string, role Role, sink *eventSink) *testPeer {
-				tp := newTestPeer(t, api)
-				p, err := s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: sink})
-				if err != nil {
-					t.Fatal(err)
-				}
-				tp.p = p
-				serving.Go(func() { tp.serve(ctx, sink) })
-				return tp
-			}
-			hostSink, listenerSink := newEventSink(), newEventSink()
-			host := join("host", RoleHost, hostSink)
-			listener := join("listener", RoleAudience, listenerSink)
-			track, err := webrtc.NewTrackLocalStaticRTP(media.Opus.RTPCodecCapability, "audio", "host")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := host.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-				t.Fatal(err)
-			}
-			host.offerPub(hostSink, false)
+			hl := joinHostListener(ctx, t, s, &serving)
+			listener, listenerSink, track := hl.listener, hl.listenerSink, hl.track
 			payload := func(seq uint16) []byte { return []byte{0xfc, byte(seq), byte(seq >> 8), 7} }
 			defer sendEvery10ms(ctx, track, payload)()
 

@@ -248,32 +248,8 @@ func testResumeICERestart(t *testing.T, direct bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	api := loopbackAPI(t)
-
-	join := func(name string, role Role, sink *eventSink) *testPeer {
-		tp := newTestPeer(t, api)
-		// Join queues joined and the first sub offer before it returns;
-		// serve them once tp.p is set.
-		p, err := s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: sink})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tp.p = p
-		serving.Go(func() { tp.serve(ctx, sink) })
-		return tp
-	}
-	hostSink, listenerSink := newEventSink(), newEventSink()
-	host := join("host", RoleHost, hostSink)
-	listener := join("listener", RoleAudience, listenerSink)
-
-	track, err := webrtc.NewTrackLocalStaticRTP(media.Opus.RTPCodecCapability, "audio", "host")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := host.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
-	host.offerPub(hostSink, false)
+	hl := joinHostListener(ctx, t, s, &serving)
+	host, listener, hostSink, listenerSink, track := hl.host, hl.listener, hl.hostSink, hl.listenerSink, hl.track
 	pubUfrag := iceUfrag(host.pub.RemoteDescription().SDP)
 
 	// Send 10 ms packets until the test ends.

@@ -77,18 +77,7 @@ func TestClusterRedirect(t *testing.T) {
 // listener, a guest now on the owner, is heard by the host.
 func TestClusterMicFromEdge(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after every other cleanup
-	chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	a, b := twoRelays(ctx, t, relaytest.Options{})
-	browser, _ := startBrowser(t, ctx)
-	host := newPage(t, browser, "host")
-	aud := newPage(t, browser, "audience")
-	const room = "edgemic"
-	host.join(a.HTTPURL, room, "Mei", "host")
-	aud.join(b.HTTPURL, room, "Jun", "audience")
-	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
-	aud.recordEvents("rejoined", "reconnectfailed", "close")
+	_, b, host, aud := hostAndEdgeListener(t, "edgemic")
 
 	aud.click("#request-mic")
 	aud.waitFor("the page to rejoin at the owner", `window.__events.some(e => e.type === "rejoined")`, 20*time.Second)
@@ -124,18 +113,7 @@ func TestClusterMicFromEdge(t *testing.T) {
 // error.
 func TestClusterInviteFromEdge(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // registered first: runs after every other cleanup
-	chromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	a, b := twoRelays(ctx, t, relaytest.Options{})
-	browser, _ := startBrowser(t, ctx)
-	host := newPage(t, browser, "host")
-	aud := newPage(t, browser, "audience")
-	const room = "edgeinvite"
-	host.join(a.HTTPURL, room, "Mei", "host")
-	aud.join(b.HTTPURL, room, "Jun", "audience")
-	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
-	aud.recordEvents("rejoined", "reconnectfailed", "close")
+	a, _, host, aud := hostAndEdgeListener(t, "edgeinvite")
 
 	audID := eval[string](aud, `window.relayPage.client.self.id`)
 	invite := fmt.Sprintf(`li[data-id=%q] button[data-action=invite]`, audID)
@@ -159,6 +137,26 @@ func TestClusterInviteFromEdge(t *testing.T) {
 			t.Errorf("%s page shows errors %q: the move should be invisible", p.name, errs)
 		}
 	}
+}
+
+// hostAndEdgeListener starts relays a and b on one NATS server, opens a
+// host's page on a and a listener's page on b (an edge of a) in room, and
+// waits until the listener hears the host; the listener's page records
+// rejoined, reconnectfailed and close events.
+func hostAndEdgeListener(t *testing.T, room string) (a, b *relaytest.Relay, host, aud *page) {
+	t.Helper()
+	chromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	a, b = twoRelays(ctx, t, relaytest.Options{})
+	browser, _ := startBrowser(t, ctx)
+	host = newPage(t, browser, "host")
+	aud = newPage(t, browser, "audience")
+	host.join(a.HTTPURL, room, "Mei", "host")
+	aud.join(b.HTTPURL, room, "Jun", "audience")
+	aud.waitFor("the listener (on b, an edge of a) hears the host", `window.relayPage.stats().then(s => s && s.sub && s.sub.packetsReceived > 0)`, 20*time.Second)
+	aud.recordEvents("rejoined", "reconnectfailed", "close")
+	return a, b, host, aud
 }
 
 // twoRelays starts an embedded NATS server and relays a and b on it (opts
