@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,5 +344,25 @@ func TestDirectConnMove(t *testing.T) {
 	}
 	if got := len(ws[0].take()); got != 2 {
 		t.Errorf("the subscriber got %d packets, want 2", got)
+	}
+}
+
+// A port already in use fails with direct ingest as without it: the
+// readers' SO_REUSEPORT must not let a second relay on the same port (the
+// same user's) join the first one's group and share its flows.
+func TestSocketReadersPortInUse(t *testing.T) {
+	first, err := listenBatchConn("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &Batch{}, ListenOptions{Direct: true, Readers: 2, direct: newDirect()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	addr := first.LocalAddr().(*net.UDPAddr)
+	second, err := listenBatchConn("udp4", addr, &Batch{}, ListenOptions{Direct: true, Readers: 2, direct: newDirect()})
+	if err == nil {
+		_ = second.Close()
+		t.Fatalf("a second direct-ingest socket bound %v, which the first one holds", addr)
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("second bind: %v, want address in use", err)
 	}
 }

@@ -161,7 +161,19 @@ func (c *batchConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // listenBatchConn opens a batched socket on laddr for the UDP mux; with
 // o.Direct, also its siblings and readers (o.Readers in all, at least 1).
 func listenBatchConn(network string, laddr *net.UDPAddr, g *Batch, o ListenOptions) (*batchConn, error) {
-	c, err := listenUDP(network, laddr, o.Direct && o.Readers > 1)
+	reuse := o.Direct && o.Readers > 1
+	if reuse && laddr.Port != 0 {
+		// SO_REUSEPORT would let a second relay started on the same port
+		// (by the same user) join this one's group and take a share of
+		// its flows without a word. Bind once without it first, so that a
+		// port in use fails here as it does without direct ingest.
+		probe, err := net.ListenUDP(network, laddr)
+		if err != nil {
+			return nil, err
+		}
+		_ = probe.Close()
+	}
+	c, err := listenUDP(network, laddr, reuse)
 	if err != nil {
 		return nil, err
 	}
