@@ -75,6 +75,11 @@ func newBlockedNet(t *testing.T) *blockedNet {
 	b.run("ip", "addr", "add", b.relayIP.String()+"/30", "dev", host)
 	b.run("ip", "link", "set", host, "up")
 	b.run("ip", "netns", "exec", b.name, "ip", "addr", "add", b.clientIP.String()+"/30", "dev", peer)
+	// No IPv6 link-local address on the page's side: its duplicate
+	// address detection ends a second or two after the link is up, and
+	// Chromium, started meanwhile, fails a navigation in flight with
+	// ERR_NETWORK_CHANGED (seen once under load in CI's run).
+	b.run("ip", "netns", "exec", b.name, "ip", "link", "set", peer, "addrgenmode", "none")
 	b.run("ip", "netns", "exec", b.name, "ip", "link", "set", peer, "up")
 	b.run("ip", "netns", "exec", b.name, "ip", "link", "set", "lo", "up")
 	return b
