@@ -52,12 +52,7 @@ func TestProxyOnOwner(t *testing.T) {
 	defer func() { _ = s.Close() }()
 	join := func(name string, role Role, hidden bool) (*Participant, *eventSink) {
 		t.Helper()
-		sink := newEventSink()
-		p, err := s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: sink, Sub: SubNone, Hidden: hidden})
-		if err != nil {
-			t.Fatalf("join %s: %v", name, err)
-		}
-		return p, sink
+		return joinNoSub(t, s, name, role, hidden)
 	}
 	host, hs := join("host", RoleHost, false)
 	aud, as := join("aud", RoleAudience, false)
@@ -189,12 +184,7 @@ func TestProxyInvitationTicketEnds(t *testing.T) {
 	defer func() { _ = s.Close() }()
 	join := func(name string, role Role, hidden bool) (*Participant, *eventSink) {
 		t.Helper()
-		sink := newEventSink()
-		p, err := s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: sink, Sub: SubNone, Hidden: hidden})
-		if err != nil {
-			t.Fatalf("join %s: %v", name, err)
-		}
-		return p, sink
+		return joinNoSub(t, s, name, role, hidden)
 	}
 	host, _ := join("host", RoleHost, false)
 	link, _ := join("edge", RoleAudience, true)
@@ -354,4 +344,16 @@ func TestProxyNotInRoomLimit(t *testing.T) {
 	if _, err := join("one more", RoleAudience, false); !errors.Is(err, ErrRoomFull) {
 		t.Errorf("a fourth local participant: %v, want room_full", err)
 	}
+}
+
+// joinNoSub joins name to room "r" of s without a sub connection (a
+// proxy's link, a host or listener whose events alone matter here).
+func joinNoSub(t *testing.T, s *SFU, name string, role Role, hidden bool) (*Participant, *eventSink) {
+	t.Helper()
+	sink := newEventSink()
+	p, err := s.Join(JoinParams{Room: "r", Name: name, Role: role, Sink: sink, Sub: SubNone, Hidden: hidden})
+	if err != nil {
+		t.Fatalf("join %s: %v", name, err)
+	}
+	return p, sink
 }
