@@ -169,14 +169,30 @@ func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // is set aside for the batch's end.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-	if !c.batchable || c.g.open.Load() == 0 || !addr.Addr().Is4() || len(b) > bufpool.Size {
+	if !c.batchable || !addr.Addr().Is4() || len(b) == 0 {
 		return c.UDPConn.WriteToUDPAddrPort(b, addr)
+	}
+	if c.g.open.Load() == 0 || len(b) > bufpool.Size {
+		return c.writeNow(b, addr)
 	}
 	l, buf := c.reserve(addr)
 	if l == nil { // the batch ended meanwhile
-		return c.UDPConn.WriteToUDPAddrPort(b, addr)
+		return c.writeNow(b, addr)
 	}
 	c.commit(l, copy(buf, b))
+	return len(b), nil
+}
+
+// writeNow sends b to addr at once, through addr's lane: after what the
+// lane's flush under way sends, before what its open batch holds.
+func (c *batchConn) writeNow(b []byte, addr netip.AddrPort) (int, error) {
+	l := c.lanes[c.laneOf(addr)]
+	l.flushMu.Lock()
+	err := l.sender.sendOne(b, addr)
+	l.flushMu.Unlock()
+	if err != nil {
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: err}
+	}
 	return len(b), nil
 }
 

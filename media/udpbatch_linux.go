@@ -4,6 +4,7 @@ package media
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"unsafe"
@@ -30,7 +31,8 @@ type batchSender struct {
 	// RawConn.Write does not allocate a closure per batch).
 	from, n int
 	write   func(fd uintptr) bool
-	errs    uint64 // datagrams the kernel refused (dropped), for tests
+	errs    uint64     // datagrams the kernel refused (dropped), for tests
+	errno   unix.Errno // the last refusal's reason, for sendOne
 }
 
 // init makes the sender write to c, through a duplicate of its
@@ -79,13 +81,7 @@ func (s *batchSender) close() {
 // fails as a whole (closed) drops the rest.
 func (s *batchSender) send(p *batchBuf) {
 	for i := range p.n {
-		s.iovs[i].Base = &p.data[i][0]
-		s.iovs[i].SetLen(p.lens[i])
-		a := p.addrs[i]
-		s.names[i].Addr = a.Addr().As4()
-		port := a.Port()
-		b := (*[2]byte)(unsafe.Pointer(&s.names[i].Port))
-		b[0], b[1] = byte(port>>8), byte(port) // network byte order
+		s.set(i, p.data[i][:p.lens[i]], p.addrs[i])
 	}
 	s.from, s.n = 0, p.n
 	for s.from < s.n {
@@ -93,6 +89,31 @@ func (s *batchSender) send(p *batchBuf) {
 			return // closed, or the write deadline passed: pion is aborting writes
 		}
 	}
+}
+
+// sendOne sends b (not empty) to addr now: a write outside any batch
+// (STUN, DTLS, RTCP), made raw like the batches' for the same reason
+// (a write marked as a system call wakes sysmon).
+func (s *batchSender) sendOne(b []byte, addr netip.AddrPort) error {
+	s.set(0, b, addr)
+	s.from, s.n, s.errno = 0, 1, 0
+	if err := s.rc.Write(s.write); err != nil {
+		return err
+	}
+	if s.errno != 0 {
+		return os.NewSyscallError("sendmmsg", s.errno)
+	}
+	return nil
+}
+
+// set makes b to addr the i-th datagram of the next call.
+func (s *batchSender) set(i int, b []byte, addr netip.AddrPort) {
+	s.iovs[i].Base = &b[0]
+	s.iovs[i].SetLen(len(b))
+	s.names[i].Addr = addr.Addr().As4()
+	port := addr.Port()
+	p := (*[2]byte)(unsafe.Pointer(&s.names[i].Port))
+	p[0], p[1] = byte(port>>8), byte(port) // network byte order
 }
 
 // sendmmsg is RawConn.Write's callback: false asks to wait until the
@@ -112,6 +133,7 @@ func (s *batchSender) sendmmsg(fd uintptr) bool {
 		case e != 0:
 			// The first datagram left failed: drop it, send the rest.
 			s.errs++
+			s.errno = e
 			s.from++
 		default:
 			s.from += int(r)

@@ -2,7 +2,11 @@
 
 package media
 
-import "net"
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
 
 // batchSender without sendmmsg: batchConn writes every datagram at once.
 type batchSender struct{}
@@ -12,3 +16,5 @@ func (*batchSender) init(*net.UDPConn, bool) bool { return false }
 func (*batchSender) close() {}
 
 func (*batchSender) send(*batchBuf) {}
+
+func (*batchSender) sendOne([]byte, netip.AddrPort) error { return errors.ErrUnsupported }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +152,44 @@ func TestBatchLanes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBatchConnWriteNow: a write outside a batch that the kernel refuses
+// (port 0) returns the error with the destination, and sends nothing;
+// one that it takes allocates nothing.
+func TestBatchConnWriteNow(t *testing.T) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := newBatchConn(c, &Batch{})
+	defer bc.Close()
+	if !bc.batchable {
+		t.Skip("no sendmmsg on this platform: writes go through net.UDPConn")
+	}
+	bad := netip.MustParseAddrPort("127.0.0.1:0")
+	if n, err := bc.WriteToAddrPort([]byte("x"), bad); err == nil || n != 0 {
+		t.Errorf("write to %v: %d, %v; want 0 and an error", bad, n, err)
+	} else if want := bad.String(); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the destination %s", err, want)
+	}
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := rx.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	msg := []byte("packet 0")
+	allocs := testing.AllocsPerRun(50, func() {
+		if _, err := bc.WriteToAddrPort(msg, to); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per write, want 0", allocs)
+	}
+	readPacket(t, rx, make([]byte, 1500), 0)
 }

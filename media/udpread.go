@@ -58,14 +58,18 @@ func startReaders(c *batchConn, d *Direct, siblings []*net.UDPConn) *socketReade
 	return r
 }
 
-// readLoop reads s until it is closed: each datagram is ingested directly
-// or handed to pion. Its read buffer is its own: a directly ingested
+// readLoop reads s until it is closed, a batch at a time (recvmmsg where
+// the platform has it): each datagram is ingested directly or handed to
+// pion. The batch's buffers are the reader's own: a directly ingested
 // packet is decrypted into a pooled buffer, a handed-off one copied.
 func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 	defer r.wg.Done()
-	buf := make([]byte, bufpool.Size)
+	br, err := newBatchReader(s)
+	if err != nil {
+		return // closed already
+	}
 	for {
-		n, addr, err := s.ReadFromUDPAddrPort(buf)
+		n, err := br.next()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -77,20 +81,26 @@ func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 			}
 			continue // an ICMP error from an earlier send, and the like
 		}
-		reads.Add(1)
-		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
-		if r.d.ingest(buf[:n], addr) {
-			continue
+		reads.Add(uint64(n))
+		for i := range n {
+			r.take(br.datagram(i))
 		}
-		pkt := bufpool.Get()
-		m := copy(pkt.Buf(), buf[:n])
-		select {
-		case r.queue <- datagram{pkt: pkt, n: m, addr: addr}:
-			r.d.handoffs.Add(1)
-		default:
-			pkt.Release()
-			r.d.full.Add(1)
-		}
+	}
+}
+
+// take ingests b directly, or hands a copy to pion's read loop.
+func (r *socketReaders) take(b []byte, addr netip.AddrPort) {
+	if r.d.ingest(b, addr) {
+		return
+	}
+	pkt := bufpool.Get()
+	m := copy(pkt.Buf(), b)
+	select {
+	case r.queue <- datagram{pkt: pkt, n: m, addr: addr}:
+		r.d.handoffs.Add(1)
+	default:
+		pkt.Release()
+		r.d.full.Add(1)
 	}
 }
 
