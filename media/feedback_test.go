@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"go.uber.org/goleak"
+
+	"github.com/lianmai/relay/bufpool"
 )
 
 // rtcpRecorder is an RTCPWriter keeping what it is given.
@@ -90,4 +93,59 @@ func TestFeedbackSend(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFeedbackLoop: the relay-wide loop, fed through UpTrack.Ingest as
+// the socket readers feed it. While nothing is missing it does not tick
+// (the first report is a second away); a packet that goes missing wakes
+// it, and its NACK names that packet; the loop ends when the last track
+// leaves.
+func TestFeedbackLoop(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	m, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := NewFeedback(20*time.Millisecond, time.Hour, m) // no report in the test's time
+	rec := &rtcpRecorder{}
+	up := NewUpTrack(UpTrackParams{ID: "t_1", Kind: "audio", Metrics: m, Feedback: fb, RTCP: rec, NACK: true})
+	fb.add(up) // as ReadLoop does
+	ingest := func(seq uint16) {
+		raw := inPacket(t, testInSSRC, seq, uint32(seq)*testFrameTS)
+		pkt := bufpool.Get()
+		up.Ingest(pkt, copy(pkt.Buf(), raw))
+	}
+	for seq := range uint16(20) {
+		ingest(seq)
+	}
+	// Ten nackEvery of a complete stream: a ticker would have run ten
+	// times; this loop had nothing to do. (Timers fire late, never
+	// early, so a loaded machine cannot make this fail.)
+	time.Sleep(200 * time.Millisecond)
+	if n := fb.passes.Load(); n != 0 {
+		t.Errorf("%d ticks ran with nothing missing and no report due, want 0", n)
+	}
+	ingest(21) // 20 is missing
+	deadline := time.Now().Add(10 * time.Second)
+	var nacked []uint16
+	for len(nacked) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		rec.mu.Lock()
+		for _, b := range rec.batch {
+			for _, p := range b {
+				if n, ok := p.(*rtcp.TransportLayerNack); ok {
+					for _, pair := range n.Nacks {
+						nacked = append(nacked, pair.PacketList()...)
+					}
+				}
+			}
+		}
+		rec.mu.Unlock()
+	}
+	if !slices.Equal(nacked, []uint16{20}) {
+		t.Fatalf("NACKed %v, want [20] (within 10 s of the loss)", nacked)
+	}
+	ingest(20) // the retransmission
+	up.end()
+	fb.remove(up) // the last track: the loop ends (goleak checks)
 }

@@ -68,9 +68,13 @@ func (s *receiveStats) unset(seq uint16) {
 
 // packet records the arrival at now (Now's clock) of the packet with
 // ssrc, seq and RTP timestamp ts. A new SSRC starts the statistics over.
-func (s *receiveStats) packet(ssrc uint32, seq uint16, ts uint32, now int64) {
+func (s *receiveStats) packet(ssrc uint32, seq uint16, ts uint32, now int64) (gap bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// gap: the stream missed nothing before this packet and misses
+	// something after it, which the feedback loop must learn of.
+	complete := !s.started || s.lastConsecutive == s.end
+	defer func() { gap = complete && s.started && s.lastConsecutive != s.end }()
 	// The arrival in timestamp units: microseconds first, so that the
 	// product stays far from overflowing (Now counts from process start).
 	arrival := now / 1000 * s.clockRate / 1_000_000
@@ -124,6 +128,7 @@ func (s *receiveStats) packet(ssrc uint32, seq uint16, ts uint32, now int64) {
 	}
 	// J += (|D| - J) / 16, kept times 16 (RFC 3550 A.8).
 	s.jitter += uint32(d) - (s.jitter+8)>>4
+	return gap // set by the deferred check
 }
 
 // startLocked starts the statistics over at a stream's first packet.

@@ -288,8 +288,8 @@ func (t *UpTrack) forward(pkt *bufpool.Packet, n int) {
 	}
 	now := Now()
 	pkt.ReadAt = now
-	if t.rx != nil {
-		t.rx.packet(f.ssrc, f.seq, f.ts, now)
+	if t.rx != nil && t.rx.packet(f.ssrc, f.seq, f.ts, now) && t.nack {
+		t.fb.wake() // a packet went missing: the loop NACKs it at its next tick
 	}
 	if !t.local {
 		m.PacketsIn.Inc()
