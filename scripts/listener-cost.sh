@@ -16,7 +16,9 @@
 #            profile is taken near the end of each window, for
 #            `go tool pprof -top -sample_index=inuse_space -diff_base
 #            OUT/aud1-1.heap OUT/aud<N+1>-1.heap` (by allocation site),
-#            and a goroutine profile (OUT/aud<N+1>-1.goroutines)
+#            a goroutine profile (OUT/aud<N+1>-1.goroutines) and the
+#            runtime's memory statistics (OUT/aud<N+1>-1.memstats: heap,
+#            goroutine stacks, GC metadata, as runtime.MemStats names them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -58,7 +60,8 @@ measure() {
   start_relay "$out/relay-$1-$2.log"
   # The window ends 3 s (settle) + 10 s after the last join, joins at 20/s.
   (sleep $(($1 / 20 + 12)) && curl -sf -o "$out/aud$1-$2.heap" "http://$debug/debug/pprof/heap?gc=1" &&
-    curl -sf -o "$out/aud$1-$2.goroutines" "http://$debug/debug/pprof/goroutine?debug=1") &
+    curl -sf -o "$out/aud$1-$2.goroutines" "http://$debug/debug/pprof/goroutine?debug=1" &&
+    curl -sf "http://$debug/debug/pprof/heap?debug=1" | grep '^# [A-Z]' >"$out/aud$1-$2.memstats") &
   local heap_pid=$!
   "${pin_lg[@]}" bin/loadtest -scenario "$out/aud$1.json" -url "ws://$http/ws" -relay-pid "$relay_pid" \
     -wait-ready 10s -quiet -json "$out/aud$1-$2.json" >"$out/aud$1-$2.txt" 2>"$out/aud$1-$2.err" ||
