@@ -32,15 +32,7 @@ func TestBatchConn(t *testing.T) {
 			}
 			bc := newBatchConn(c, g)
 			defer bc.Close()
-			rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rx.Close()
-			if err := rx.SetReadBuffer(1 << 20); err != nil {
-				t.Fatal(err)
-			}
-			to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+			rx, to := receiver(t)
 
 			if tt.batched {
 				g.begin()
@@ -80,6 +72,21 @@ func TestBatchConn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// receiver is a loopback UDP socket with room for a burst, closed when
+// the test ends, and its address.
+func receiver(t *testing.T) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rx.Close() })
+	if err := rx.SetReadBuffer(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	return rx, rx.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
 func readPacket(t *testing.T, rx *net.UDPConn, buf []byte, i int) {
@@ -173,15 +180,7 @@ func TestBatchConnWriteNow(t *testing.T) {
 	} else if want := bad.String(); !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name the destination %s", err, want)
 	}
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	if err := rx.SetReadBuffer(1 << 20); err != nil {
-		t.Fatal(err)
-	}
-	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	rx, to := receiver(t)
 	msg := []byte("packet 0")
 	allocs := testing.AllocsPerRun(50, func() {
 		if _, err := bc.WriteToAddrPort(msg, to); err != nil {
