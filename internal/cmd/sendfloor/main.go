@@ -17,6 +17,9 @@
 //	go run -tags nolibopusfile ./internal/cmd/sendfloor -listeners 100 -rate 200
 //
 // docs/performance.md quotes it against the relay's `fanout` scenario.
+// Its raw recvmmsg and sendmmsg calls repeat the relay's (media's
+// udpread_mmsg_linux.go and udpbatch_linux.go) on purpose: a floor must
+// not run through the code it is the floor of.
 package main
 
 import (

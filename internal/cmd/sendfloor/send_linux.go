@@ -123,7 +123,9 @@ func (s *sender) run() error {
 			return err
 		}
 		for range s.nIn {
-			s.fanOut()
+			if err := s.fanOut(); err != nil {
+				return err
+			}
 		}
 		since := time.Since(start)
 		switch {
@@ -153,7 +155,7 @@ func (s *sender) run() error {
 func tv(t unix.Timeval) int64 { return t.Sec*1_000_000 + t.Usec }
 
 // fanOut sends one packet to every listener.
-func (s *sender) fanOut() {
+func (s *sender) fanOut() error {
 	k := 0
 	s.ts += 480
 	for i := range s.to {
@@ -162,13 +164,13 @@ func (s *sender) fanOut() {
 		s.seq[i]++
 		n, err := h.MarshalTo(buf)
 		if err != nil {
-			panic(err)
+			return fmt.Errorf("RTP header: %w", err)
 		}
 		n += copy(buf[n:], s.payload)
 		if s.o.cipher {
 			out, err := s.ctxs[i].EncryptRTP(buf[:n], buf[:n], &s.hdr)
 			if err != nil {
-				panic(err)
+				return fmt.Errorf("SRTP: %w", err)
 			}
 			n = len(out)
 		}
@@ -177,23 +179,27 @@ func (s *sender) fanOut() {
 		s.out[k].hdr.Name = (*byte)(unsafe.Pointer(&s.to[i]))
 		k++
 		if k == sendBatch {
-			s.flush(k)
+			if err := s.flush(k); err != nil {
+				return err
+			}
 			k = 0
 		}
 	}
 	if k > 0 {
-		s.flush(k)
+		return s.flush(k)
 	}
+	return nil
 }
 
-func (s *sender) flush(n int) {
+func (s *sender) flush(n int) error {
 	s.from, s.nOut = 0, n
 	for s.from < s.nOut {
 		if err := s.rc.Write(s.write); err != nil {
-			panic(err)
+			return fmt.Errorf("send: %w", err)
 		}
 	}
 	s.sent += uint64(n)
+	return nil
 }
 
 // recvmmsg and sendmmsg are raw, as the relay's are (media/udpread_mmsg_linux.go).
