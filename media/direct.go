@@ -179,7 +179,9 @@ func (s *SubConn) writeRTP(h *rtp.Header, payload []byte) (handled, ok bool) {
 		return true, n > 0
 	}
 	// No batch open (a lone subscriber, a NACK repair): one datagram of
-	// its own, from a pooled buffer.
+	// its own, from a pooled buffer, sent at once with the socket's raw
+	// single write (a write marked as a system call would wake sysmon for
+	// every packet of a track with one listener).
 	pkt := bufpool.Get()
 	defer pkt.Release()
 	buf := pkt.Buf()
@@ -187,7 +189,7 @@ func (s *SubConn) writeRTP(h *rtp.Header, payload []byte) (handled, ok bool) {
 	if n == 0 {
 		return true, false
 	}
-	_, err := r.conn.UDPConn.WriteToUDPAddrPort(buf[:n], r.addr)
+	_, err := r.conn.WriteToAddrPort(buf[:n], r.addr)
 	return true, err == nil
 }
 
