@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -42,6 +43,7 @@ type Reporter struct {
 	stop    chan struct{}             // guarded by mu: closed to stop the running loop; nil when none runs
 	closed  bool                      // guarded by mu
 	running sync.WaitGroup            // the loops; Close waits for them
+	passes  atomic.Uint64             // ticks that ran, for tests
 }
 
 // NewReporter makes a relay's sender-report loop (started with the first
@@ -108,10 +110,16 @@ func (r *Reporter) remove(d *DownTrack) {
 	}
 }
 
-// loop sends one slot's reports per tick until stop closes.
+// loop sends one slot's reports per tick until stop closes. The ticks
+// keep the grid of a ticker (ReportInterval / reportSlots apart), but the
+// loop sleeps through the ticks of empty slots: a relay with a few
+// listeners' tracks wakes a few times a second, not reportSlots times.
 func (r *Reporter) loop(stop chan struct{}) {
 	defer r.running.Done()
-	t := time.NewTicker(ReportInterval / reportSlots)
+	const every = ReportInterval / reportSlots
+	origin := time.Now()
+	ticks := 1 // the next tick: origin + ticks × every
+	t := time.NewTimer(every)
 	defer t.Stop()
 	var batch []*DownTrack // owned by the loop: the slot being reported
 	slot := 0
@@ -121,10 +129,14 @@ func (r *Reporter) loop(stop chan struct{}) {
 			return
 		case <-t.C:
 		}
+		r.passes.Add(1)
 		r.mu.Lock()
 		batch = append(batch[:0], r.slots[slot]...)
+		skip := r.nextOccupiedLocked(slot)
 		r.mu.Unlock()
-		slot = (slot + 1) % reportSlots
+		slot = (slot + skip) % reportSlots
+		ticks += skip
+		t.Reset(time.Until(origin.Add(time.Duration(ticks) * every)))
 		now, wall := Now(), time.Now()
 		for i, d := range batch {
 			if err := d.sendReport(now, wall); errors.Is(err, io.ErrClosedPipe) || errors.Is(err, webrtc.ErrConnectionClosed) {
@@ -133,6 +145,19 @@ func (r *Reporter) loop(stop chan struct{}) {
 			batch[i] = nil
 		}
 	}
+}
+
+// nextOccupiedLocked is how many ticks after slot's the next slot with a
+// track comes (reportSlots: slot's own, a round later, or none). r.mu is
+// held. A track added meanwhile to a slot skipped waits for its slot's
+// next round: its first report comes within two intervals, not one.
+func (r *Reporter) nextOccupiedLocked(slot int) int {
+	for d := 1; d < reportSlots; d++ {
+		if len(r.slots[(slot+d)%reportSlots]) > 0 {
+			return d
+		}
+	}
+	return reportSlots
 }
 
 // sendReport sends d's sender report for the moment now (Now()) and wall
