@@ -136,7 +136,13 @@ func (r *Reporter) loop(stop chan struct{}) {
 		r.mu.Unlock()
 		slot = (slot + skip) % reportSlots
 		ticks += skip
-		t.Reset(time.Until(origin.Add(time.Duration(ticks) * every)))
+		next := origin.Add(time.Duration(ticks) * every)
+		if late := time.Since(next); late > every {
+			// Behind (a stalled machine): move the grid rather than run
+			// the missed ticks back to back, as a ticker drops them.
+			origin, next = origin.Add(late), next.Add(late)
+		}
+		t.Reset(time.Until(next))
 		now, wall := Now(), time.Now()
 		for i, d := range batch {
 			if err := d.sendReport(now, wall); errors.Is(err, io.ErrClosedPipe) || errors.Is(err, webrtc.ErrConnectionClosed) {
