@@ -22,7 +22,7 @@ import (
 const ReportInterval = time.Second
 
 // NACKInterval is how often the relay asks a publisher for the packets its
-// stream is missing. pion's default, 100 ms, brings most repairs back after
+// stream is missing, while it misses any. pion's default, 100 ms, brings most repairs back after
 // a listener's ~40 ms playout deadline, too late to play (measured with
 // the load generator's loss5 scenario: docs/reliability.md).
 const NACKInterval = 20 * time.Millisecond
@@ -90,7 +90,7 @@ func newAPI(cfg ICEConfig, direct bool) (apis, error) {
 	// runs a ticker goroutine per connection): on sub, sender reports; on
 	// pub none: the relay makes its NACKs and receiver reports toward
 	// publishers itself, from the sequence numbers its tracks' readers see
-	// and one relay-wide ticker (media.Feedback). A cluster edge's link
+	// and one relay-wide loop (media.Feedback). A cluster edge's link
 	// keeps pion's NACK generator and receiver reports (few connections,
 	// and its tracks are fed by cluster code that does not register with
 	// the relay's feedback). NACKs from subscribers are served by the

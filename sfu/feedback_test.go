@@ -2,7 +2,7 @@ package sfu_test
 
 // The relay's own RTCP toward publishers (media/feedback.go): NACKs that
 // repair a lossy uplink, receiver reports with the right fields, and one
-// relay-wide ticker instead of pion's two per pub connection.
+// relay-wide loop instead of pion's two tickers per pub connection.
 
 import (
 	"context"

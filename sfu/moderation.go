@@ -76,11 +76,19 @@ func (p *Participant) Kick(target, reason string) error {
 		r.mu.Unlock()
 		return err
 	}
+	r.expelLocked(q, reason)
+	return nil
+}
+
+// expelLocked tells q it was kicked (reason, or a default), releases r.mu
+// (held on entry) and removes q: its connection closed, the others told
+// with ReasonKicked. A host's kick and an owner's kick of an edge
+// listener (LocalKick) end this way.
+func (r *Room) expelLocked(q *Participant, reason string) {
 	if reason == "" {
 		reason = "removed by a host"
 	}
 	q.sink.Send(KickedEvent{Reason: reason})
 	r.mu.Unlock()
 	q.remove(ReasonKicked)
-	return nil
 }

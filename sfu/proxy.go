@@ -237,12 +237,7 @@ func (r *Room) LocalKick(id, reason string) bool {
 		r.mu.Unlock()
 		return false
 	}
-	if reason == "" {
-		reason = "removed by a host"
-	}
-	q.sink.Send(KickedEvent{Reason: reason})
-	r.mu.Unlock()
-	q.remove(ReasonKicked)
+	r.expelLocked(q, reason)
 	return true
 }
 

@@ -13,7 +13,7 @@ import (
 type SFU struct {
 	cfg      Config
 	api      apis
-	feedback *media.Feedback // the relay's RTCP toward publishers: one ticker for all (media/feedback.go)
+	feedback *media.Feedback // the relay's RTCP toward publishers: one loop for all (media/feedback.go)
 	log      *slog.Logger
 
 	mu        sync.Mutex
