@@ -49,6 +49,10 @@ type SubConn struct {
 
 	rtcp    RTCPWriter // sender reports go out through it (reports.go)
 	reports *Reporter  // nil: no relay-made sender reports
+
+	// The subscriber's RTCP (subrtcp.go): read by the relay's socket
+	// readers while the connection is direct, else through pion.
+	in subRTCP
 }
 
 // directRoute is one selected UDP pair on a batched socket.
@@ -77,18 +81,31 @@ type SubConnParams struct {
 
 // NewSubConn makes the shared state of one sub connection's down tracks.
 func NewSubConn(p SubConnParams) *SubConn {
-	return &SubConn{batch: p.Batch, reports: p.Reports, rtcp: p.RTCP}
+	s := &SubConn{batch: p.Batch, reports: p.Reports, rtcp: p.RTCP}
+	if p.Batch == nil || p.Batch.direct == nil {
+		s.in.viaPion = true // no socket readers to take the RTCP
+	}
+	return s
 }
 
-// SetKeys gives the connection its local SRTP master key and salt (the
-// DTLS server's write key: dtlskeys.Keys.ServerSide) under profile.
-func (s *SubConn) SetKeys(profile srtp.ProtectionProfile, key, salt []byte) error {
+// SetKeys gives the connection its SRTP keys under profile, as the DTLS
+// server (dtlskeys.Keys.ServerSide): the local key encrypts what the
+// direct path sends, the remote key decrypts the subscriber's RTCP where
+// the socket readers take it (subrtcp.go). On an error the connection
+// stays on pion's path, its RTCP included.
+func (s *SubConn) SetKeys(profile srtp.ProtectionProfile, keys srtp.SessionKeys) error {
 	if s.batch == nil {
 		return ErrNoBatch
 	}
-	ctx, err := srtp.CreateContext(key, salt, profile)
+	ctx, err := srtp.CreateContext(keys.LocalMasterKey, keys.LocalMasterSalt, profile)
 	if err != nil {
+		s.KeepPionRTCP()
 		return fmt.Errorf("media: SRTP context for the direct path: %w", err)
+	}
+	in, err := srtp.CreateContext(keys.RemoteMasterKey, keys.RemoteMasterSalt, profile, srtp.SRTCPReplayProtection(srtpReplayWindow))
+	if err != nil {
+		s.KeepPionRTCP()
+		return fmt.Errorf("media: SRTCP context for the subscriber's RTCP: %w", err)
 	}
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
@@ -97,6 +114,7 @@ func (s *SubConn) SetKeys(profile srtp.ProtectionProfile, key, salt []byte) erro
 		s.ctx = ctx
 	}
 	s.mu.Unlock()
+	s.in.setContext(in)
 	s.publishLocked()
 	return nil
 }
@@ -114,11 +132,16 @@ func (s *SubConn) SetRoute(local, remote netip.AddrPort, udp, relayed bool) erro
 	if s.batch == nil {
 		return ErrNoBatch
 	}
-	if !udp || relayed || !remote.IsValid() || !unmapped(remote).Addr().Is4() {
+	if !remote.IsValid() {
+		return ErrNotOurPort // no pair (yet): nothing is decided
+	}
+	if !udp || relayed || !unmapped(remote).Addr().Is4() {
+		s.KeepPionRTCP()
 		return ErrNotOurPort
 	}
 	c := s.batch.connAt(local)
 	if c == nil || !c.batchable {
+		s.KeepPionRTCP()
 		return ErrNotOurPort
 	}
 	s.pair = &directRoute{conn: c, addr: unmapped(remote)}
@@ -142,12 +165,18 @@ func (s *SubConn) SetPair(pair *webrtc.ICECandidatePair) error {
 	return s.SetRoute(local, remote, udp, relayed)
 }
 
-// Stop puts the connection back on pion's path for good (it is closing).
+// Stop puts the connection back on pion's path for good (it is closing),
+// and ends its tracks' sender reports.
 func (s *SubConn) Stop() {
 	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
 	s.stopped = true
 	s.publishLocked()
+	s.cfgMu.Unlock()
+	if s.reports != nil {
+		for _, d := range s.in.all() {
+			s.reports.remove(d)
+		}
+	}
 }
 
 // Direct reports whether the connection's packets take the direct path.
@@ -160,9 +189,10 @@ func (s *SubConn) publishLocked() {
 	s.mu.Unlock()
 	if s.stopped || !keyed || s.pair == nil {
 		s.route.Store(nil)
-		return
+	} else {
+		s.route.Store(s.pair)
 	}
-	s.route.Store(s.pair)
+	s.routeRTCPLocked()
 }
 
 // writeRTP sends h and payload on the direct path: handled is false if the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,13 +29,23 @@ import (
 // two direct ones written by the track's reader, a lossy direct one on a
 // fan-out worker (its losses repaired from the history through the same
 // SRTP context), and one on pion's path. The relay's own sender reports
-// reach a listener with the counts of what it received.
+// reach a listener with the counts of what it received. Without direct
+// ingest, the direct listeners' NACKs come through pion's RTCP reader
+// per track; with it, the socket readers take the direct listeners'
+// SRTCP themselves and no direct listener's track has a reader of its
+// own, while the listener on pion's path keeps pion's.
 func TestDirectSendPion(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ingest=%v", direct), func(t *testing.T) { testDirectSendPion(t, direct) })
+	}
+}
+
+func testDirectSendPion(t *testing.T, direct bool) {
 	defer goleak.VerifyNone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
 	defer cancel()
 
-	mux, batch, m := shardedPort(t)
+	mux, batch, m := shardedPortWith(t, ListenOptions{Direct: direct, Readers: 2})
 	defer mux.Close()
 	reports := NewReporter()
 	defer reports.Close()
@@ -48,6 +59,7 @@ func TestDirectSendPion(t *testing.T) {
 	defer lossyMux.Close()
 	got := make([]*heard, listeners)
 	refused := make([]*refuseWriter, listeners)
+	downs := make([]*DownTrack, listeners)
 	var srs srLog
 	for i := range listeners {
 		var cmux ice.UDPMux
@@ -73,6 +85,7 @@ func TestDirectSendPion(t *testing.T) {
 			sc = NewSubConn(SubConnParams{Batch: batch, Reports: reports, RTCP: relay})
 		}
 		d := NewDownTrack(up, DownTrackParams{Sub: sc})
+		downs[i] = d
 		sender, err := relay.AddTrack(d)
 		if err != nil {
 			t.Fatal(err)
@@ -111,6 +124,18 @@ func TestDirectSendPion(t *testing.T) {
 	if drop.count() == 0 {
 		t.Error("the lossy listener lost nothing: the NACK path was not tried")
 	}
+	for i, d := range downs {
+		// Pion's RTCP reader runs for the listener on pion's path, and for
+		// every listener when the socket readers do not take RTCP.
+		if want := i == viaPion || !direct; d.rtcpLoopOn.Load() != want {
+			t.Errorf("listener %d: pion's RTCP reader started %v, want %v", i, d.rtcpLoopOn.Load(), want)
+		}
+	}
+	if got := DirectOf(mux).Stats().SubRTCP; direct && got == 0 {
+		t.Error("direct ingest on, and the socket readers served no subscriber RTCP")
+	} else if !direct && got != 0 {
+		t.Errorf("no direct ingest, and %d subscriber RTCP datagrams were served by socket readers", got)
+	}
 	if served := counterValue(t, m.NACKsServed); served < float64(drop.count()) {
 		t.Errorf("NACKs served %v, want at least the %d packets lost", served, drop.count())
 	}
@@ -143,8 +168,7 @@ func useDirect(t *testing.T, relay *webrtc.PeerConnection, capture *dtlskeys.Cap
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := keys.ServerSide()
-	if err := sc.SetKeys(keys.Profile, k.LocalMasterKey, k.LocalMasterSalt); err != nil {
+	if err := sc.SetKeys(keys.Profile, keys.ServerSide()); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := relay.SCTP().Transport().ICETransport().GetSelectedCandidatePair()

@@ -17,6 +17,12 @@ import (
 // testKey and testSalt are an AES-128-GCM master key and salt.
 var testKey, testSalt = make([]byte, 16), make([]byte, 12)
 
+// testKeys are the session keys of a sub connection made of key and salt
+// (both directions alike).
+func testKeys(key, salt []byte) srtp.SessionKeys {
+	return srtp.SessionKeys{LocalMasterKey: key, LocalMasterSalt: salt, RemoteMasterKey: key, RemoteMasterSalt: salt}
+}
+
 // directFixture is a forwardFixture on the relay's own UDP port whose
 // subscribers are all on the direct path to a loopback socket that never
 // reads (the kernel drops what overflows it). Their pion writers refuse
@@ -49,7 +55,7 @@ func directFixture(tb testing.TB, subs, threshold, procs int) (*forwardFixture, 
 	var scs []*SubConn
 	for i := range subs {
 		sc := NewSubConn(SubConnParams{Batch: b})
-		if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKey, testSalt); err != nil {
+		if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKeys(testKey, testSalt)); err != nil {
 			tb.Fatal(err)
 		}
 		if err := sc.SetRoute(local, sink.LocalAddr().(*net.UDPAddr).AddrPort(), true, false); err != nil {
@@ -137,7 +143,7 @@ func TestDirectRoute(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sc := NewSubConn(SubConnParams{Batch: c.batch})
 			if c.keys {
-				err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKey, testSalt)
+				err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKeys(testKey, testSalt))
 				if c.batch == nil {
 					if !errors.Is(err, ErrNoBatch) {
 						t.Fatalf("SetKeys: %v, want ErrNoBatch", err)
@@ -172,7 +178,7 @@ func TestDirectRoute(t *testing.T) {
 	}
 	t.Run("bad key", func(t *testing.T) {
 		sc := NewSubConn(SubConnParams{Batch: b})
-		if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKey[:3], testSalt); err == nil {
+		if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKeys(testKey[:3], testSalt)); err == nil {
 			t.Fatal("SetKeys took a 3-byte key")
 		}
 		if sc.SetRoute(local, remote, true, false) != nil || sc.Direct() {
@@ -185,7 +191,7 @@ func TestDirectRoute(t *testing.T) {
 // pion would write it: the same bytes before encryption.
 func TestDirectPadding(t *testing.T) {
 	sc := NewSubConn(SubConnParams{Batch: &Batch{}})
-	if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKey, testSalt); err != nil {
+	if err := sc.SetKeys(srtp.ProtectionProfileAeadAes128Gcm, testKeys(testKey, testSalt)); err != nil {
 		t.Fatal(err)
 	}
 	h := rtp.Header{Version: 2, Padding: true, PaddingSize: 4, PayloadType: testOutPT, SequenceNumber: 5, Timestamp: 7, SSRC: testOutSSRC}

@@ -39,6 +39,7 @@ var ErrDirectAddrInUse = errors.New("media: a publisher is already registered fo
 type Direct struct {
 	mu    sync.Mutex                                     // serializes changes of conns
 	conns atomic.Pointer[map[netip.AddrPort]*DirectConn] // copy on write: one load per datagram
+	subs  atomic.Pointer[map[netip.AddrPort]*SubConn]    // direct listeners whose RTCP the readers take (subrtcp.go); copy on write
 
 	// Counters (udpread.go's readers add to them; the relay's metrics
 	// read them).
@@ -46,11 +47,13 @@ type Direct struct {
 	authFails atomic.Uint64 // packets from a registered source that did not decrypt (left to pion)
 	handoffs  atomic.Uint64 // datagrams handed to pion's read loop
 	full      atomic.Uint64 // datagrams dropped because pion's read loop was behind
+	subRTCP   atomic.Uint64 // subscribers' RTCP datagrams served by the readers
 }
 
 func newDirect() *Direct {
 	d := &Direct{}
 	d.conns.Store(&map[netip.AddrPort]*DirectConn{})
+	d.subs.Store(&map[netip.AddrPort]*SubConn{})
 	return d
 }
 
@@ -60,6 +63,7 @@ type DirectStats struct {
 	AuthFails uint64 // packets from a registered publisher that did not decrypt (given to pion)
 	Handoffs  uint64 // datagrams the socket readers handed to pion (STUN, DTLS, RTCP, others)
 	Dropped   uint64 // datagrams dropped because pion's read loop was over its queue behind
+	SubRTCP   uint64 // subscribers' SRTCP datagrams decrypted and served by the socket readers
 }
 
 // Stats reads the counters; all 0 for a nil Direct (direct ingest off).
@@ -68,7 +72,7 @@ func (d *Direct) Stats() DirectStats {
 		return DirectStats{}
 	}
 	return DirectStats{Packets: d.packets.Load(), AuthFails: d.authFails.Load(),
-		Handoffs: d.handoffs.Load(), Dropped: d.full.Load()}
+		Handoffs: d.handoffs.Load(), Dropped: d.full.Load(), SubRTCP: d.subRTCP.Load()}
 }
 
 // DirectConn is one publisher connection registered for direct ingest:
@@ -214,6 +218,12 @@ func isSRTP(b []byte) bool {
 // it to pion. It does not keep b.
 func (d *Direct) ingest(b []byte, addr netip.AddrPort) bool {
 	if !isSRTP(b) {
+		if isSRTCP(b) {
+			if s := (*d.subs.Load())[addr]; s != nil && s.takeRTCP(b) {
+				d.subRTCP.Add(1)
+				return true
+			}
+		}
 		return false
 	}
 	c := (*d.conns.Load())[addr]
@@ -262,6 +272,7 @@ func (d *Direct) Collectors() []prometheus.Collector {
 		counter("relay_direct_ingest_packets_total", "Publisher RTP packets the relay's socket readers decrypted and forwarded themselves (direct ingest).", &d.packets),
 		counter("relay_direct_ingest_auth_failures_total", "Packets from a publisher registered for direct ingest that its keys did not authenticate; pion got them.", &d.authFails),
 		counter("relay_direct_ingest_handoffs_total", "Datagrams the socket readers handed to pion (STUN, DTLS, RTCP, media of connections not registered).", &d.handoffs),
+		counter("relay_direct_sub_rtcp_total", "Subscribers' SRTCP datagrams (NACKs, receiver reports) the relay's socket readers decrypted and served themselves, without pion's RTCP readers.", &d.subRTCP),
 		counter("relay_direct_ingest_handoff_drops_total", "Datagrams dropped because pion's read loop was more than 1024 datagrams behind.", &d.full),
 	}
 }

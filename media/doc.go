@@ -28,5 +28,6 @@
 // reference to the history, and one to each fan-out worker it queues a
 // shard on; each DownTrack's header and munger state is owned by the
 // goroutine that writes it (the reader, or its shard's worker, for its
-// whole life on the track), its retransmission header by its RTCP reader.
+// whole life on the track), its retransmission header by whoever serves
+// its NACKs, one at a time (DownTrack.rtxMu).
 package media

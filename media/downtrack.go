@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lianmai/relay/bufpool"
@@ -14,7 +15,9 @@ import (
 // DownTrack is one published track as one subscriber receives it: the
 // relay's own webrtc.TrackLocal. Live packets are written by the
 // published track's reader (UpTrack.forward) with a header rewritten for
-// this subscriber; retransmissions by the down track's RTCP reader. There
+// this subscriber; retransmissions by whoever reads the subscriber's
+// NACKs (pion's RTCP reader, or on the direct path the socket reader of
+// its flow: subrtcp.go). There
 // is no queue and no writer goroutine per subscriber: a write to a UDP peer
 // does not block on that peer, and a hand-off per packet per subscriber
 // cost more than the write itself (docs/performance.md).
@@ -44,7 +47,12 @@ type DownTrack struct {
 	sampled uint32
 	onFirst func() // called at the first packet written, then nil
 
-	rtxHdr rtp.Header // owned by the RTCP reader (writeRTX)
+	// rtxMu serializes the NACK repairs (serveNACK): they come from pion's
+	// RTCP reader or, on the direct path, the socket reader of the
+	// subscriber's flow (subrtcp.go), and a path change can overlap them.
+	rtxMu      sync.Mutex
+	rtxHdr     rtp.Header  // guarded by rtxMu (writeRTX)
+	rtcpLoopOn atomic.Bool // pion's RTCP reader was started (startRTCPLoop)
 }
 
 // binding is what pion negotiated for this track on the subscriber's
@@ -87,22 +95,38 @@ type RTCPReader interface {
 }
 
 // Subscribe adds d to its track's fan-out and serves the subscriber's
-// NACKs, read from sender, from the track's history in a goroutine that
-// ends when sender fails (it was removed or its connection closed). false
-// if the track has ended: the caller removes d again.
+// NACKs from the track's history: read from sender by a goroutine that
+// ends when sender fails (it was removed or its connection closed), or,
+// while d's SubConn is direct, by the relay's socket reader, with no
+// goroutine of d's (subrtcp.go). false if the track has ended: the
+// caller removes d again.
 func (d *DownTrack) Subscribe(sender RTCPReader) bool {
 	if r := d.reporter(); r != nil {
 		r.add(d)
 	}
-	go d.rtcpLoop(sender)
+	if d.sub == nil {
+		d.startRTCPLoop(sender)
+	} else {
+		d.sub.in.add(d, sender)
+	}
 	return d.up.addSubscriber(d)
 }
 
 // Unsubscribe takes d out of its track's fan-out at once.
 func (d *DownTrack) Unsubscribe() {
 	d.up.removeSubscriber(d)
+	if d.sub != nil {
+		d.sub.in.remove(d)
+	}
 	if r := d.reporter(); r != nil {
 		r.remove(d)
+	}
+}
+
+// startRTCPLoop starts pion's RTCP reader for d, once.
+func (d *DownTrack) startRTCPLoop(sender RTCPReader) {
+	if !d.rtcpLoopOn.Swap(true) {
+		go d.rtcpLoop(sender)
 	}
 }
 
@@ -171,7 +195,7 @@ func (d *DownTrack) writeLive(pkt *bufpool.Packet, f *rtpFields, now int64) int 
 }
 
 // writeRTX retransmits pkt as the subscriber's sequence number seq.
-// Called by the RTCP reader only.
+// d.rtxMu is held (serveNACK).
 func (d *DownTrack) writeRTX(pkt *bufpool.Packet, seq uint16) {
 	if d.gate.Muted() {
 		return
@@ -262,8 +286,10 @@ func (d *DownTrack) rtcpLoop(sender RTCPReader) {
 }
 
 // serveNACK retransmits the packet the subscriber knows as seq, if the
-// history still has it. Called by the RTCP reader only.
+// history still has it.
 func (d *DownTrack) serveNACK(seq uint16) {
+	d.rtxMu.Lock()
+	defer d.rtxMu.Unlock()
 	m := d.m
 	m.NACKsReceived.Inc()
 	pkt := d.up.hist.get(d.mung.inSeq(seq))

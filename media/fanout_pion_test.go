@@ -104,7 +104,13 @@ func TestFanoutPion(t *testing.T) {
 // peer (that stops the workers).
 func shardedPort(t *testing.T) (ice.UDPMux, *Batch, *Metrics) {
 	t.Helper()
-	mux, err := ListenUDP("127.0.0.1:0", true)
+	return shardedPortWith(t, ListenOptions{})
+}
+
+// shardedPortWith is shardedPort with the port's options (direct ingest).
+func shardedPortWith(t *testing.T, o ListenOptions) (ice.UDPMux, *Batch, *Metrics) {
+	t.Helper()
+	mux, err := ListenUDPWith("127.0.0.1:0", true, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func ListenUDPWith(addr string, loopback bool, o ListenOptions) (ice.UDPMux, err
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("UDP address %q: bad port %q", addr, portStr)
 	}
-	batch := &Batch{}
+	batch := &Batch{direct: o.direct}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		if port == 0 {
 			return nil, fmt.Errorf("UDP address %q: listening on every interface needs a fixed port", addr)

@@ -10,7 +10,7 @@ import "sync/atomic"
 // Timestamps keep the real time elapsed.
 //
 // next and sent are called by the track's reader only; outTS and inSeq
-// also by the down track's RTCP reader (retransmissions), which is why the
+// also by whoever serves the subscriber's NACKs (retransmissions), which is why the
 // offsets are atomics.
 type munger struct {
 	// out = in + offset, modulo 2^16 and 2^32.

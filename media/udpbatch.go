@@ -38,6 +38,8 @@ type Batch struct {
 	mu    sync.Mutex                   // serializes add
 	conns atomic.Pointer[[]*batchConn] // copy-on-write: read per batch without a lock
 	fan   fanPool                      // the relay's fan-out workers (fanout_workers.go)
+
+	direct *Direct // the socket readers' registry (direct ingest), or nil; set once
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.

@@ -65,8 +65,9 @@ func (p *Participant) newDirectSub(gate *candidateGate) (*webrtc.PeerConnection,
 		}
 		keys, err := capture.Keys()
 		if err == nil {
-			k := keys.ServerSide()
-			err = sc.SetKeys(keys.Profile, k.LocalMasterKey, k.LocalMasterSalt)
+			err = sc.SetKeys(keys.Profile, keys.ServerSide())
+		} else {
+			sc.KeepPionRTCP() // the relay is not the DTLS server: no keys, ever
 		}
 		if err != nil {
 			p.log.Debug("sub stays on pion's send path", "err", err)

@@ -231,6 +231,11 @@ func TestNACKRepair(t *testing.T) {
 			if requested <= 0 || served <= 0 {
 				t.Errorf("relay_nack_requested_total %v, relay_nack_served_total %v, want both above 0", requested, served)
 			}
+			// The sub connections are direct (UDP, the relay the DTLS
+			// server, direct ingest on): the socket readers took the NACKs.
+			if byReaders := r.counter(t, "relay_direct_sub_rtcp_total"); byReaders <= 0 {
+				t.Errorf("relay_direct_sub_rtcp_total %v: the NACKs did not reach the socket readers", byReaders)
+			}
 			if st.repeats == 0 {
 				// The relay served NACKs, but none got through SRTP: replay
 				// protection must be off on a sub with a ReceiveInterceptor.
