@@ -30,9 +30,9 @@ type subRTCP struct {
 	// mu guards what follows it; a flow's datagrams reach one socket
 	// reader, so it is not contended.
 	mu      sync.Mutex
-	ctx     *srtp.Context   // the subscriber's SRTCP context (replay window); nil before SetKeys
-	tracks  []*DownTrack    // the connection's subscribed down tracks
-	viaPion bool            // the tracks' pion RTCP readers run (set once, never cleared)
+	ctx     *srtp.Context // the subscriber's SRTCP context (replay window); nil before SetKeys
+	tracks  []*DownTrack  // the connection's subscribed down tracks
+	viaPion bool          // the tracks' pion RTCP readers run (set once, never cleared)
 	readers map[*DownTrack]RTCPReader
 
 	at netip.AddrPort // guarded by SubConn.cfgMu: where the socket readers take its RTCP from; zero: nowhere
