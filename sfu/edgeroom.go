@@ -119,7 +119,11 @@ func (r *Room) forgetListenersLocked(p *Participant) {
 // receives as a publisher's pub connection does (the same codecs, NACKs
 // toward the sender), on a UDP port of its own (see newAPI).
 func (s *SFU) NewLinkConnection() (*webrtc.PeerConnection, error) {
-	return s.api.link.NewPeerConnection(webrtc.Configuration{})
+	cfg, err := s.connConfig()
+	if err != nil {
+		return nil, err
+	}
+	return s.api.link.NewPeerConnection(cfg)
 }
 
 // NewLinkTrack is the track an edge makes of one of its link's tracks:

@@ -237,3 +237,30 @@ func TestListenerGoroutines(t *testing.T) {
 		t.Errorf("%d relay goroutines per listener (%.2f), want at most %d", whole, per, maxGoroutinesPerListener)
 	}
 }
+
+// TestListenersShareCertificate: two audience listeners' sub offers carry
+// the relay's one DTLS fingerprint, and both connect with it.
+func TestListenersShareCertificate(t *testing.T) {
+	r, ctx := relaytest.StartChecked(t, relaytest.Options{}, 60*time.Second)
+	var fps []string
+	for i := range 2 {
+		aud := r.Dial(ctx, t, client.Config{Room: "cert", Name: fmt.Sprintf("l%d", i), Role: protocol.RoleAudience})
+		if err := aud.SubConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var fp string
+		for _, l := range strings.Split(aud.SubOfferSDP(), "\n") {
+			if strings.HasPrefix(l, "a=fingerprint:") {
+				fp = strings.TrimSpace(l)
+				break
+			}
+		}
+		if fp == "" {
+			t.Fatalf("no fingerprint in the sub offer:\n%s", aud.SubOfferSDP())
+		}
+		fps = append(fps, fp)
+	}
+	if fps[0] != fps[1] {
+		t.Errorf("fingerprints %q and %q: want the relay's one certificate", fps[0], fps[1])
+	}
+}

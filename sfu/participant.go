@@ -115,7 +115,11 @@ func (p *Participant) newPeerConnection(pc PC, gate *candidateGate, api *webrtc.
 // newPeerConnectionWith creates one of p's connections from api; onClosed,
 // if not nil, is called when it has closed.
 func (p *Participant) newPeerConnectionWith(api *webrtc.API, pc PC, gate *candidateGate, onClosed func()) (*webrtc.PeerConnection, error) {
-	conn, err := api.NewPeerConnection(webrtc.Configuration{})
+	cfg, err := p.sfu.connConfig()
+	if err != nil {
+		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
+	}
+	conn, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create %s peer connection: %w", pc, err)
 	}

@@ -14,6 +14,7 @@ type SFU struct {
 	cfg      Config
 	api      apis
 	feedback *media.Feedback // the relay's RTCP toward publishers: one loop for all (media/feedback.go)
+	cert     dtlsCert        // every peer connection's DTLS certificate (certs.go)
 	log      *slog.Logger
 
 	mu        sync.Mutex
