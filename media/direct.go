@@ -53,6 +53,8 @@ type SubConn struct {
 	// The subscriber's RTCP (subrtcp.go): read by the relay's socket
 	// readers while the connection is direct, else through pion.
 	in subRTCP
+
+	taken atomic.Pointer[taken] // set by TakeOver (takeover.go)
 }
 
 // directRoute is one selected UDP pair on a batched socket.
@@ -169,9 +171,13 @@ func (s *SubConn) SetPair(pair *webrtc.ICECandidatePair) error {
 // and ends its tracks' sender reports.
 func (s *SubConn) Stop() {
 	s.cfgMu.Lock()
+	at := s.in.at
 	s.stopped = true
 	s.publishLocked()
 	s.cfgMu.Unlock()
+	if s.taken.Load() != nil && at.IsValid() {
+		s.batch.silence(at, false)
+	}
 	if s.reports != nil {
 		for _, d := range s.in.all() {
 			s.reports.remove(d)
@@ -219,7 +225,7 @@ func (s *SubConn) writeRTP(h *rtp.Header, payload []byte) (handled, ok bool) {
 	if n == 0 {
 		return true, false
 	}
-	_, err := r.conn.WriteToAddrPort(buf[:n], r.addr)
+	_, err := r.conn.writeOwn(buf[:n], r.addr)
 	return true, err == nil
 }
 

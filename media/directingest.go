@@ -218,13 +218,15 @@ func isSRTP(b []byte) bool {
 // it to pion. It does not keep b.
 func (d *Direct) ingest(b []byte, addr netip.AddrPort) bool {
 	if !isSRTP(b) {
-		if isSRTCP(b) {
-			if s := (*d.subs.Load())[addr]; s != nil && s.takeRTCP(b) {
-				d.subRTCP.Add(1)
-				return true
-			}
+		s := (*d.subs.Load())[addr]
+		if s == nil {
+			return false
 		}
-		return false
+		if isSRTCP(b) && s.takeRTCP(b) {
+			d.subRTCP.Add(1)
+			return true
+		}
+		return s.takeOther(b, addr)
 	}
 	c := (*d.conns.Load())[addr]
 	if c == nil {

@@ -159,6 +159,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 
 // Unbind implements webrtc.TrackLocal.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	if d.sub.TakenOver() {
+		return nil // pion closed its side; the relay still sends as negotiated
+	}
 	d.bound.Store(nil)
 	return nil
 }

@@ -172,10 +172,13 @@ func (r *Reporter) nextOccupiedLocked(slot int) int {
 func (d *DownTrack) sendReport(now int64, wall time.Time) error {
 	b := d.bound.Load()
 	clock := d.rtpClock.Load()
-	if b == nil || clock == 0 || d.sub.rtcp == nil {
+	if b == nil || clock == 0 || (d.sub.rtcp == nil && !d.sub.TakenOver()) {
 		return nil
 	}
 	sr := d.senderReport(b.ssrc, clock, now, wall)
+	if d.sub.TakenOver() {
+		return d.sub.writeOwnRTCP(&sr) // pion's connection is closed (takeover.go)
+	}
 	return d.sub.rtcp.WriteRTCP([]rtcp.Packet{&sr})
 }
 

@@ -205,6 +205,9 @@ func (s *SubConn) takeRTCP(b []byte) bool {
 	if err != nil || len(out) == 0 || &out[0] != &buf[0] {
 		return false // a replay, or not the keys of this connection
 	}
+	if t := s.taken.Load(); t != nil {
+		t.heard.Store(Now())
+	}
 	s.serveRTCP(out)
 	return true
 }

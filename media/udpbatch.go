@@ -40,6 +40,11 @@ type Batch struct {
 	fan   fanPool                      // the relay's fan-out workers (fanout_workers.go)
 
 	direct *Direct // the socket readers' registry (direct ingest), or nil; set once
+
+	// The clients' addresses whose connections the relay took over from
+	// pion (takeover.go): pion's writes to them are dropped.
+	silent   atomic.Pointer[map[netip.AddrPort]struct{}]
+	silentMu sync.Mutex
 }
 
 // begin opens a batch: writes to the sockets are set aside until end.
@@ -171,6 +176,15 @@ func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // is set aside for the batch's end.
 func (c *batchConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if c.g.silenced(addr) {
+		return len(b), nil // a connection the relay took over from pion (takeover.go)
+	}
+	return c.writeOwn(b, addr)
+}
+
+// writeOwn is WriteToAddrPort for the relay's own datagrams, which a
+// takeover does not silence; addr is unmapped.
+func (c *batchConn) writeOwn(b []byte, addr netip.AddrPort) (int, error) {
 	if !c.batchable || !addr.Addr().Is4() || len(b) == 0 {
 		return c.UDPConn.WriteToUDPAddrPort(b, addr)
 	}
