@@ -55,6 +55,7 @@ type SubConn struct {
 	in subRTCP
 
 	taken atomic.Pointer[taken] // set by TakeOver (takeover.go)
+	nom   nomination            // the relay's nomination of a new pair (takeover.go)
 }
 
 // directRoute is one selected UDP pair on a batched socket.
@@ -129,6 +130,9 @@ func (s *SubConn) SetKeys(profile srtp.ProtectionProfile, keys srtp.SessionKeys)
 func (s *SubConn) SetRoute(local, remote netip.AddrPort, udp, relayed bool) error {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
+	if s.taken.Load() != nil {
+		return nil // the relay owns the route now (takeover.go); pion's pair changes as it closes
+	}
 	s.pair = nil
 	defer s.publishLocked()
 	if s.batch == nil {
@@ -175,8 +179,17 @@ func (s *SubConn) Stop() {
 	s.stopped = true
 	s.publishLocked()
 	s.cfgMu.Unlock()
-	if s.taken.Load() != nil && at.IsValid() {
-		s.batch.silence(at, false)
+	if s.taken.Load() != nil {
+		if at.IsValid() {
+			s.batch.silence(at, false)
+		}
+		s.batch.direct.dropUfrags(s)
+		s.nom.mu.Lock()
+		if s.nom.nominee.IsValid() {
+			s.batch.direct.dropSub(s.nom.nominee, s)
+			s.nom.nominee = netip.AddrPort{}
+		}
+		s.nom.mu.Unlock()
 	}
 	if s.reports != nil {
 		for _, d := range s.in.all() {

@@ -37,9 +37,10 @@ var ErrDirectAddrInUse = errors.New("media: a publisher is already registered fo
 // readers ingest directly, by remote address. Its zero value is not
 // usable: ListenUDPWith makes it.
 type Direct struct {
-	mu    sync.Mutex                                     // serializes changes of conns
-	conns atomic.Pointer[map[netip.AddrPort]*DirectConn] // copy on write: one load per datagram
-	subs  atomic.Pointer[map[netip.AddrPort]*SubConn]    // direct listeners whose RTCP the readers take (subrtcp.go); copy on write
+	mu     sync.Mutex                                     // serializes changes of conns
+	conns  atomic.Pointer[map[netip.AddrPort]*DirectConn] // copy on write: one load per datagram
+	subs   atomic.Pointer[map[netip.AddrPort]*SubConn]    // direct listeners whose RTCP the readers take (subrtcp.go); copy on write
+	ufrags atomic.Pointer[map[string]*SubConn]            // taken-over connections by local ICE ufrag (takeover.go); copy on write
 
 	// Counters (udpread.go's readers add to them; the relay's metrics
 	// read them).
@@ -54,6 +55,7 @@ func newDirect() *Direct {
 	d := &Direct{}
 	d.conns.Store(&map[netip.AddrPort]*DirectConn{})
 	d.subs.Store(&map[netip.AddrPort]*SubConn{})
+	d.ufrags.Store(&map[string]*SubConn{})
 	return d
 }
 
@@ -220,7 +222,9 @@ func (d *Direct) ingest(b []byte, addr netip.AddrPort) bool {
 	if !isSRTP(b) {
 		s := (*d.subs.Load())[addr]
 		if s == nil {
-			return false
+			if s = d.byUfrag(b); s == nil {
+				return false
+			}
 		}
 		if isSRTCP(b) && s.takeRTCP(b) {
 			d.subRTCP.Add(1)

@@ -125,7 +125,7 @@ func (d *DownTrack) Unsubscribe() {
 
 // startRTCPLoop starts pion's RTCP reader for d, once.
 func (d *DownTrack) startRTCPLoop(sender RTCPReader) {
-	if !d.rtcpLoopOn.Swap(true) {
+	if sender != nil && !d.rtcpLoopOn.Swap(true) {
 		go d.rtcpLoop(sender)
 	}
 }
@@ -155,6 +155,21 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		}
 	}
 	return webrtc.RTPCodecParameters{}, errNoCodec
+}
+
+// BindTaken binds d as the relay negotiated it itself on a taken-over
+// connection (takeover.go): sent as ssrc with payload type pt, never
+// through pion.
+func (d *DownTrack) BindTaken(ssrc uint32, pt uint8) {
+	d.bound.Store(&binding{ssrc: ssrc, pt: pt, w: takenWriter{}})
+}
+
+// SSRC is what d is sent as, once bound.
+func (d *DownTrack) SSRC() (uint32, bool) {
+	if b := d.bound.Load(); b != nil {
+		return b.ssrc, true
+	}
+	return 0, false
 }
 
 // Unbind implements webrtc.TrackLocal.

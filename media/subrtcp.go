@@ -88,6 +88,9 @@ func (in *subRTCP) all() []*DownTrack {
 // keys (it is the DTLS client); SubConn calls it itself when its keys or
 // its pair cannot be direct.
 func (s *SubConn) KeepPionRTCP() {
+	if s.taken.Load() != nil {
+		return // pion is gone: the socket readers read it
+	}
 	in := &s.in
 	in.mu.Lock()
 	defer in.mu.Unlock()

@@ -1,13 +1,20 @@
 package media
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/stun/v4"
 )
 
@@ -21,9 +28,9 @@ import (
 // relay's already) and its ICE pair.
 
 // ICECreds are a connection's ICE credentials as its descriptions give
-// them: the relay's (local) and the client's username fragment.
+// them: the relay's (local) and the client's (remote).
 type ICECreds struct {
-	LocalUfrag, LocalPwd, RemoteUfrag string
+	LocalUfrag, LocalPwd, RemoteUfrag, RemotePwd string
 }
 
 // taken is a taken-over connection's ICE state, read by its flow's
@@ -33,6 +40,22 @@ type taken struct {
 	integ  stun.MessageIntegrity
 	checks atomic.Uint64 // checks answered
 	heard  atomic.Int64  // Now() of the last check answered or SRTCP served from the client
+	prev   *taken        // the credentials before an ICE restart, until the new ones are used
+
+	remoteInt  stun.MessageIntegrity // the client's password: for the relay's own checks
+	tiebreaker uint64
+}
+
+// nomination is the relay's nomination of a new pair of a taken-over
+// connection (the relay is the controlling agent, as the offerer): after
+// an ICE restart, or a client that moved. It outlives credential changes:
+// each check is made with the credentials current when it is sent. The
+// readers of both flows and a timer touch it.
+type nomination struct {
+	mu      sync.Mutex
+	nominee netip.AddrPort                 // the client's address being nominated; zero: none
+	tx      [][stun.TransactionIDSize]byte // the checks sent for it (any answer will do)
+	tries   int
 }
 
 // takeoverSRTCPIndex is where the relay's SRTCP index of a stream starts
@@ -92,11 +115,38 @@ func (s *SubConn) TakeOver(creds ICECreds) error {
 	if !s.in.at.IsValid() || s.stopped {
 		return ErrNotTakeable
 	}
-	t := &taken{creds: creds, integ: stun.NewShortTermIntegrity(creds.LocalPwd)}
+	t := newTaken(creds, nil)
 	t.heard.Store(Now())
 	s.taken.Store(t)
 	s.batch.silence(s.in.at, true)
+	s.batch.direct.addUfrag(creds.LocalUfrag, s)
 	return nil
+}
+
+func newTaken(creds ICECreds, prev *taken) *taken {
+	t := &taken{creds: creds, integ: stun.NewShortTermIntegrity(creds.LocalPwd), prev: prev,
+		remoteInt: stun.NewShortTermIntegrity(creds.RemotePwd)}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	t.tiebreaker = binary.BigEndian.Uint64(b[:])
+	return t
+}
+
+// SetRemoteICE gives a taken-over connection the client's credentials
+// from its latest answer (an ICE restart changes them).
+func (s *SubConn) SetRemoteICE(ufrag, pwd string) {
+	t := s.taken.Load()
+	if t == nil || (t.creds.RemoteUfrag == ufrag && t.creds.RemotePwd == pwd) {
+		return
+	}
+	creds := t.creds
+	creds.RemoteUfrag, creds.RemotePwd = ufrag, pwd
+	n := newTaken(creds, t.prev)
+	n.heard.Store(t.heard.Load())
+	n.checks.Store(t.checks.Load())
+	s.taken.Store(n)
+	// A nomination under way goes on with the new credentials: its next
+	// check is made with them.
 }
 
 // TakenOver reports whether the relay took s over from pion.
@@ -152,20 +202,201 @@ func (s *SubConn) takeOther(b []byte, from netip.AddrPort) bool {
 		return true
 	}
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	if m.Decode() != nil || m.Type != stun.BindingRequest {
+	if m.Decode() != nil {
+		return true
+	}
+	if m.Type == stun.BindingSuccess {
+		s.nominated(t, m, from)
+		return true
+	}
+	if m.Type != stun.BindingRequest {
 		return true
 	}
 	var u stun.Username
-	if u.GetFrom(m) != nil || !strings.HasPrefix(u.String(), t.creds.LocalUfrag+":") || t.integ.Check(m) != nil {
+	if u.GetFrom(m) != nil {
+		return true
+	}
+	creds := t
+	switch {
+	case strings.HasPrefix(u.String(), t.creds.LocalUfrag+":") && t.integ.Check(m) == nil:
+		if t.prev != nil {
+			t.prev = nil // the restart's credentials are in use (only this flow's reader writes it)
+		}
+	case t.prev != nil && strings.HasPrefix(u.String(), t.prev.creds.LocalUfrag+":") && t.prev.integ.Check(m) == nil:
+		creds = t.prev
+	default:
 		return true // not this connection's check: no answer, as ICE
 	}
 	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,
-		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())}, t.integ, stun.Fingerprint)
+		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())}, creds.integ, stun.Fingerprint)
 	if err != nil {
 		return true
 	}
 	t.heard.Store(Now())
 	t.checks.Add(1) // before the answer leaves: whoever reads it sees the count
-	_, _ = r.conn.writeOwn(resp.Raw, r.addr)
+	_, _ = r.conn.writeOwn(resp.Raw, from)
+	if from != r.addr && creds == t {
+		s.nominate(r.conn, from) // a new pair with the current credentials
+	}
 	return true
+}
+
+// nominate starts nominating the client's pair at from (USE-CANDIDATE,
+// as the controlling agent): a check every nominationEvery until the
+// client answers one, the connection moves on, or nominationTries.
+func (s *SubConn) nominate(conn *batchConn, from netip.AddrPort) {
+	n := &s.nom
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.nominee == from {
+		return // under way
+	}
+	if n.nominee.IsValid() {
+		s.batch.direct.dropSub(n.nominee, s)
+	}
+	if s.batch.direct.addSub(from, s) != nil {
+		return // another connection's address
+	}
+	n.nominee, n.tx, n.tries = from, nil, 0
+	s.sendNominationLocked(conn)
+}
+
+// How the relay's nominating checks are repeated: RFC 8445's Ta is 50 ms;
+// a client that has stopped checking waits for them.
+const (
+	nominationEvery = 100 * time.Millisecond
+	nominationTries = 50
+)
+
+// sendNominationLocked sends one nominating check, with the credentials
+// current now, and schedules the next. s.nom.mu is held.
+func (s *SubConn) sendNominationLocked(conn *batchConn) {
+	n := &s.nom
+	if t := s.taken.Load(); t != nil && t.creds.RemotePwd != "" {
+		m, err := stun.Build(stun.TransactionID, stun.BindingRequest,
+			stun.NewUsername(t.creds.RemoteUfrag+":"+t.creds.LocalUfrag), ice.AttrControlling(t.tiebreaker),
+			ice.UseCandidate(), ice.PriorityAttr(nominationPriority), t.remoteInt, stun.Fingerprint)
+		if err == nil {
+			n.tx = append(n.tx, m.TransactionID)
+			_, _ = conn.writeOwn(m.Raw, n.nominee)
+		}
+	}
+	n.tries++
+	nominee := n.nominee
+	time.AfterFunc(nominationEvery, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.nominee != nominee || s.taken.Load() == nil {
+			return // answered, moved on, or stopped
+		}
+		if n.tries >= nominationTries {
+			// Given up: the client's next check from there starts over.
+			s.batch.direct.dropSub(n.nominee, s)
+			n.nominee, n.tx = netip.AddrPort{}, nil
+			return
+		}
+		s.sendNominationLocked(conn)
+	})
+}
+
+// nominationPriority is the PRIORITY of the relay's nominating checks: a
+// host candidate's (RFC 8445 §5.1.2.1, type preference 126).
+const nominationPriority = 126<<24 | 65535<<8 | 255
+
+// nominated takes the client's answer to a nominating check: the route
+// moves to the nominated address.
+func (s *SubConn) nominated(t *taken, m *stun.Message, from netip.AddrPort) {
+	n := &s.nom
+	n.mu.Lock()
+	ok := from == n.nominee && slices.Contains(n.tx, m.TransactionID) && t.remoteInt.Check(m) == nil
+	if ok {
+		n.nominee, n.tx = netip.AddrPort{}, nil
+	}
+	n.mu.Unlock()
+	if ok {
+		t.heard.Store(Now())
+		s.moveTo(from)
+	}
+}
+
+// takenWriter is a taken-over connection's down tracks' pion writer:
+// there is no pion connection, so a packet the direct path did not take
+// is dropped.
+type takenWriter struct{}
+
+var errTakenOver = errors.New("media: the connection was taken over from pion: only the direct path sends")
+
+func (takenWriter) WriteRTP(*rtp.Header, []byte) (int, error) { return 0, errTakenOver }
+func (takenWriter) Write([]byte) (int, error)                 { return 0, errTakenOver }
+
+// RestartICE gives a taken-over connection new local credentials (an ICE
+// restart the relay offered): checks with the old ones are still
+// answered until one with the new ones arrives.
+func (s *SubConn) RestartICE(creds ICECreds) {
+	old := s.taken.Load()
+	if old == nil {
+		return
+	}
+	old.prev = nil // one restart back is enough
+	t := newTaken(creds, old)
+	t.heard.Store(old.heard.Load())
+	t.checks.Store(old.checks.Load())
+	s.taken.Store(t)
+	s.batch.direct.addUfrag(creds.LocalUfrag, s)
+}
+
+// moveTo makes from the client's address (a check nominating it: a new
+// network path, or an ICE restart's pair) instead of the route's.
+func (s *SubConn) moveTo(from netip.AddrPort) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	old := s.route.Load()
+	if old == nil || old.addr == from || s.stopped {
+		return
+	}
+	s.pair = &directRoute{conn: old.conn, addr: from}
+	s.route.Store(s.pair)
+	if s.in.at.IsValid() {
+		s.batch.direct.dropSub(s.in.at, s)
+		s.batch.silence(s.in.at, false)
+		s.in.at = netip.AddrPort{}
+	}
+	if s.batch.direct.addSub(from, s) == nil {
+		s.in.at = from
+		s.batch.silence(from, true)
+	}
+}
+
+// addUfrag makes the readers find s by its local ICE username fragment:
+// a check from an address not registered (an ICE restart's new sockets).
+func (d *Direct) addUfrag(ufrag string, s *SubConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := maps.Clone(*d.ufrags.Load())
+	m[ufrag] = s
+	d.ufrags.Store(&m)
+}
+
+// dropUfrags forgets every username fragment of s.
+func (d *Direct) dropUfrags(s *SubConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := maps.Clone(*d.ufrags.Load())
+	maps.DeleteFunc(m, func(_ string, o *SubConn) bool { return o == s })
+	d.ufrags.Store(&m)
+}
+
+// byUfrag is the taken-over connection b, a STUN check from an address
+// not registered, is for, or nil.
+func (d *Direct) byUfrag(b []byte) *SubConn {
+	if len(*d.ufrags.Load()) == 0 || !stun.IsMessage(b) {
+		return nil
+	}
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	var u stun.Username
+	if m.Decode() != nil || m.Type != stun.BindingRequest || u.GetFrom(m) != nil {
+		return nil
+	}
+	local, _, _ := strings.Cut(u.String(), ":")
+	return (*d.ufrags.Load())[local]
 }

@@ -65,10 +65,11 @@ type apis struct {
 // directAPI is what newDirectSub makes a sub connection's API from: the
 // sub settings (copied per connection) and codecs, and no interceptor.
 type directAPI struct {
-	se      webrtc.SettingEngine
-	me      *webrtc.MediaEngine
-	batch   *media.Batch    // the relay's UDP port; nil: pion's send path, relay-made reports
-	reports *media.Reporter // the relay's sender-report loop; closed by SFU.Close
+	se       webrtc.SettingEngine
+	me       *webrtc.MediaEngine
+	batch    *media.Batch    // the relay's UDP port; nil: pion's send path, relay-made reports
+	reports  *media.Reporter // the relay's sender-report loop; closed by SFU.Close
+	takeover bool            // direct sub connections are taken over once up (takeover.go)
 }
 
 // newAPI builds the pion APIs every peer connection of the relay uses;

@@ -44,6 +44,14 @@ type Config struct {
 	// (SRTP session, sender-report interceptor) instead of the direct
 	// one (direct.go): for A/B measurement, and an operator's escape hatch.
 	DisableDirectSend bool
+	// DisableTakeover keeps every sub connection pion's for its whole
+	// life, instead of the relay taking a direct one over once it is up
+	// (takeover.go); then sub connections are not ICE lite either.
+	DisableTakeover bool
+	// TakeoverAfter is how long a direct sub connection stays pion's
+	// after DTLS is up (0: 3 s): the client's last handshake flight may
+	// be retransmitted meanwhile, which only pion can answer.
+	TakeoverAfter time.Duration
 	// Router, in a cluster, says which relay serves a room (route.go);
 	// nil: a single relay, every room here.
 	Router Router
@@ -99,6 +107,9 @@ const (
 )
 
 func (c *Config) setDefaults() {
+	if c.TakeoverAfter <= 0 {
+		c.TakeoverAfter = takeoverDelay
+	}
 	if c.Seats <= 0 {
 		c.Seats = DefaultSeats
 	}

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/lianmai/relay/dtlskeys"
 	"github.com/lianmai/relay/media"
@@ -74,8 +75,14 @@ func (p *Participant) newDirectSub(gate *candidateGate) (*webrtc.PeerConnection,
 		}
 		secured.Store(true)
 		countPath()
+		if err == nil && d.takeover {
+			time.AfterFunc(p.sfu.cfg.TakeoverAfter, func() { p.tryTakeOver(conn, sc) })
+		}
 	})
 	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		if sc.TakenOver() {
+			return // pion's side closing: the pair is the relay's now
+		}
 		p.sfu.countSelected(pair)
 		if err := sc.SetPair(pair); err != nil {
 			p.log.Debug("sub pair not direct", "pair", pair.String(), "err", err)

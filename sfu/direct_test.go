@@ -25,7 +25,8 @@ func TestDirectSendResume(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		direct bool
-	}{{"direct", true}, {"pion", false}} {
+		taken  bool // taken over from pion before the resume (takeover.go)
+	}{{"direct", true, false}, {"taken", true, true}, {"pion", false, false}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered: runs after the peers' cleanups
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -34,11 +35,16 @@ func TestDirectSendResume(t *testing.T) {
 				cancel()
 				serving.Wait()
 			}()
-			udp, err := media.ListenUDP("127.0.0.1:0", true)
+			udp, err := media.ListenUDPWith("127.0.0.1:0", true, media.ListenOptions{Direct: c.taken})
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := New(Config{ICE: ICEConfig{UDPMux: udp, Loopback: true}, Logger: slog.New(slog.DiscardHandler), DisableDirectSend: !c.direct})
+			takeover := time.Hour // not within the test
+			if c.taken {
+				takeover = 100 * time.Millisecond
+			}
+			s, err := New(Config{ICE: ICEConfig{UDPMux: udp, Loopback: true}, Logger: slog.New(slog.DiscardHandler), DisableDirectSend: !c.direct,
+				TakeoverAfter: takeover})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,6 +97,14 @@ func TestDirectSendResume(t *testing.T) {
 			if direct() != c.direct {
 				t.Fatalf("the listener's sub is direct: %v, want %v", direct(), c.direct)
 			}
+			if c.taken {
+				waitUntil(ctx, t, "the listener's sub taken over", func() bool {
+					listener.p.negMu.Lock()
+					defer listener.p.negMu.Unlock()
+					return listener.p.taken != nil
+				})
+				hear(20, "after the takeover")
+			}
 			subUfrag := iceUfrag(listener.sub.RemoteDescription().SDP)
 
 			listener.p.Disconnected(listenerSink)
@@ -117,6 +131,14 @@ func TestDirectSendResume(t *testing.T) {
 			wantDirect := 0.0
 			if c.direct {
 				wantDirect = 3
+			}
+			if c.taken {
+				// The restart's pair is the relay's own: pion, closed, counts
+				// nothing after the takeover.
+				if n := testutil.ToFloat64(s.cfg.Metrics.Takeovers); n != 2 {
+					t.Errorf("relay_sub_takeovers_total %v, want 2 (the host's sub and the listener's)", n)
+				}
+				return
 			}
 			if d, p := testutil.ToFloat64(paths.WithLabelValues(pathDirect)), testutil.ToFloat64(paths.WithLabelValues(pathPion)); d < wantDirect || (!c.direct && d != 0) || p != 0 {
 				t.Errorf("relay_sub_send_path_total direct %v, pion %v; want direct at least %v, pion 0", d, p, wantDirect)

@@ -26,6 +26,7 @@ type Metrics struct {
 	EarlyPubDropped prometheus.Counter     // packets read on early pubs before acceptance, not forwarded
 
 	SendPaths *prometheus.CounterVec // send paths offered sub connections took, by path (direct.go)
+	Takeovers prometheus.Counter     // sub connections taken over from pion (takeover.go)
 
 	Media *media.Metrics
 }
@@ -79,6 +80,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_sub_send_path_total",
 			Help: "Send paths taken by the sub connections the relay offers, counted when DTLS is up and at every later selected candidate pair: direct (encrypted by the relay into its send batch) or pion (pion's SRTP session: TCP, TURN, or no keys). Nothing is counted with -direct-send=false.",
 		}, []string{"path"}),
+		Takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_sub_takeovers_total",
+			Help: "Sub connections the relay took over from pion once direct: it answers their ICE checks and negotiates them itself, and pion's connection is closed (no goroutine of pion's per listener). Nothing with -takeover=false.",
+		}),
 		Media: mm,
 	}
 	for _, path := range []string{pathDirect, pathPion} {
@@ -94,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		m.Participants.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors, m.EarlyPubs, m.EarlyPubDropped, m.SendPaths} {
+		for _, c := range []prometheus.Collector{m.Rooms, m.Participants, m.Tracks, m.JoinLatency, m.Speaking, m.Listeners, m.MixRooms, m.MixStartErrors, m.EarlyPubs, m.EarlyPubDropped, m.SendPaths, m.Takeovers} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("sfu: register metrics: %w", err)
 			}

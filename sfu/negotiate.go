@@ -54,14 +54,23 @@ func (p *Participant) runSync() {
 			p.removeDownLocked(up, st)
 		}
 		d := media.NewDownTrack(up, media.DownTrackParams{OnFirstPacket: p.firstPacketHook(up), Gate: gate, Sub: p.subConn})
-		sender, err := p.subPC.AddTrack(d)
-		if err != nil {
-			p.log.Error("add track to sub", "track", up.ID(), "err", err)
-			continue
+		var sender *webrtc.RTPSender
+		if p.taken != nil {
+			p.taken.add(d) // bound when the answer accepts it
+		} else {
+			var err error
+			if sender, err = p.subPC.AddTrack(d); err != nil {
+				p.log.Error("add track to sub", "track", up.ID(), "err", err)
+				continue
+			}
 		}
 		p.down[up] = subTrack{down: d, sender: sender, gate: gate}
 		p.sent.add(d)
-		d.Subscribe(sender) // false if it just ended: the sync that follows removes it
+		var rtcpFrom media.RTCPReader
+		if sender != nil {
+			rtcpFrom = sender
+		}
+		d.Subscribe(rtcpFrom) // false if it just ended: the sync that follows removes it
 		changed = true
 	}
 	for up, st := range p.down {
@@ -84,7 +93,9 @@ func (p *Participant) runSync() {
 func (p *Participant) removeDownLocked(up *media.UpTrack, st subTrack) {
 	st.down.Unsubscribe()
 	p.sent.retire(st.down)
-	if err := p.subPC.RemoveTrack(st.sender); err != nil {
+	if p.taken != nil {
+		p.taken.remove(st.down)
+	} else if err := p.subPC.RemoveTrack(st.sender); err != nil {
 		p.log.Debug("remove track from sub", "track", up.ID(), "err", err)
 	}
 	delete(p.down, up)
@@ -94,6 +105,17 @@ func (p *Participant) removeDownLocked(up *media.UpTrack, st subTrack) {
 // outstanding.
 func (p *Participant) offerLocked() {
 	p.needOffer = false
+	if p.taken != nil {
+		sdp, err := p.taken.offer(p.restartICE)
+		p.restartICE = false
+		if err != nil {
+			p.log.Error("make the sub offer of a taken-over connection", "err", err)
+			return
+		}
+		p.offerOutstanding = true
+		p.sink.Send(DescriptionEvent{PC: Sub, Type: webrtc.SDPTypeOffer, SDP: withPtime(sdp)})
+		return
+	}
 	var opts *webrtc.OfferOptions
 	if p.restartICE {
 		opts = &webrtc.OfferOptions{ICERestart: true}

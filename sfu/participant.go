@@ -58,12 +58,14 @@ type Participant struct {
 	// The sub connection. Lock order: negMu, then pubMu, then room.mu.
 	negMu            sync.Mutex
 	subPC            *webrtc.PeerConnection
-	down             map[*media.UpTrack]subTrack // guarded by negMu
-	offerOutstanding bool                        // guarded by negMu
-	needOffer        bool                        // guarded by negMu: changes wait for the next offer
-	restartICE       bool                        // guarded by negMu: the next offer restarts ICE (resume)
-	subGate          *candidateGate              // guarded by negMu; replaced with the sub connection
-	subConn          *media.SubConn              // guarded by negMu; replaced with the sub connection (nil: pion's path only)
+	down             map[*media.UpTrack]subTrack           // guarded by negMu
+	offerOutstanding bool                                  // guarded by negMu
+	needOffer        bool                                  // guarded by negMu: changes wait for the next offer
+	restartICE       bool                                  // guarded by negMu: the next offer restarts ICE (resume)
+	subGate          *candidateGate                        // guarded by negMu; replaced with the sub connection
+	subConn          *media.SubConn                        // guarded by negMu; replaced with the sub connection (nil: pion's path only)
+	taken            *takenSub                             // guarded by negMu: the sub connection taken over from pion (takeover.go), or nil
+	handedOff        atomic.Pointer[webrtc.PeerConnection] // the pion connection closed at the takeover: its state changes mean nothing
 	syncQueued       atomic.Bool
 	sent             sentCount // packets written on the sub connection's down tracks (sent.go)
 	slots            []*slot   // guarded by negMu; set once at join when the client offered sub (httpsub.go)
@@ -125,6 +127,9 @@ func (p *Participant) newPeerConnectionWith(api *webrtc.API, pc PC, gate *candid
 	}
 	conn.OnICECandidate(gate.onLocal)
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if p.handedOff.Load() == conn {
+			return // the relay took the connection over and closed pion's side
+		}
 		switch s {
 		case webrtc.PeerConnectionStateFailed:
 			p.log.Info("ICE transport failed", "pc", pc)
@@ -197,12 +202,17 @@ func (p *Participant) Answer(from Sink, sdp string) error {
 	if !p.offerOutstanding {
 		return ErrNoOffer
 	}
-	err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
-	if err != nil {
+	if p.taken != nil {
+		if err := p.taken.answer(sdp); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadDescription, err)
+		}
+	} else if err := p.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadDescription, err)
 	}
 	p.offerOutstanding = false
-	p.subGate.setRemoteReady(p.subPC)
+	if p.taken == nil {
+		p.subGate.setRemoteReady(p.subPC)
+	}
 	if p.needOffer {
 		p.offerLocked()
 	}
@@ -226,6 +236,11 @@ func (p *Participant) AddCandidate(from Sink, pc PC, c *webrtc.ICECandidateInit)
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	if !p.sink.is(from) {
+		return nil
+	}
+	if p.taken != nil {
+		// The relay is ICE lite: the client's checks reveal its address,
+		// and it nominates; its candidates are not needed.
 		return nil
 	}
 	return p.subGate.addRemote(p.subPC, *c)
@@ -302,6 +317,7 @@ func (p *Participant) close() {
 		}
 		clear(p.down)
 		p.clearSlotsLocked()
+		p.dropTakenLocked()
 		sub := p.subPC
 		p.negMu.Unlock()
 

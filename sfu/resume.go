@@ -174,7 +174,9 @@ func (r *Room) resume(p *Participant, rp ResumeParams) (old Sink, ok bool) {
 // restartSubLocked offers sub again with new ICE credentials; an offer
 // the old session never answered is replaced. negMu must be held.
 func (p *Participant) restartSubLocked() {
-	if p.offerOutstanding {
+	if p.offerOutstanding && p.taken != nil {
+		p.offerOutstanding = false // the relay's own offer: the next one replaces it
+	} else if p.offerOutstanding {
 		// The old session's offer will never be answered: roll it back so
 		// that the restart is a new offer from a stable state.
 		if err := p.subPC.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
@@ -199,6 +201,7 @@ func (p *Participant) replaceSubLocked() (old *webrtc.PeerConnection, err error)
 		st.down.Unsubscribe()
 	}
 	clear(p.down)
+	p.dropTakenLocked()
 	gate := p.subGate.fresh()
 	pc, sc, err := p.newOfferedSub(gate)
 	if err == nil {

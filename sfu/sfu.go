@@ -46,6 +46,9 @@ func New(cfg Config) (*SFU, error) {
 		cfg.Metrics = m
 	}
 	api, err := newAPI(cfg.ICE, !cfg.DisableDirectSend)
+	if api.direct != nil {
+		api.direct.takeover = !cfg.DisableTakeover
+	}
 	if err != nil {
 		return nil, err
 	}

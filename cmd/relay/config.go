@@ -71,6 +71,8 @@ type Config struct {
 	// DirectSend: listeners' packets are encrypted straight into the
 	// send batch (false: through pion's SRTP session, for A/B runs).
 	DirectSend bool
+	// Takeover: a direct sub connection is taken over from pion once up.
+	Takeover bool
 
 	reachConfig
 }
@@ -115,6 +117,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.FanoutThreshold, "fanout-threshold", 0, fmt.Sprintf("subscribers a track's reader writes itself; past them a big room's copies are written on every core (with GOMAXPROCS 2 or more); 0: %d (docs/performance.md), -1: never", media.FanoutThreshold))
+	fs.BoolVar(&c.Takeover, "takeover", true, "take a listener's direct sub connection over from pion once it is up: the relay answers its ICE checks and negotiates it itself, and pion's connection (13 goroutines and its buffers) is closed (docs/performance.md); false: pion keeps every connection, and sub connections are not ICE lite")
 	fs.BoolVar(&c.DirectSend, "direct-send", true, "encrypt listeners' packets straight into the send batch and make their sender reports in the relay (docs/performance.md); false: pion's SRTP session and sender-report interceptor, as before")
 	fs.BoolVar(&c.DirectIngest, "direct-ingest", true, "the relay reads the media port itself (one socket per core, SO_REUSEPORT) and decrypts publishers' packets without pion's receive stack (pub connections then answer as the DTLS server); false: every packet passes pion, for A/B runs (docs/performance.md)")
 	fs.StringVar(&c.AudienceListen, "audience-listen", string(sfu.ListenTracks), "what an audience member whose join does not say gets: tracks (one per publisher, what every version 1 client expects) or mix (the room's audience mix, one track)")
@@ -282,7 +285,7 @@ func (c Config) relayConfig(log *slog.Logger) server.Config {
 		NoDirectIngest:  !c.DirectIngest,
 		SFU: sfu.Config{Seats: c.Seats, GracePeriod: c.Grace,
 			MaxParticipants: c.MaxParticipants, MaxRooms: c.MaxRooms, MicTimeout: c.MicTimeout, MaxTracks: c.MaxTracks,
-			AudienceListen: sfu.Listen(c.AudienceListen), DisableDirectSend: !c.DirectSend},
+			AudienceListen: sfu.Listen(c.AudienceListen), DisableDirectSend: !c.DirectSend, DisableTakeover: !c.Takeover},
 		Cluster:  c.clusterConfig(),
 		NewMixer: newMixer(),
 		Mix:      server.MixConfig{Bitrate: c.MixBitrate, Complexity: c.MixComplexity},

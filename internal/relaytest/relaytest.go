@@ -54,6 +54,10 @@ type Options struct {
 	Tune func(*server.Config)
 }
 
+// TakeoverAfter is how soon the test relays take a direct sub connection
+// over from pion (sfu.Config.TakeoverAfter): a little after the handshake.
+var TakeoverAfter = 300 * time.Millisecond
+
 // Relay is a running in-process relay, built by server.New as cmd/relay
 // builds it and serving the same routes (the page at "/"). Drain and
 // Shutdown drive its lifecycle; Start's cleanup shuts it down.
@@ -90,7 +94,10 @@ func Start(tb testing.TB, o Options) *Relay {
 	cfg := server.Config{
 		UDPAddr:  "127.0.0.1:0",
 		Loopback: true,
-		SFU:      sfu.Config{Seats: o.Seats, GracePeriod: o.Grace, MicTimeout: o.MicTimeout},
+		// Sub connections are taken over from pion soon after they are up
+		// (sfu/takeover.go), so that every test's later negotiations,
+		// NACKs and reports run on the relay's own side of them.
+		SFU: sfu.Config{Seats: o.Seats, GracePeriod: o.Grace, MicTimeout: o.MicTimeout, TakeoverAfter: TakeoverAfter},
 		// Every test client dials from 127.0.0.1: the per-address limits
 		// are off unless a test turns them on with Tune.
 		Signaling: signaling.Config{AuthSecret: []byte(o.AuthSecret),
