@@ -25,7 +25,8 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 type ListenOptions struct {
 	// Direct turns on direct ingest (directingest.go, udpread.go): the relay
 	// reads the port itself and decrypts registered publishers' media
-	// without pion (DirectOf gives the registry).
+	// without pion (DirectOf gives the registry), and is the ICE agents'
+	// UDP mux in place of pion's (udpmux.go).
 	Direct bool
 	// Readers is how many sockets (SO_REUSEPORT) and reader goroutines
 	// read the port with Direct, per address listened on: 0 means

@@ -149,6 +149,11 @@ func TestSubRTCPByReaders(t *testing.T) {
 	if rtx.SequenceNumber != seqs[1] || !bytes.Equal(rtx.Payload, payloads[1]) {
 		t.Fatalf("retransmission seq %d payload % x, want seq %d payload % x", rtx.SequenceNumber, rtx.Payload, seqs[1], payloads[1])
 	}
+	// The reader counts the datagram once it has served it, which is
+	// after the retransmission left: wait for the count.
+	for d.Stats().SubRTCP == 0 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 	if got := d.Stats().SubRTCP; got != 1 {
 		t.Errorf("%d subscriber RTCP datagrams served by the readers, want 1", got)
 	}

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -47,53 +46,46 @@ func testUDPMuxPion(t *testing.T, direct bool) {
 	defer readers.Wait()
 	relayAPI := pionAPI(t, mux, false)
 
-	pair := func() (relay, client *webrtc.PeerConnection) {
+	var pcs []*webrtc.PeerConnection // closed last first: each relay side before its client
+	defer func() {
+		for _, pc := range slices.Backward(pcs) {
+			_ = pc.Close()
+		}
+	}()
+	// carry connects a client and a relay side, the sender offering, with
+	// one Opus track from the sender heard by the receiver.
+	carry := func(relaySends bool) (*webrtc.TrackLocalStaticRTP, *heard) {
 		t.Helper()
 		client, err := pionAPI(t, nil, true).NewPeerConnection(webrtc.Configuration{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		relay, err = relayAPI.NewPeerConnection(webrtc.Configuration{})
+		pcs = append(pcs, client)
+		relay, err := relayAPI.NewPeerConnection(webrtc.Configuration{})
 		if err != nil {
-			_ = client.Close()
 			t.Fatal(err)
 		}
-		return relay, client
+		pcs = append(pcs, relay)
+		sender, receiver := client, relay
+		if relaySends {
+			sender, receiver = relay, client
+		}
+		src, err := webrtc.NewTrackLocalStaticRTP(Opus.RTPCodecCapability, "audio", "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sender.AddTrack(src); err != nil {
+			t.Fatal(err)
+		}
+		h := &heard{seen: map[uint16][]byte{}}
+		receiver.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { readers.Go(func() { h.readFrom(tr) }) })
+		if err := peerpair.Connect(ctx, sender, receiver); err != nil {
+			t.Fatal(err)
+		}
+		return src, h
 	}
-
-	// The publisher: the client sends, the relay hears.
-	pubRelay, pubClient := pair()
-	defer pubClient.Close()
-	defer pubRelay.Close()
-	pubSrc, err := webrtc.NewTrackLocalStaticRTP(Opus.RTPCodecCapability, "audio", "pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pubClient.AddTrack(pubSrc); err != nil {
-		t.Fatal(err)
-	}
-	atRelay := &heard{seen: map[uint16][]byte{}}
-	pubRelay.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { readers.Go(func() { atRelay.readFrom(tr) }) })
-	if err := peerpair.Connect(ctx, pubClient, pubRelay); err != nil {
-		t.Fatal(err)
-	}
-
-	// The subscriber: the relay sends, the client hears.
-	subRelay, subClient := pair()
-	defer subClient.Close()
-	defer subRelay.Close()
-	subSrc, err := webrtc.NewTrackLocalStaticRTP(Opus.RTPCodecCapability, "audio", "relay")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subRelay.AddTrack(subSrc); err != nil {
-		t.Fatal(err)
-	}
-	atClient := &heard{seen: map[uint16][]byte{}}
-	subClient.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { readers.Go(func() { atClient.readFrom(tr) }) })
-	if err := peerpair.Connect(ctx, subRelay, subClient); err != nil {
-		t.Fatal(err)
-	}
+	pubSrc, atRelay := carry(false) // the publisher: the client sends, the relay hears
+	subSrc, atClient := carry(true) // the subscriber: the relay sends, the client hears
 
 	const frames = 60
 	sent := publishFrames(ctx, t, pubSrc, frames)
@@ -307,31 +299,6 @@ func restartICE(ctx context.Context, offerer, answerer *webrtc.PeerConnection) e
 		return err
 	}
 	return offerer.SetRemoteDescription(*answerer.LocalDescription())
-}
-
-// sendFrames sends frames frames of source through pz on src, one every
-// 10 ms, and returns their payloads.
-func sendFrames(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStaticRTP, source *opusgen.Source, pz *opusgen.Packetizer, frames int) [][]byte {
-	t.Helper()
-	var sent [][]byte
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for range frames {
-		frame, err := source.NextFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sent = append(sent, bytes.Clone(frame))
-		if err := src.WriteRTP(pz.Packet(frame)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatal("deadline while publishing")
-		}
-	}
-	return sent
 }
 
 // TestListenEveryInterfaceDirect: with direct ingest the media port on
