@@ -191,7 +191,13 @@ func publishFrames(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStat
 	if err != nil {
 		t.Fatal(err)
 	}
-	pz := opusgen.NewPacketizer(111, 0x1234)
+	return sendFrames(ctx, t, src, source, opusgen.NewPacketizer(111, 0x1234), frames)
+}
+
+// sendFrames sends frames frames of source through pz on src, one every
+// 10 ms, and returns their payloads.
+func sendFrames(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStaticRTP, source *opusgen.Source, pz *opusgen.Packetizer, frames int) [][]byte {
+	t.Helper()
 	var sent [][]byte
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
