@@ -191,12 +191,12 @@ func publishFrames(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStat
 	if err != nil {
 		t.Fatal(err)
 	}
-	return publishFramesWith(ctx, t, src, source, opusgen.NewPacketizer(111, 0x1234), frames)
+	return sendFrames(ctx, t, src, source, opusgen.NewPacketizer(111, 0x1234), frames)
 }
 
-// publishFramesWith is publishFrames continuing source's frames and pz's
-// stream: a publisher that goes on.
-func publishFramesWith(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStaticRTP, source *opusgen.Source, pz *opusgen.Packetizer, frames int) [][]byte {
+// sendFrames sends frames frames of source through pz on src, one every
+// 10 ms, and returns their payloads.
+func sendFrames(ctx context.Context, t *testing.T, src *webrtc.TrackLocalStaticRTP, source *opusgen.Source, pz *opusgen.Packetizer, frames int) [][]byte {
 	t.Helper()
 	var sent [][]byte
 	tick := time.NewTicker(10 * time.Millisecond)

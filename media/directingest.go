@@ -46,8 +46,9 @@ type Direct struct {
 	// read them).
 	packets   atomic.Uint64 // packets ingested directly
 	authFails atomic.Uint64 // packets from a registered source that did not decrypt (left to pion)
-	handoffs  atomic.Uint64 // datagrams handed to pion's read loop
-	full      atomic.Uint64 // datagrams dropped because pion's read loop was behind
+	handoffs  atomic.Uint64 // datagrams queued to pion's ICE connections (udpmux.go)
+	full      atomic.Uint64 // datagrams dropped because their ICE connection's queue was full
+	unrouted  atomic.Uint64 // datagrams dropped because no ICE connection had their address or ufrag
 	subRTCP   atomic.Uint64 // subscribers' RTCP datagrams served by the readers
 }
 
@@ -63,8 +64,9 @@ func newDirect() *Direct {
 type DirectStats struct {
 	Packets   uint64 // SRTP packets decrypted and ingested by the socket readers
 	AuthFails uint64 // packets from a registered publisher that did not decrypt (given to pion)
-	Handoffs  uint64 // datagrams the socket readers handed to pion (STUN, DTLS, RTCP, others)
-	Dropped   uint64 // datagrams dropped because pion's read loop was over its queue behind
+	Handoffs  uint64 // datagrams the socket readers queued to pion's ICE connections (STUN, DTLS, RTCP, others)
+	Dropped   uint64 // datagrams dropped because their ICE connection's queue was full
+	Unrouted  uint64 // datagrams dropped because no ICE connection had their source address or STUN ufrag
 	SubRTCP   uint64 // subscribers' SRTCP datagrams decrypted and served by the socket readers
 }
 
@@ -74,7 +76,7 @@ func (d *Direct) Stats() DirectStats {
 		return DirectStats{}
 	}
 	return DirectStats{Packets: d.packets.Load(), AuthFails: d.authFails.Load(),
-		Handoffs: d.handoffs.Load(), Dropped: d.full.Load(), SubRTCP: d.subRTCP.Load()}
+		Handoffs: d.handoffs.Load(), Dropped: d.full.Load(), Unrouted: d.unrouted.Load(), SubRTCP: d.subRTCP.Load()}
 }
 
 // DirectConn is one publisher connection registered for direct ingest:
@@ -277,8 +279,9 @@ func (d *Direct) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		counter("relay_direct_ingest_packets_total", "Publisher RTP packets the relay's socket readers decrypted and forwarded themselves (direct ingest).", &d.packets),
 		counter("relay_direct_ingest_auth_failures_total", "Packets from a publisher registered for direct ingest that its keys did not authenticate; pion got them.", &d.authFails),
-		counter("relay_direct_ingest_handoffs_total", "Datagrams the socket readers handed to pion (STUN, DTLS, RTCP, media of connections not registered).", &d.handoffs),
+		counter("relay_direct_ingest_handoffs_total", "Datagrams the socket readers queued to pion's ICE connections (STUN, DTLS, RTCP, media of connections not registered).", &d.handoffs),
 		counter("relay_direct_sub_rtcp_total", "Subscribers' SRTCP datagrams (NACKs, receiver reports) the relay's socket readers decrypted and served themselves, without pion's RTCP readers.", &d.subRTCP),
-		counter("relay_direct_ingest_handoff_drops_total", "Datagrams dropped because pion's read loop was more than 1024 datagrams behind.", &d.full),
+		counter("relay_direct_ingest_handoff_drops_total", fmt.Sprintf("Datagrams dropped because the ICE connection they were for had %d waiting (its reader is behind).", connQueueMax), &d.full),
+		counter("relay_direct_ingest_unrouted_total", "Datagrams dropped because no ICE connection on the media port had written to their source address or had the ufrag their STUN message named.", &d.unrouted),
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
 )
 
 // directKeys are a publisher's SRTP keys (AES-128-GCM, the relay's first
@@ -189,16 +190,19 @@ func TestDirectIngestZeroAllocs(t *testing.T) {
 
 // TestSocketReaders: with direct ingest a socket and its SO_REUSEPORT
 // siblings are read by the relay's readers; a datagram that is not a
-// registered publisher's media reaches pion's read (ReadFromAddrPort and
-// ReadFrom) unchanged, whichever socket the kernel gave it to, even after
-// a read deadline was set on the socket; Close ends the readers and
-// pion's read.
+// registered publisher's media reaches the ICE connection that wrote to
+// its source (the relay's UDP mux) unchanged, whichever socket the kernel
+// gave it to, even after a read deadline was set on the socket. Nothing
+// else may read the socket; closing the mux ends the readers and the
+// connection's read.
 func TestSocketReaders(t *testing.T) {
+	defer goleak.VerifyNone(t)
 	o := ListenOptions{Direct: true, Readers: 3, direct: newDirect()}
 	bc, err := listenBatchConn("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, &Batch{}, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer bc.mux.Close()
 	if got := len(bc.rd.socks); got != 3 {
 		t.Errorf("%d sockets, want 3 (SO_REUSEPORT on Linux)", got)
 	}
@@ -206,8 +210,18 @@ func TestSocketReaders(t *testing.T) {
 	if err := bc.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
+	conn, err := bc.mux.GetConn("ufrag", bc.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	// Several senders (flows), so that the kernel spreads them: all 16 on
-	// one of 3 sockets by chance is a 1 in 14 million event.
+	// one of 3 sockets by chance is a 1 in 14 million event. The ICE
+	// connection writes to each first, as an agent's check would: that
+	// makes the address its.
 	const senders = 16
 	var conns []*net.UDPConn
 	for range senders {
@@ -216,6 +230,9 @@ func TestSocketReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		if _, err := conn.WriteTo([]byte("check"), c.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
 		conns = append(conns, c)
 	}
 	for i, c := range conns {
@@ -228,19 +245,19 @@ func TestSocketReaders(t *testing.T) {
 	seen := map[uint32]bool{}
 	b := make([]byte, bufpool.Size)
 	for range senders {
-		timer := time.AfterFunc(10*time.Second, func() { _ = bc.Close() }) // a deadline
-		n, from, err := bc.ReadFromAddrPort(b)
-		timer.Stop()
+		n, from, err := conn.(*muxHandle).ReadFromAddrPort(b)
 		if err != nil {
-			t.Fatalf("read: %v (a datagram never reached pion's read)", err)
+			t.Fatalf("read: %v (a datagram never reached the ICE connection)", err)
 		}
-		if n != 20 || !from.Addr().IsLoopback() {
-			t.Errorf("read %d bytes from %v, want 20 from loopback", n, from)
+		i := binary.BigEndian.Uint32(b)
+		if n != 20 || int(i) >= senders || from != conns[i].LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Errorf("read %d bytes (sender %d) from %v, want 20 from that sender", n, i, from)
+			continue
 		}
-		seen[binary.BigEndian.Uint32(b)] = true
+		seen[i] = true
 	}
 	if len(seen) != senders {
-		t.Errorf("pion read %d distinct datagrams, want %d", len(seen), senders)
+		t.Errorf("the connection read %d distinct datagrams, want %d", len(seen), senders)
 	}
 	if got := o.direct.Stats().Handoffs; got != senders {
 		t.Errorf("handoffs %d, want %d", got, senders)
@@ -254,17 +271,17 @@ func TestSocketReaders(t *testing.T) {
 	if busy < 2 {
 		t.Errorf("%d of %d readers got datagrams from %d flows: the kernel did not spread them", busy, len(bc.rd.reads), senders)
 	}
-	if _, err := conns[0].Write([]byte("x-not-rtp-at-all-xx")); err != nil {
+	if _, _, err := bc.ReadFrom(b); !errors.Is(err, errReadersOwnReads) {
+		t.Errorf("ReadFrom on the socket: %v, want errReadersOwnReads", err)
+	}
+	if _, _, err := bc.ReadFromAddrPort(b); !errors.Is(err, errReadersOwnReads) {
+		t.Errorf("ReadFromAddrPort on the socket: %v, want errReadersOwnReads", err)
+	}
+	if err := bc.mux.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := bc.ReadFrom(b); err != nil {
-		t.Errorf("ReadFrom: %v", err)
-	}
-	if err := bc.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := bc.ReadFromAddrPort(b); err == nil {
-		t.Error("read after Close succeeded")
+	if _, _, err := conn.ReadFrom(b); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read after the mux closed: %v, want net.ErrClosed", err)
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 // host:port; an empty or unspecified host listens on every interface (on
 // the same port), a specific host on that address only. With loopback,
 // loopback interfaces are included. Pion's UDP mux reads the port, and
-// every packet passes pion's stack: ListenUDPWith turns on direct ingest.
+// every packet passes pion's stack: ListenUDPWith turns on direct ingest,
+// with which the relay reads the port and is its own UDP mux (udpmux.go).
 func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 	return ListenUDPWith(addr, loopback, ListenOptions{})
 }
@@ -24,7 +25,8 @@ func ListenUDP(addr string, loopback bool) (ice.UDPMux, error) {
 type ListenOptions struct {
 	// Direct turns on direct ingest (directingest.go, udpread.go): the relay
 	// reads the port itself and decrypts registered publishers' media
-	// without pion (DirectOf gives the registry).
+	// without pion (DirectOf gives the registry), and is the ICE agents'
+	// UDP mux in place of pion's (udpmux.go).
 	Direct bool
 	// Readers is how many sockets (SO_REUSEPORT) and reader goroutines
 	// read the port with Direct, per address listened on: 0 means
@@ -59,6 +61,13 @@ func ListenUDPWith(addr string, loopback bool, o ListenOptions) (ice.UDPMux, err
 		if err != nil {
 			return nil, fmt.Errorf("list network interfaces: %w", err)
 		}
+		if o.Direct {
+			mux, err := listenEveryInterface(std, port, loopback, batch, o)
+			if err != nil {
+				return nil, err
+			}
+			return &udpMux{UDPMux: mux, batch: batch, direct: o.direct}, nil
+		}
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 			ice.UDPMuxFromPortWithNet(batchNet{Net: std, g: batch, o: o}),
@@ -83,6 +92,9 @@ func ListenUDPWith(addr string, loopback bool, o ListenOptions) (ice.UDPMux, err
 	conn, err := listenBatchConn(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), batch, o)
 	if err != nil {
 		return nil, fmt.Errorf("listen UDP on %s: %w", addr, err)
+	}
+	if conn.mux != nil {
+		return &udpMux{UDPMux: conn.mux, batch: batch, direct: o.direct}, nil
 	}
 	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
 	return &udpMux{UDPMux: mux, batch: batch, direct: o.direct}, nil

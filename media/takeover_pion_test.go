@@ -88,7 +88,7 @@ func TestTakeOverPion(t *testing.T) {
 		t.Fatal(err)
 	}
 	pz := opusgen.NewPacketizer(111, 0x1234)
-	before := publishFramesWith(ctx, t, src, source, pz, 50)
+	before := sendFrames(ctx, t, src, source, pz, 50)
 	waitHeard(ctx, t, []*heard{h}, len(before), func() string { return "before the takeover" })
 
 	creds := ICECreds{
@@ -103,7 +103,7 @@ func TestTakeOverPion(t *testing.T) {
 	if err := relay.Close(); err != nil {
 		t.Fatal(err)
 	}
-	after := publishFramesWith(ctx, t, src, source, pz, 300) // 3 s: past the listener's 2 s failure timeout
+	after := sendFrames(ctx, t, src, source, pz, 300) // 3 s: past the listener's 2 s failure timeout
 	waitHeard(ctx, t, []*heard{h}, len(before)+len(after), func() string { return "after the takeover" })
 	checkHeard(t, []*heard{h}, append(before, after...), -1)
 	if st := client.ICEConnectionState(); st != webrtc.ICEConnectionStateConnected {

@@ -93,6 +93,9 @@ type batchConn struct {
 	// rd reads the socket with direct ingest (udpread.go), nil without:
 	// then pion's read loop reads the socket itself.
 	rd *socketReaders
+	// mux is the relay's UDP mux that rd feeds (udpmux.go), nil without
+	// direct ingest.
+	mux *demux
 }
 
 // batchLane is one lane's pending batch and its sender.
@@ -166,7 +169,7 @@ func (c *batchConn) laneOf(addr netip.AddrPort) int {
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	if c.rd != nil {
-		return c.rd.read(b)
+		return 0, netip.AddrPort{}, errReadersOwnReads
 	}
 	return c.UDPConn.ReadFromUDPAddrPort(b)
 }

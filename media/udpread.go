@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/lianmai/relay/bufpool"
 )
 
 // The read side of the media socket with direct ingest (directingest.go). The
@@ -19,37 +17,32 @@ import (
 // a hash of their address pair, so that one publisher's packets always
 // reach the same reader, in order, while different publishers' are read,
 // decrypted and fanned out on different cores. A datagram that is not a
-// registered publisher's media is handed to pion's UDP mux, whose single
-// read loop takes it from a queue instead of the socket.
-
-// handoffQueue is how many datagrams may wait for pion's read loop: STUN,
-// DTLS and RTCP, a few per connection per second; past it they are
-// dropped (and counted) rather than stalling the media readers.
-const handoffQueue = 1024
+// registered publisher's media (or a direct listener's RTCP) goes into
+// the queue of the ICE connection it is for, through the relay's own UDP
+// mux (udpmux.go), on the reader's goroutine.
 
 // socketReaders reads a batchConn's socket and its SO_REUSEPORT siblings.
 type socketReaders struct {
 	d     *Direct
+	mux   *demux          // where what direct ingest leaves goes
 	socks []*net.UDPConn  // socks[0] is the batchConn's own; the others are closed by close
-	queue chan datagram   // to pion's read loop (read); closed once every reader has returned
 	reads []atomic.Uint64 // datagrams read per socket: how the kernel spread the flows
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
-// datagram is one datagram for pion's read loop, copied into a pooled
-// buffer owned by the queue until read takes it.
-type datagram struct {
-	pkt  *bufpool.Packet
-	n    int
-	addr netip.AddrPort
-}
+// errReadersOwnReads: with direct ingest the socket is read by the
+// relay's readers only (what they do not take reaches pion through the
+// relay's UDP mux); a read of the socket beside them would steal their
+// datagrams.
+var errReadersOwnReads = errors.New("media: the media socket is read by the relay's socket readers (direct ingest); read the UDP mux's connections instead")
 
-// startReaders makes c's reads go through the relay's readers: siblings
-// more sockets on c's address (SO_REUSEPORT; fewer where that fails or
-// the platform lacks it), and one reader goroutine per socket.
-func startReaders(c *batchConn, d *Direct, siblings []*net.UDPConn) *socketReaders {
-	r := &socketReaders{d: d, socks: append([]*net.UDPConn{c.UDPConn}, siblings...), queue: make(chan datagram, handoffQueue)}
+// startReaders makes c's reads go through the relay's readers, which
+// route what direct ingest leaves to mux: siblings more sockets on c's
+// address (SO_REUSEPORT; fewer where that fails or the platform lacks
+// it), and one reader goroutine per socket.
+func startReaders(c *batchConn, d *Direct, mux *demux, siblings []*net.UDPConn) *socketReaders {
+	r := &socketReaders{d: d, mux: mux, socks: append([]*net.UDPConn{c.UDPConn}, siblings...)}
 	r.reads = make([]atomic.Uint64, len(r.socks))
 	for i, s := range r.socks {
 		r.wg.Add(1)
@@ -59,9 +52,10 @@ func startReaders(c *batchConn, d *Direct, siblings []*net.UDPConn) *socketReade
 }
 
 // readLoop reads s until it is closed, a batch at a time (recvmmsg where
-// the platform has it): each datagram is ingested directly or handed to
-// pion. The batch's buffers are the reader's own: a directly ingested
-// packet is decrypted into a pooled buffer, a handed-off one copied.
+// the platform has it): each datagram is ingested directly or routed to
+// its ICE connection. The batch's buffers are the reader's own: a
+// directly ingested packet is decrypted into a pooled buffer, a routed
+// one copied.
 func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 	defer r.wg.Done()
 	br, err := newBatchReader(s)
@@ -88,47 +82,22 @@ func (r *socketReaders) readLoop(s *net.UDPConn, reads *atomic.Uint64) {
 	}
 }
 
-// take ingests b directly, or hands a copy to pion's read loop.
+// take ingests b directly, or routes a copy to its ICE connection.
 func (r *socketReaders) take(b []byte, addr netip.AddrPort) {
 	if r.d.ingest(b, addr) {
 		return
 	}
-	pkt := bufpool.Get()
-	m := copy(pkt.Buf(), b)
-	select {
-	case r.queue <- datagram{pkt: pkt, n: m, addr: addr}:
-		r.d.handoffs.Add(1)
-	default:
-		pkt.Release()
-		r.d.full.Add(1)
-	}
+	r.mux.route(b, addr)
 }
 
-// read is pion's read: the next datagram handed off, copied into b.
-func (r *socketReaders) read(b []byte) (int, netip.AddrPort, error) {
-	dg, ok := <-r.queue
-	if !ok {
-		return 0, netip.AddrPort{}, net.ErrClosed
-	}
-	pkt := dg.pkt
-	pkt.SetLen(dg.n)
-	n := copy(b, pkt.Bytes())
-	pkt.Release()
-	return n, dg.addr, nil
-}
-
-// close closes the siblings (the caller closes socks[0]), waits for the
-// readers, and ends the queue, releasing what pion did not read.
+// close closes the siblings (the caller closes socks[0]) and waits for
+// the readers.
 func (r *socketReaders) close() {
 	r.once.Do(func() {
 		for _, s := range r.socks[1:] {
 			_ = s.Close()
 		}
 		r.wg.Wait()
-		close(r.queue)
-		for dg := range r.queue {
-			dg.pkt.Release()
-		}
 	})
 }
 
@@ -158,18 +127,15 @@ func openSiblings(c *net.UDPConn, n int) []*net.UDPConn {
 // ReadFromAddrPort: with direct ingest it must not read the socket past
 // the relay's readers either.
 func (c *batchConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	if c.rd == nil {
-		return c.UDPConn.ReadFrom(b)
+	if c.rd != nil {
+		return 0, nil, errReadersOwnReads
 	}
-	n, addr, err := c.rd.read(b)
-	if err != nil {
-		return n, nil, err
-	}
-	return n, net.UDPAddrFromAddrPort(addr), nil
+	return c.UDPConn.ReadFrom(b)
 }
 
 // listenBatchConn opens a batched socket on laddr for the UDP mux; with
-// o.Direct, also its siblings and readers (o.Readers in all, at least 1).
+// o.Direct, also its siblings and readers (o.Readers in all, at least 1),
+// and the relay's UDP mux they feed (bc.mux).
 func listenBatchConn(network string, laddr *net.UDPAddr, g *Batch, o ListenOptions) (*batchConn, error) {
 	reuse := o.Direct && o.Readers > 1
 	if reuse && laddr.Port != 0 {
@@ -189,7 +155,8 @@ func listenBatchConn(network string, laddr *net.UDPAddr, g *Batch, o ListenOptio
 	}
 	bc := newBatchConn(c, g)
 	if o.Direct {
-		bc.rd = startReaders(bc, o.direct, openSiblings(c, o.Readers-1))
+		bc.mux = newDemux(bc, o.direct)
+		bc.rd = startReaders(bc, o.direct, bc.mux, openSiblings(c, o.Readers-1))
 	}
 	return bc, nil
 }

@@ -221,8 +221,9 @@ func TestRelayFeedbackRepairsUplink(t *testing.T) {
 // pion's NACK generator and receiver-report interceptors, 15 without
 // (ICE 5, DTLS 2, the mux, SRTP's 2 session readers, pion's undeclared
 // media processors 2, the track's reader, its RTCP reader, a context's
-// cancel watcher).
-const goroutinesPerPublisher = 15
+// cancel watcher), 14 with the relay's own UDP mux (ICE 4: no goroutine
+// of pion's UDP mux per connection, media/udpmux.go).
+const goroutinesPerPublisher = 14
 
 // TestPublisherGoroutines: a publisher's pub connection runs none of
 // pion's NACK generator and receiver-report goroutines; the relay's one

@@ -30,11 +30,13 @@ import (
 // connection and its session) costs the relay: 21 with the join data
 // channel, 17 without, 16 with the relay's own sender reports, 15 with
 // the socket readers serving a direct listener's RTCP (no RTCP reader per
-// track). Issue 19's budget is 8; what is left is pion's per connection
-// (ICE, DTLS, mux, SRTP sessions, undeclared-media processors) and the
-// relay's session (docs/performance.md, "Memory and goroutines per
+// track), 14 with the session's writer running only while it writes, 13
+// with the relay's own UDP mux (no goroutine of pion's mux per
+// connection). Issue 19's budget is 8; what is left is pion's per
+// connection (ICE, DTLS, mux, SRTP sessions, undeclared-media processors)
+// and the session's reader (docs/performance.md, "Memory and goroutines per
 // listener").
-const maxGoroutinesPerListener = 15
+const maxGoroutinesPerListener = 13
 
 const clientLabel = "lianmai-side"
 

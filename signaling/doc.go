@@ -3,9 +3,10 @@
 // client messages (package protocol), drives the sfu, and sends the sfu's
 // events back as protocol messages.
 //
-// Each session has two goroutines: the reader, which handles messages one
-// at a time in order, and the writer, which owns the connection's writes
-// (messages from a bounded queue, pings, the closing frame). A client that
+// Each session has a reader goroutine, which handles messages one at a
+// time in order, and a writer, which owns the connection's writes
+// (messages from a bounded queue, pings, the closing frame) and is a
+// goroutine only while it has one to write (writer.go). A client that
 // does not read fast enough overflows its queue and is disconnected; it
 // never blocks its room.
 //

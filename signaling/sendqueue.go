@@ -7,15 +7,14 @@ import "sync"
 // yet (most of a flood of idle connections) holds no buffer at all.
 type sendQueue struct {
 	mu    sync.Mutex
-	msgs  [][]byte      // guarded by mu; taken whole by the writer
-	spare [][]byte      // guarded by mu; the writer's last batch, emptied, for reuse
-	taken int           // guarded by mu; messages the writer took and has not finished writing
-	max   int           // the most messages queued or being written at once
-	ready chan struct{} // capacity 1: a message is queued; owned by the queue, never closed
+	msgs  [][]byte // guarded by mu; taken whole by the writer
+	spare [][]byte // guarded by mu; the writer's last batch, emptied, for reuse
+	taken int      // guarded by mu; messages the writer took and has not finished writing
+	max   int      // the most messages queued or being written at once
 }
 
 func newSendQueue(max int) *sendQueue {
-	return &sendQueue{max: max, ready: make(chan struct{}, 1)}
+	return &sendQueue{max: max}
 }
 
 // push queues msg without blocking; false if max messages are queued or
@@ -31,10 +30,6 @@ func (q *sendQueue) push(msg []byte) bool {
 	}
 	q.msgs = append(q.msgs, msg)
 	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default: // the writer is signalled already
-	}
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"runtime/debug"
 	"sync"
@@ -24,17 +25,18 @@ type session struct {
 	log  *slog.Logger
 	addr netip.Addr // the client's address, as the limits count it
 
-	out  *sendQueue    // drained by writeLoop; send adds without blocking
+	out  *sendQueue    // drained by the writer; send adds without blocking
 	done chan struct{} // closed by closeWith: the writer sends the close frame and ends
 
 	closeOnce sync.Once
 	closeCode int    // set once by closeWith, before done is closed
 	closeText string // likewise
 
-	// The writer goroutine starts with the first message or the close:
-	// a connection that never sends (an idle one in a flood) has none.
-	writerOnce sync.Once
-	writerDone chan struct{} // closed when the writer ends
+	// The writer runs only while it has something to write (writer.go).
+	writing     atomic.Bool   // the ownership of the writes; kept for good once the writer ends
+	pingPending atomic.Bool   // set by the ping timer, cleared by the writer that sends the ping
+	pinger      *time.Timer   // runs pingDue; re-armed by the writer after each ping, stopped when it ends
+	writerDone  chan struct{} // closed when the writer has ended for good
 
 	// Owned by the reader goroutine.
 	p      *sfu.Participant // nil until joined
@@ -52,7 +54,7 @@ type membership struct {
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Addr) *session {
-	return &session{
+	s := &session{
 		srv:        srv,
 		conn:       conn,
 		addr:       addr,
@@ -62,6 +64,11 @@ func newSession(srv *Server, conn *websocket.Conn, remote string, addr netip.Add
 		done:       make(chan struct{}),
 		limit:      newRateLimit(srv.cfg.MessageRate, srv.cfg.MessageBurst),
 	}
+	// Armed only once s.pinger is set: a Reset happens before the timer
+	// runs pingDue, which reads it; the AfterFunc call does not.
+	s.pinger = time.AfterFunc(math.MaxInt64, s.pingDue)
+	s.pinger.Reset(srv.cfg.PingInterval)
+	return s
 }
 
 // run serves the session until the connection ends. A session that has
@@ -161,58 +168,6 @@ func (s *session) participantID() string {
 	return s.p.ID()
 }
 
-// writeLoop owns the connection's writes. It ends after sending the close
-// frame and giving the reader closeWait to see the client's; a failed
-// write closes the connection, which ends the reader.
-func (s *session) writeLoop() {
-	ping := time.NewTicker(s.srv.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-s.out.ready:
-			if !s.flush() {
-				_ = s.conn.Close()
-				return
-			}
-		case <-ping.C:
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
-				_ = s.conn.Close()
-				return
-			}
-		case <-s.done:
-			if !s.flush() {
-				_ = s.conn.Close()
-				return
-			}
-			frame := websocket.FormatCloseMessage(s.closeCode, s.closeText)
-			_ = s.conn.WriteControl(websocket.CloseMessage, frame, time.Now().Add(time.Second))
-			_ = s.conn.SetReadDeadline(time.Now().Add(closeWait))
-			return
-		}
-	}
-}
-
-// flush writes what is queued; false if a write failed.
-func (s *session) flush() bool {
-	for {
-		batch := s.out.take()
-		if len(batch) == 0 {
-			return true
-		}
-		for _, msg := range batch {
-			if !s.write(msg) {
-				return false
-			}
-		}
-		s.out.done(batch)
-	}
-}
-
-func (s *session) write(msg []byte) bool {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return s.conn.WriteMessage(websocket.TextMessage, msg) == nil
-}
-
 // closeWith ends the session with a close frame; the first call wins.
 func (s *session) closeWith(code int, text string) {
 	s.closeOnce.Do(func() {
@@ -273,14 +228,4 @@ func (s *session) Close(reason sfu.Reason) {
 	default:
 		s.closeWith(protocol.CloseNormal, string(reason))
 	}
-}
-
-// startWriter starts the writer goroutine if it has not started yet.
-func (s *session) startWriter() {
-	s.writerOnce.Do(func() {
-		go func() {
-			defer close(s.writerDone)
-			s.writeLoop()
-		}()
-	})
 }
