@@ -47,7 +47,7 @@ type SubConn struct {
 	pair    *directRoute // guarded by cfgMu: the usable selected pair, or nil
 	stopped bool         // guarded by cfgMu: the connection closed
 
-	rtcp    RTCPWriter // sender reports go out through it (reports.go)
+	rtcp    RTCPWriter // sender reports go out through it (reports.go); guarded by mu: a takeover clears it
 	reports *Reporter  // nil: no relay-made sender reports
 
 	// The subscriber's RTCP (subrtcp.go): read by the relay's socket

@@ -172,14 +172,21 @@ func (r *Reporter) nextOccupiedLocked(slot int) int {
 func (d *DownTrack) sendReport(now int64, wall time.Time) error {
 	b := d.bound.Load()
 	clock := d.rtpClock.Load()
-	if b == nil || clock == 0 || (d.sub.rtcp == nil && !d.sub.TakenOver()) {
+	if b == nil || clock == 0 {
+		return nil
+	}
+	if d.sub.TakenOver() {
+		sr := d.senderReport(b.ssrc, clock, now, wall)
+		return d.sub.writeOwnRTCP(&sr) // pion's connection is closed (takeover.go)
+	}
+	d.sub.mu.Lock()
+	w := d.sub.rtcp
+	d.sub.mu.Unlock()
+	if w == nil {
 		return nil
 	}
 	sr := d.senderReport(b.ssrc, clock, now, wall)
-	if d.sub.TakenOver() {
-		return d.sub.writeOwnRTCP(&sr) // pion's connection is closed (takeover.go)
-	}
-	return d.sub.rtcp.WriteRTCP([]rtcp.Packet{&sr})
+	return w.WriteRTCP([]rtcp.Packet{&sr})
 }
 
 // senderReport is d's report for ssrc at now (Now()) and wall, from clock

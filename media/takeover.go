@@ -120,6 +120,21 @@ func (s *SubConn) TakeOver(creds ICECreds) error {
 	s.taken.Store(t)
 	s.batch.silence(s.in.at, true)
 	s.batch.direct.addUfrag(creds.LocalUfrag, s)
+	// Nothing of pion's connection may stay referenced, or its buffers
+	// and state outlive it: its senders (kept for its RTCP readers), the
+	// down tracks' pion writers, the connection as the reports' writer.
+	s.in.mu.Lock()
+	s.in.readers = nil
+	tracks := slices.Clone(s.in.tracks)
+	s.in.mu.Unlock()
+	for _, d := range tracks {
+		if b := d.bound.Load(); b != nil {
+			d.BindTaken(b.ssrc, b.pt)
+		}
+	}
+	s.mu.Lock()
+	s.rtcp = nil
+	s.mu.Unlock()
 	return nil
 }
 

@@ -34,7 +34,7 @@ func (p *Participant) runSync() {
 	defer p.negMu.Unlock()
 	p.syncQueued.Store(false) // changes from here on queue another run
 	switch {
-	case p.subPC == nil: // SubNone
+	case p.subPC == nil && p.taken == nil: // SubNone
 		return
 	case p.slots != nil: // SubAnswered
 		p.syncSlotsLocked()
@@ -139,7 +139,7 @@ func (p *Participant) offerLocked() {
 // connection has just closed (the participant is leaving: every teardown
 // under load has some), as an error otherwise.
 func (p *Participant) logOfferError(what string, err error) {
-	if errors.Is(err, webrtc.ErrConnectionClosed) || p.subPC.ConnectionState() == webrtc.PeerConnectionStateClosed {
+	if errors.Is(err, webrtc.ErrConnectionClosed) || p.subPC == nil || p.subPC.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		p.log.Debug(what+" on a closed connection", "err", err)
 		return
 	}

@@ -58,14 +58,13 @@ type Participant struct {
 	// The sub connection. Lock order: negMu, then pubMu, then room.mu.
 	negMu            sync.Mutex
 	subPC            *webrtc.PeerConnection
-	down             map[*media.UpTrack]subTrack           // guarded by negMu
-	offerOutstanding bool                                  // guarded by negMu
-	needOffer        bool                                  // guarded by negMu: changes wait for the next offer
-	restartICE       bool                                  // guarded by negMu: the next offer restarts ICE (resume)
-	subGate          *candidateGate                        // guarded by negMu; replaced with the sub connection
-	subConn          *media.SubConn                        // guarded by negMu; replaced with the sub connection (nil: pion's path only)
-	taken            *takenSub                             // guarded by negMu: the sub connection taken over from pion (takeover.go), or nil
-	handedOff        atomic.Pointer[webrtc.PeerConnection] // the pion connection closed at the takeover: its state changes mean nothing
+	down             map[*media.UpTrack]subTrack // guarded by negMu
+	offerOutstanding bool                        // guarded by negMu
+	needOffer        bool                        // guarded by negMu: changes wait for the next offer
+	restartICE       bool                        // guarded by negMu: the next offer restarts ICE (resume)
+	subGate          *candidateGate              // guarded by negMu; replaced with the sub connection
+	subConn          *media.SubConn              // guarded by negMu; replaced with the sub connection (nil: pion's path only)
+	taken            *takenSub                   // guarded by negMu: the sub connection taken over from pion (takeover.go), or nil; subPC is then nil
 	syncQueued       atomic.Bool
 	sent             sentCount // packets written on the sub connection's down tracks (sent.go)
 	slots            []*slot   // guarded by negMu; set once at join when the client offered sub (httpsub.go)
@@ -127,9 +126,6 @@ func (p *Participant) newPeerConnectionWith(api *webrtc.API, pc PC, gate *candid
 	}
 	conn.OnICECandidate(gate.onLocal)
 	conn.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if p.handedOff.Load() == conn {
-			return // the relay took the connection over and closed pion's side
-		}
 		switch s {
 		case webrtc.PeerConnectionStateFailed:
 			p.log.Info("ICE transport failed", "pc", pc)

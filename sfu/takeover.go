@@ -299,10 +299,29 @@ func (p *Participant) tryTakeOver(pc *webrtc.PeerConnection, sc *media.SubConn) 
 		return
 	}
 	p.taken = ts
-	p.handedOff.Store(pc)
 	p.sfu.cfg.Metrics.Takeovers.Inc()
-	go func() { _ = pc.Close() }() // what it writes to the client is dropped
+	// Let pion's connection go whole: nothing of the relay's refers to it
+	// (so the GC frees its buffers and state), its callbacks do nothing
+	// (its closing is no failure), and what it writes to the client as it
+	// closes is dropped.
+	for up, st := range p.down {
+		st.sender = nil
+		p.down[up] = st
+	}
+	p.subPC = nil
+	quiet(pc)
+	go func() { _ = pc.Close() }()
 	p.watchTaken(sc)
+}
+
+// quiet replaces the handlers the relay set on a sub connection with
+// ones that do nothing.
+func quiet(pc *webrtc.PeerConnection) {
+	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {})
+	pc.OnICECandidate(func(*webrtc.ICECandidate) {})
+	dtls := pc.SCTP().Transport()
+	dtls.OnStateChange(func(webrtc.DTLSTransportState) {})
+	dtls.ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {})
 }
 
 // watchTaken declares a taken-over connection failed, as pion's ICE agent
