@@ -244,6 +244,15 @@ func TestPublisherGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Their sub connections taken over (sfu/takeover.go) before counting:
+	// what is counted is the pub connections alone.
+	for r.Value(t, "relay_sub_takeovers_total") < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%v of %d sub connections taken over before the deadline", r.Value(t, "relay_sub_takeovers_total"), n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	before := settledRelayGoroutines(t)
 	sendCtx, stop := context.WithCancel(ctx)
 	t.Cleanup(stop)

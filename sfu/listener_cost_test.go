@@ -32,11 +32,10 @@ import (
 // the socket readers serving a direct listener's RTCP (no RTCP reader per
 // track), 14 with the session's writer running only while it writes, 13
 // with the relay's own UDP mux (no goroutine of pion's mux per
-// connection). Issue 19's budget is 8; what is left is pion's per
-// connection (ICE, DTLS, mux, SRTP sessions, undeclared-media processors)
-// and the session's reader (docs/performance.md, "Memory and goroutines per
-// listener").
-const maxGoroutinesPerListener = 13
+// connection), 1 once the relay takes the connection over from pion
+// (sfu/takeover.go): the session's reader. Issue 19's budget is 8
+// (docs/performance.md, "Taking a listener over from pion").
+const maxGoroutinesPerListener = 1
 
 const clientLabel = "lianmai-side"
 
@@ -139,6 +138,14 @@ func listenerGoroutines(t *testing.T, n int) map[string]int {
 	for range n {
 		if err := <-heard; err != nil {
 			t.Fatal(err)
+		}
+	}
+	// Every listener's sub connection, and the host's, taken over.
+	for r.Value(t, "relay_sub_takeovers_total") < float64(n+1) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%v of %d sub connections taken over before the deadline", r.Value(t, "relay_sub_takeovers_total"), n+1)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	after := settledRelayGoroutines(t)

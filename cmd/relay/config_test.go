@@ -120,6 +120,17 @@ func TestParseConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad direct ingest", args: []string{"-direct-ingest=maybe"}, wantErr: "direct-ingest"},
+		{name: "takeover on by default", check: func(t *testing.T, c Config) {
+			if !c.Takeover || c.relayConfig(nil).SFU.DisableTakeover {
+				t.Errorf("takeover %v (sfu's disable %v), want on", c.Takeover, c.relayConfig(nil).SFU.DisableTakeover)
+			}
+		}},
+		{name: "takeover off", env: map[string]string{"RELAY_TAKEOVER": "false"}, check: func(t *testing.T, c Config) {
+			if c.Takeover || !c.relayConfig(nil).SFU.DisableTakeover {
+				t.Errorf("takeover %v (sfu's disable %v), want off", c.Takeover, c.relayConfig(nil).SFU.DisableTakeover)
+			}
+		}},
+		{name: "bad takeover", args: []string{"-takeover=maybe"}, wantErr: "takeover"},
 		{name: "short secret", env: map[string]string{"RELAY_AUTH_SECRET": "short"}, wantErr: "-auth-secret"},
 		{name: "trusted proxies", args: []string{"-trusted-proxies", "10.0.0.0/8, 192.0.2.7,fd00::/8"}, check: func(t *testing.T, c Config) {
 			want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("fd00::/8")}
@@ -211,7 +222,7 @@ func TestHelpListsEveryFlagWithItsEnvVar(t *testing.T) {
 	if _, err := parseConfig([]string{"-h"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-direct-send", "-direct-ingest", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
+	for _, want := range []string{"-http", "-udp", "-tcp", "-tls-cert", "-tls-key", "-acme-domain", "-acme-cache", "-acme-http", "-announce-ip", "-loopback", "-seats", "-max-participants", "-max-rooms", "-mic-timeout", "-auth-secret", "-grace", "-drain-timeout", "-allowed-origins", "-max-tracks", "-message-rate", "-gogc", "-gomemlimit", "-shutdown-timeout", "-log-level", "-log-format", "-fanout-threshold", "-direct-send", "-direct-ingest", "-takeover", "-max-pending-per-ip", "-join-rate-per-ip", "-max-joined-per-ip", "-max-tcp-per-ip", "-max-connections", "-trusted-proxies", "-nats", "-node-id", "-node-url", "RELAY_<FLAG>"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %s", want)
 		}
