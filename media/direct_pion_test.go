@@ -71,14 +71,7 @@ func testDirectSendPion(t *testing.T, direct bool) {
 			t.Fatal(err)
 		}
 		defer client.Close()
-		capture := &dtlskeys.Capture{}
-		relay, err := pionAPIWith(t, mux, false, func(se *webrtc.SettingEngine) {
-			se.SetDTLSKeyLogWriter(capture)
-			se.SetDTLSServerHelloMessageHook(capture.ServerHelloHook)
-		}).NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		relay, capture := relayWithCapture(t, mux)
 		defer relay.Close()
 		var sc *SubConn
 		if i != viaPion {
@@ -158,6 +151,21 @@ func testDirectSendPion(t *testing.T, direct bool) {
 	if want := ntpDelta * opusClockRate; rtpDelta < want-48 || rtpDelta > want+48 {
 		t.Errorf("between two reports RTP time moved %v, NTP %.4f s: want %.0f ± 48 (1 ms at 48 kHz)", rtpDelta, ntpDelta, want)
 	}
+}
+
+// relayWithCapture is the relay's side of a sub connection on mux, whose
+// DTLS hooks feed the capture it returns (as sfu's direct API does).
+func relayWithCapture(t *testing.T, mux ice.UDPMux) (*webrtc.PeerConnection, *dtlskeys.Capture) {
+	t.Helper()
+	capture := &dtlskeys.Capture{}
+	relay, err := pionAPIWith(t, mux, false, func(se *webrtc.SettingEngine) {
+		se.SetDTLSKeyLogWriter(capture)
+		se.SetDTLSServerHelloMessageHook(capture.ServerHelloHook)
+	}).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return relay, capture
 }
 
 // useDirect gives sc the keys capture derived from relay's handshake and

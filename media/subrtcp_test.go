@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lianmai/relay/bufpool"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -44,21 +45,9 @@ func TestSubRTCPByReaders(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
 	defer cancel()
 
-	mux, err := ListenUDPWith("127.0.0.1:0", true, ListenOptions{Direct: true, Readers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
-	b, d := BatchOf(mux), DirectOf(mux)
-	relayAddr := (*b.conns.Load())[0].LocalAddr().(*net.UDPAddr).AddrPort()
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	deadline, _ := ctx.Deadline()
-	_ = client.SetReadDeadline(deadline)
-	clientAddr := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	fx := newReadersFixture(ctx, t)
+	defer fx.close()
+	b, d, relayAddr, client, clientAddr := fx.b, fx.d, fx.relayAddr, fx.client, fx.clientAddr
 
 	m, err := NewMetrics(nil)
 	if err != nil {
@@ -226,4 +215,39 @@ func TestSubRTCPWithoutIngest(t *testing.T) {
 	if !down.rtcpLoopOn.Load() {
 		t.Error("no direct ingest, and pion's RTCP reader did not start")
 	}
+}
+
+// readersFixture is the relay's port with direct ingest (one reader) and
+// a client's plain UDP socket on loopback, its reads bounded by the
+// test's deadline. close it after use (before goleak's check).
+type readersFixture struct {
+	mux        ice.UDPMux
+	b          *Batch
+	d          *Direct
+	relayAddr  netip.AddrPort
+	client     *net.UDPConn
+	clientAddr netip.AddrPort
+}
+
+func newReadersFixture(ctx context.Context, t *testing.T) *readersFixture {
+	t.Helper()
+	mux, err := ListenUDPWith("127.0.0.1:0", true, ListenOptions{Direct: true, Readers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		mux.Close()
+		t.Fatal(err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = client.SetReadDeadline(deadline)
+	b := BatchOf(mux)
+	return &readersFixture{mux: mux, b: b, d: DirectOf(mux), relayAddr: (*b.conns.Load())[0].LocalAddr().(*net.UDPAddr).AddrPort(),
+		client: client, clientAddr: client.LocalAddr().(*net.UDPAddr).AddrPort()}
+}
+
+func (f *readersFixture) close() {
+	f.client.Close()
+	f.mux.Close()
 }

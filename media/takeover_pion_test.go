@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lianmai/relay/dtlskeys"
 	"github.com/lianmai/relay/internal/opusgen"
 	"github.com/lianmai/relay/internal/peerpair"
 	"github.com/pion/webrtc/v4"
@@ -52,14 +51,7 @@ func TestTakeOverPion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	capture := &dtlskeys.Capture{}
-	relay, err := pionAPIWith(t, mux, false, func(se *webrtc.SettingEngine) {
-		se.SetDTLSKeyLogWriter(capture)
-		se.SetDTLSServerHelloMessageHook(capture.ServerHelloHook)
-	}).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	relay, capture := relayWithCapture(t, mux)
 	defer relay.Close()
 	reports := NewReporter()
 	defer reports.Close()

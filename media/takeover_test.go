@@ -3,7 +3,6 @@ package media
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/pion/srtp/v3"
@@ -22,21 +21,9 @@ func TestTakeOverSTUN(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), peerDeadline)
 	defer cancel()
-	mux, err := ListenUDPWith("127.0.0.1:0", true, ListenOptions{Direct: true, Readers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
-	b, d := BatchOf(mux), DirectOf(mux)
-	relayAddr := (*b.conns.Load())[0].LocalAddr().(*net.UDPAddr).AddrPort()
-	client, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	deadline, _ := ctx.Deadline()
-	_ = client.SetReadDeadline(deadline)
-	clientAddr := client.LocalAddr().(*net.UDPAddr).AddrPort()
+	fx := newReadersFixture(ctx, t)
+	defer fx.close()
+	b, d, relayAddr, client, clientAddr := fx.b, fx.d, fx.relayAddr, fx.client, fx.clientAddr
 
 	creds := ICECreds{LocalUfrag: "relayUfrag", LocalPwd: "relay-password-of-22-chars", RemoteUfrag: "cli1"}
 	sc := NewSubConn(SubConnParams{Batch: b})
