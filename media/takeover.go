@@ -38,9 +38,9 @@ type ICECreds struct {
 type taken struct {
 	creds  ICECreds
 	integ  stun.MessageIntegrity
-	checks atomic.Uint64 // checks answered
-	heard  atomic.Int64  // Now() of the last check answered or SRTCP served from the client
-	prev   *taken        // the credentials before an ICE restart, until the new ones are used
+	checks atomic.Uint64         // checks answered
+	heard  atomic.Int64          // Now() of the last check answered or SRTCP served from the client
+	prev   atomic.Pointer[taken] // the credentials before an ICE restart, until the new ones are used
 
 	remoteInt  stun.MessageIntegrity // the client's password: for the relay's own checks
 	tiebreaker uint64
@@ -139,8 +139,9 @@ func (s *SubConn) TakeOver(creds ICECreds) error {
 }
 
 func newTaken(creds ICECreds, prev *taken) *taken {
-	t := &taken{creds: creds, integ: stun.NewShortTermIntegrity(creds.LocalPwd), prev: prev,
+	t := &taken{creds: creds, integ: stun.NewShortTermIntegrity(creds.LocalPwd),
 		remoteInt: stun.NewShortTermIntegrity(creds.RemotePwd)}
+	t.prev.Store(prev)
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	t.tiebreaker = binary.BigEndian.Uint64(b[:])
@@ -156,7 +157,7 @@ func (s *SubConn) SetRemoteICE(ufrag, pwd string) {
 	}
 	creds := t.creds
 	creds.RemoteUfrag, creds.RemotePwd = ufrag, pwd
-	n := newTaken(creds, t.prev)
+	n := newTaken(creds, t.prev.Load())
 	n.heard.Store(t.heard.Load())
 	n.checks.Store(t.checks.Load())
 	s.taken.Store(n)
@@ -234,11 +235,9 @@ func (s *SubConn) takeOther(b []byte, from netip.AddrPort) bool {
 	creds := t
 	switch {
 	case strings.HasPrefix(u.String(), t.creds.LocalUfrag+":") && t.integ.Check(m) == nil:
-		if t.prev != nil {
-			t.prev = nil // the restart's credentials are in use (only this flow's reader writes it)
-		}
-	case t.prev != nil && strings.HasPrefix(u.String(), t.prev.creds.LocalUfrag+":") && t.prev.integ.Check(m) == nil:
-		creds = t.prev
+		t.prev.Store(nil) // the restart's credentials are in use
+	case t.prev.Load() != nil && strings.HasPrefix(u.String(), t.prev.Load().creds.LocalUfrag+":") && t.prev.Load().integ.Check(m) == nil:
+		creds = t.prev.Load()
 	default:
 		return true // not this connection's check: no answer, as ICE
 	}
@@ -352,7 +351,7 @@ func (s *SubConn) RestartICE(creds ICECreds) {
 	if old == nil {
 		return
 	}
-	old.prev = nil // one restart back is enough
+	old.prev.Store(nil) // one restart back is enough
 	t := newTaken(creds, old)
 	t.heard.Store(old.heard.Load())
 	t.checks.Store(old.checks.Load())
