@@ -18,14 +18,16 @@ import (
 	"github.com/pion/stun/v4"
 )
 
-// Takeover (issue 19, a prototype): once a sub connection is direct and
-// its subscriber's RTCP is read by the socket readers, nothing on its
-// media path is pion's but the ICE checks. Taking it over, the relay
-// answers the client's ICE checks itself (consent freshness, RFC 7675)
-// and drops what pion writes to the client, so that pion's connection can
-// be closed without the client noticing: its goroutines, SRTP sessions
-// and buffers go, the client keeps its DTLS session (its keys are the
-// relay's already) and its ICE pair.
+// Takeover (issue 19; the room layer's side is sfu/takeover.go): once a
+// sub connection is direct and its subscriber's RTCP is read by the
+// socket readers, nothing on its media path is pion's but the ICE checks.
+// Taking it over, the relay answers the client's ICE checks itself
+// (consent freshness, RFC 7675), nominates a new pair itself when the
+// client moves or restarts ICE, sends the sender reports over its own
+// SRTCP, and drops what pion writes to the client, so that pion's
+// connection can be closed without the client noticing: its goroutines,
+// SRTP sessions and buffers go, the client keeps its DTLS session (its
+// keys are the relay's already) and its ICE pair.
 
 // ICECreds are a connection's ICE credentials as its descriptions give
 // them: the relay's (local) and the client's (remote).
@@ -232,12 +234,12 @@ func (s *SubConn) takeOther(b []byte, from netip.AddrPort) bool {
 	if u.GetFrom(m) != nil {
 		return true
 	}
-	creds := t
+	creds, prev := t, t.prev.Load()
 	switch {
 	case strings.HasPrefix(u.String(), t.creds.LocalUfrag+":") && t.integ.Check(m) == nil:
 		t.prev.Store(nil) // the restart's credentials are in use
-	case t.prev.Load() != nil && strings.HasPrefix(u.String(), t.prev.Load().creds.LocalUfrag+":") && t.prev.Load().integ.Check(m) == nil:
-		creds = t.prev.Load()
+	case prev != nil && strings.HasPrefix(u.String(), prev.creds.LocalUfrag+":") && prev.integ.Check(m) == nil:
+		creds = prev
 	default:
 		return true // not this connection's check: no answer, as ICE
 	}
