@@ -3,9 +3,11 @@ package media
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lianmai/relay/bufpool"
 	"github.com/pion/srtp/v3"
@@ -148,16 +150,10 @@ func (s *SubConn) routeRTCPLocked() {
 func (d *Direct) addSub(remote netip.AddrPort, s *SubConn) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	old := *d.subs.Load()
-	if o, taken := old[remote]; taken && o != s {
+	if o, taken := (*d.subs.Load())[remote]; taken && o != s {
 		return fmt.Errorf("%w: %s", ErrDirectAddrInUse, remote)
 	}
-	m := make(map[netip.AddrPort]*SubConn, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[remote] = s
-	d.subs.Store(&m)
+	updateCOW(&d.subs, func(m map[netip.AddrPort]*SubConn) { m[remote] = s })
 	return nil
 }
 
@@ -165,17 +161,22 @@ func (d *Direct) addSub(remote netip.AddrPort, s *SubConn) error {
 func (d *Direct) dropSub(remote netip.AddrPort, s *SubConn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	old := *d.subs.Load()
-	if old[remote] != s {
+	if (*d.subs.Load())[remote] != s {
 		return
 	}
-	m := make(map[netip.AddrPort]*SubConn, len(old))
-	for k, v := range old {
-		if k != remote {
-			m[k] = v
-		}
+	updateCOW(&d.subs, func(m map[netip.AddrPort]*SubConn) { delete(m, remote) })
+}
+
+// updateCOW replaces *p with a copy of it that f changed: the maps the
+// socket readers load once per datagram are never written in place. The
+// caller serializes the updates.
+func updateCOW[K comparable, V any](p *atomic.Pointer[map[K]V], f func(map[K]V)) {
+	m := map[K]V{}
+	if old := p.Load(); old != nil && *old != nil {
+		m = maps.Clone(*old)
 	}
-	d.subs.Store(&m)
+	f(m)
+	p.Store(&m)
 }
 
 // RTCP's transport-layer feedback packet type, and its generic NACK

@@ -170,8 +170,8 @@ func (s *SubConn) SetRemoteICE(ufrag, pwd string) {
 // TakenOver reports whether the relay took s over from pion.
 func (s *SubConn) TakenOver() bool { return s != nil && s.taken.Load() != nil }
 
-// ChecksAnswered is how many ICE checks the relay answered for s.
-func (s *SubConn) ChecksAnswered() uint64 {
+// checksAnswered is how many ICE checks the relay answered for s.
+func (s *SubConn) checksAnswered() uint64 {
 	if t := s.taken.Load(); t != nil {
 		return t.checks.Load()
 	}
@@ -182,16 +182,13 @@ func (s *SubConn) ChecksAnswered() uint64 {
 func (g *Batch) silence(addr netip.AddrPort, on bool) {
 	g.silentMu.Lock()
 	defer g.silentMu.Unlock()
-	m := map[netip.AddrPort]struct{}{}
-	if old := g.silent.Load(); old != nil {
-		m = maps.Clone(*old)
-	}
-	if on {
-		m[addr] = struct{}{}
-	} else {
-		delete(m, addr)
-	}
-	g.silent.Store(&m)
+	updateCOW(&g.silent, func(m map[netip.AddrPort]struct{}) {
+		if on {
+			m[addr] = struct{}{}
+		} else {
+			delete(m, addr)
+		}
+	})
 }
 
 // silenced reports whether pion's writes to addr are dropped.
@@ -388,31 +385,30 @@ func (s *SubConn) moveTo(from netip.AddrPort) {
 func (d *Direct) addUfrag(ufrag string, s *SubConn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	m := maps.Clone(*d.ufrags.Load())
-	m[ufrag] = s
-	d.ufrags.Store(&m)
+	updateCOW(&d.ufrags, func(m map[string]*SubConn) { m[ufrag] = s })
 }
 
 // dropUfrags forgets every username fragment of s.
 func (d *Direct) dropUfrags(s *SubConn) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	m := maps.Clone(*d.ufrags.Load())
-	maps.DeleteFunc(m, func(_ string, o *SubConn) bool { return o == s })
-	d.ufrags.Store(&m)
+	updateCOW(&d.ufrags, func(m map[string]*SubConn) {
+		maps.DeleteFunc(m, func(_ string, o *SubConn) bool { return o == s })
+	})
 }
 
 // byUfrag is the taken-over connection b, a STUN check from an address
-// not registered, is for, or nil.
+// not registered, is for, or nil: read in place, as the UDP mux does
+// (stunufrag.go), since every STUN datagram of a pion connection passes
+// here too; the connection then checks the message whole.
 func (d *Direct) byUfrag(b []byte) *SubConn {
-	if len(*d.ufrags.Load()) == 0 || !stun.IsMessage(b) {
+	m := *d.ufrags.Load()
+	if len(m) == 0 {
 		return nil
 	}
-	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	var u stun.Username
-	if m.Decode() != nil || m.Type != stun.BindingRequest || u.GetFrom(m) != nil {
+	local, ok := stunLocalUfrag(b)
+	if !ok {
 		return nil
 	}
-	local, _, _ := strings.Cut(u.String(), ":")
-	return (*d.ufrags.Load())[local]
+	return m[string(local)]
 }

@@ -104,7 +104,7 @@ func TestTakeOverPion(t *testing.T) {
 	if st := client.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
 		t.Errorf("the listener's connection is %s after the takeover, want connected", st)
 	}
-	if n := sc.ChecksAnswered(); n < 5 {
+	if n := sc.checksAnswered(); n < 5 {
 		t.Errorf("the relay answered %d of the listener's ICE checks in 3 s (one every 200 ms), want many", n)
 	}
 	if sc.LastHeard() <= takenAt {

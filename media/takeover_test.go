@@ -80,7 +80,7 @@ func TestTakeOverSTUN(t *testing.T) {
 	if err := xor.GetFrom(resp); err != nil || xor.Port != int(clientAddr.Port()) || !xor.IP.Equal(clientAddr.Addr().AsSlice()) {
 		t.Errorf("mapped address %v (%v), want the client's %v", xor, err, clientAddr)
 	}
-	if n := sc.ChecksAnswered(); n != 1 {
+	if n := sc.checksAnswered(); n != 1 {
 		t.Errorf("%d checks answered, want 1", n)
 	}
 	if h := d.Stats().Handoffs; h != handoffs {
